@@ -1,0 +1,24 @@
+// Two projects: `unit` (no network) and `integration` (*.int.test.ts, real servers started by
+// scripts/servers.sh through test/global-setup.ts). `npm test` runs both; see scripts/test.sh.
+const common = {
+  preset: 'ts-jest',
+  testEnvironment: 'node',
+  roots: ['<rootDir>'],
+  modulePathIgnorePatterns: ['<rootDir>/dist/'],
+  testPathIgnorePatterns: ['/node_modules/', '/dist/'],
+}
+
+/** @type {import('jest').Config} */
+module.exports = {
+  reporters: ['default', '<rootDir>/test/server-count-reporter.js'],
+  projects: [
+    { ...common, displayName: 'unit', testMatch: ['**/*.test.ts'], testPathIgnorePatterns: [...common.testPathIgnorePatterns, '\\.int\\.test\\.ts$'] },
+    {
+      ...common,
+      displayName: 'integration',
+      testMatch: ['**/*.int.test.ts'],
+      globalSetup: '<rootDir>/test/global-setup.ts',
+      testTimeout: 120000,
+    },
+  ],
+}

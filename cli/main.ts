@@ -1,0 +1,74 @@
+import { Command } from 'commander'
+import { loadConfig } from '../core/config/load'
+import { coreConfig, type CoreConfig } from '../core/config/schema'
+import { FleetError } from '../core/errors'
+import { KafkaEventLog } from '../core/kafka/kafkajs-log'
+import { designTopics } from '../core/kafka/topics'
+import { createLogger, redact } from '../core/logging/logger'
+
+function configFrom(opts: { config?: string }): CoreConfig {
+  return loadConfig(coreConfig, { file: opts.config ?? process.env.FLEETSTREAM_CONFIG, env: process.env })
+}
+
+/** Builds the `fleetstream` command tree. Roles add their subcommands as they arrive. */
+export function buildCli(): Command {
+  const program = new Command('fleetstream').description('IoT stream processing on Apache Kafka').showHelpAfterError()
+
+  const config = program.command('config').description('configuration')
+  config
+    .command('check')
+    .description('validate the configuration (file + FLEETSTREAM_* environment) and print it, secrets redacted')
+    .option('-c, --config <file>', 'YAML configuration file')
+    .action((opts: { config?: string }) => {
+      process.stdout.write(`${JSON.stringify(redact(configFrom(opts)), null, 2)}\n`)
+    })
+
+  const topics = program.command('topics').description('Kafka topics of the design')
+  topics
+    .command('create')
+    .description("create the design's topics that do not exist yet (compacted where the design says)")
+    .option('-c, --config <file>', 'YAML configuration file')
+    .action(async (opts: { config?: string }) => {
+      const cfg = configFrom(opts)
+      const logger = createLogger(cfg.log)
+      const log = new KafkaEventLog(cfg.kafka, logger)
+      const admin = await log.admin()
+      try {
+        const created = await admin.ensureTopics(designTopics(cfg.topics))
+        process.stdout.write(`${JSON.stringify({ created })}\n`)
+      } finally {
+        await admin.close()
+        await log.close()
+      }
+    })
+  topics
+    .command('list')
+    .description('list topics on the configured Kafka')
+    .option('-c, --config <file>', 'YAML configuration file')
+    .action(async (opts: { config?: string }) => {
+      const cfg = configFrom(opts)
+      const log = new KafkaEventLog(cfg.kafka, createLogger(cfg.log))
+      const admin = await log.admin()
+      try {
+        for (const t of (await admin.listTopics()).sort()) process.stdout.write(`${t}\n`)
+      } finally {
+        await admin.close()
+        await log.close()
+      }
+    })
+  return program
+}
+
+/** Runs the CLI; a FleetError prints its code and message and exits 2, never a stack trace. */
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await buildCli().parseAsync(argv)
+  } catch (err) {
+    if (err instanceof FleetError) {
+      process.stderr.write(`fleetstream: ${err.code}: ${err.message}\n`)
+      process.exitCode = 2
+      return
+    }
+    throw err
+  }
+}

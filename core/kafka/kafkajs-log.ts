@@ -1,0 +1,354 @@
+import {
+  Kafka,
+  logLevel as KafkaLogLevel,
+  type Admin,
+  type KafkaConfig as KafkaJsConfig,
+  type LogEntry,
+  type Message,
+  type Producer as KafkaJsProducer,
+  type SASLOptions,
+  type TopicMessages,
+} from 'kafkajs'
+import type { KafkaConfig } from '../config/schema'
+import { LogError } from '../errors'
+import type { Logger } from '../logging/logger'
+import type {
+  Consumer,
+  ConsumerOptions,
+  EventLog,
+  InRecord,
+  LogAdmin,
+  OutRecord,
+  PartitionOffset,
+  Producer,
+  RecordMeta,
+  TopicSpec,
+  Transaction,
+  TransactionalProducer,
+} from './log'
+import { partitionForKey } from './murmur2'
+
+/** How long a topic's partition count is trusted before it is fetched again. */
+const METADATA_TTL_MS = 30_000
+
+/** Wraps a kafkajs error in a LogError, keeping kafkajs's own idea of whether a retry helps. */
+function logError(what: string, err: unknown): LogError {
+  const retriable = typeof err === 'object' && err !== null && (err as { retriable?: unknown }).retriable === true
+  const msg = err instanceof Error ? err.message : String(err)
+  return new LogError(`${what}: ${msg}`, { retriable, cause: err })
+}
+
+/** Routes kafkajs's own log lines into winston at the matching level. */
+function kafkaLogCreator(logger: Logger) {
+  const log = logger.child({ component: 'core.kafka' })
+  return () =>
+    ({ level, log: entry }: LogEntry) => {
+      const { message, ...fields } = entry
+      const lvl = level === KafkaLogLevel.ERROR ? 'error' : level === KafkaLogLevel.WARN ? 'warn' : level === KafkaLogLevel.INFO ? 'info' : 'debug'
+      log.log(lvl, String(message), fields)
+    }
+}
+
+/** kafkajs client settings from fleetstream's Kafka config (idempotent, loopback-friendly timeouts). */
+export function kafkaJsConfig(cfg: KafkaConfig, logger: Logger): KafkaJsConfig {
+  return {
+    clientId: cfg.clientId,
+    brokers: [...cfg.brokers],
+    ssl: cfg.ssl,
+    sasl: cfg.sasl ? ({ ...cfg.sasl } as SASLOptions) : undefined,
+    connectionTimeout: cfg.connectionTimeoutMs,
+    requestTimeout: cfg.requestTimeoutMs,
+    logLevel: logger.isDebugEnabled() ? KafkaLogLevel.DEBUG : KafkaLogLevel.WARN,
+    logCreator: kafkaLogCreator(logger),
+    retry: { initialRetryTime: 100, retries: 8 },
+  }
+}
+
+/** A kafkajs partitioner that uses Java's murmur2 for keyed records (round-robin for null keys). */
+export function murmur2Partitioner() {
+  let next = 0
+  return ({ partitionMetadata, message }: { partitionMetadata: { partitionId: number }[]; message: Message }): number => {
+    const n = partitionMetadata.length
+    if (message.key === null || message.key === undefined) return partitionMetadata[next++ % n]!.partitionId
+    return partitionForKey(typeof message.key === 'string' ? message.key : new Uint8Array(message.key), n)
+  }
+}
+
+function toMessage(r: OutRecord, partition: number | undefined): Message {
+  return {
+    key: r.key,
+    value: r.value,
+    partition,
+    headers: r.headers,
+    timestamp: r.timestamp === undefined ? undefined : String(r.timestamp),
+  }
+}
+
+function headersOf(h: Record<string, unknown> | undefined): Record<string, Buffer> {
+  const out: Record<string, Buffer> = {}
+  if (!h) return out
+  for (const [k, v] of Object.entries(h)) {
+    const one = Array.isArray(v) ? v[v.length - 1] : v
+    if (one === undefined || one === null) continue
+    out[k] = Buffer.isBuffer(one) ? one : Buffer.from(String(one))
+  }
+  return out
+}
+
+/** Groups records by topic, choosing each keyed record's partition with murmur2 up front. */
+class PartitionPlanner {
+  private readonly counts = new Map<string, { n: number; at: number }>()
+
+  constructor(private readonly admin: () => Promise<Admin>) {}
+
+  async partitions(topic: string): Promise<number> {
+    const hit = this.counts.get(topic)
+    if (hit && Date.now() - hit.at < METADATA_TTL_MS) return hit.n
+    const admin = await this.admin()
+    const md = await admin.fetchTopicMetadata({ topics: [topic] })
+    const n = md.topics[0]?.partitions.length ?? 0
+    if (n < 1) throw new LogError(`topic ${topic} has no partitions (does it exist?)`, { retriable: true })
+    this.counts.set(topic, { n, at: Date.now() })
+    return n
+  }
+
+  forget(): void {
+    this.counts.clear()
+  }
+
+  /** Assigns each record its partition and position, grouped into kafkajs topic messages. */
+  async plan(records: OutRecord[]): Promise<{ topicMessages: TopicMessages[]; where: { topic: string; partition: number; index: number }[] }> {
+    const byTopic = new Map<string, Message[]>()
+    const perPartition = new Map<string, number>()
+    const where: { topic: string; partition: number; index: number }[] = []
+    for (const r of records) {
+      const n = await this.partitions(r.topic)
+      const partition = r.key === null ? Math.floor(Math.random() * n) : partitionForKey(r.key, n)
+      const tp = `${r.topic}\u0000${partition}`
+      const index = perPartition.get(tp) ?? 0
+      perPartition.set(tp, index + 1)
+      where.push({ topic: r.topic, partition, index })
+      let list = byTopic.get(r.topic)
+      if (!list) byTopic.set(r.topic, (list = []))
+      list.push(toMessage(r, partition))
+    }
+    return { topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })), where }
+  }
+}
+
+/**
+ * The event log on Apache Kafka through kafkajs. Producers are idempotent with acks=all, so
+ * `send` resolving means every in-sync replica has the records.
+ */
+export class KafkaEventLog implements EventLog {
+  readonly kafka: Kafka
+  private sharedAdmin: Promise<Admin> | undefined
+  private readonly planner: PartitionPlanner
+  private readonly logger: Logger
+
+  constructor(cfg: KafkaConfig, logger: Logger) {
+    this.logger = logger.child({ component: 'core.kafka' })
+    this.kafka = new Kafka(kafkaJsConfig(cfg, logger))
+    this.planner = new PartitionPlanner(() => this.metadataAdmin())
+  }
+
+  private metadataAdmin(): Promise<Admin> {
+    if (!this.sharedAdmin) {
+      const admin = this.kafka.admin()
+      this.sharedAdmin = admin.connect().then(
+        () => admin,
+        (err: unknown) => {
+          this.sharedAdmin = undefined
+          throw logError('cannot connect to Kafka', err)
+        },
+      )
+    }
+    return this.sharedAdmin
+  }
+
+  private newProducer(transactionalId?: string): KafkaJsProducer {
+    return this.kafka.producer({
+      idempotent: true,
+      // kafkajs keeps per-partition order with idempotence only at one request in flight.
+      maxInFlightRequests: 1,
+      transactionalId,
+      allowAutoTopicCreation: false,
+      createPartitioner: murmur2Partitioner,
+    })
+  }
+
+  private async sendPlanned(
+    send: (topicMessages: TopicMessages[]) => Promise<{ topicName: string; partition: number; baseOffset?: string }[]>,
+    records: OutRecord[],
+  ): Promise<RecordMeta[]> {
+    if (records.length === 0) return []
+    const { topicMessages, where } = await this.planner.plan(records)
+    let results
+    try {
+      results = await send(topicMessages)
+    } catch (err) {
+      this.planner.forget()
+      throw logError('produce failed', err)
+    }
+    const base = new Map(results.map((m) => [`${m.topicName}\u0000${m.partition}`, BigInt(m.baseOffset ?? '0')]))
+    return where.map((w) => ({
+      topic: w.topic,
+      partition: w.partition,
+      offset: ((base.get(`${w.topic}\u0000${w.partition}`) ?? 0n) + BigInt(w.index)).toString(),
+    }))
+  }
+
+  async producer(): Promise<Producer> {
+    const p = this.newProducer()
+    try {
+      await p.connect()
+    } catch (err) {
+      throw logError('cannot connect producer to Kafka', err)
+    }
+    return {
+      send: (records) => this.sendPlanned((topicMessages) => p.sendBatch({ topicMessages, acks: -1 }), records),
+      close: () => p.disconnect(),
+    }
+  }
+
+  async transactionalProducer(transactionalId: string): Promise<TransactionalProducer> {
+    const p = this.newProducer(transactionalId)
+    try {
+      await p.connect()
+    } catch (err) {
+      throw logError('cannot connect transactional producer to Kafka', err)
+    }
+    return {
+      begin: async (): Promise<Transaction> => {
+        const tx = await p.transaction().catch((err: unknown) => {
+          throw logError('cannot begin transaction', err)
+        })
+        return {
+          send: async (records) => {
+            await this.sendPlanned((topicMessages) => tx.sendBatch({ topicMessages, acks: -1 }), records)
+          },
+          sendOffsets: async (groupId: string, offsets: PartitionOffset[]) => {
+            const byTopic = new Map<string, { partition: number; offset: string }[]>()
+            for (const o of offsets) {
+              let list = byTopic.get(o.topic)
+              if (!list) byTopic.set(o.topic, (list = []))
+              list.push({ partition: o.partition, offset: o.offset })
+            }
+            await tx
+              .sendOffsets({ consumerGroupId: groupId, topics: [...byTopic].map(([topic, partitions]) => ({ topic, partitions })) })
+              .catch((err: unknown) => {
+                throw logError('cannot add offsets to transaction', err)
+              })
+          },
+          commit: () =>
+            tx.commit().catch((err: unknown) => {
+              throw logError('transaction commit failed', err)
+            }),
+          abort: () =>
+            tx.abort().catch((err: unknown) => {
+              throw logError('transaction abort failed', err)
+            }),
+        }
+      },
+      close: () => p.disconnect(),
+    }
+  }
+
+  async consumer(opts: ConsumerOptions): Promise<Consumer> {
+    const c = this.kafka.consumer({
+      groupId: opts.groupId,
+      readUncommitted: opts.readCommitted === false,
+      allowAutoTopicCreation: false,
+      sessionTimeout: 30_000,
+      heartbeatInterval: 3_000,
+    })
+    try {
+      await c.connect()
+      await c.subscribe({ topics: opts.topics, fromBeginning: opts.fromBeginning ?? false })
+    } catch (err) {
+      await c.disconnect().catch(() => undefined)
+      throw logError(`cannot subscribe group ${opts.groupId}`, err)
+    }
+    const commit = async (offsets: PartitionOffset[]): Promise<void> => {
+      if (offsets.length === 0) return
+      await c.commitOffsets(offsets.map((o) => ({ ...o }))).catch((err: unknown) => {
+        throw logError(`commit failed for group ${opts.groupId}`, err)
+      })
+    }
+    return {
+      run: async (handler) => {
+        await c.run({
+          autoCommit: false,
+          eachBatchAutoResolve: true,
+          eachBatch: async ({ batch, heartbeat }) => {
+            const records: InRecord[] = batch.messages.map((m) => ({
+              topic: batch.topic,
+              partition: batch.partition,
+              offset: m.offset,
+              key: m.key === null ? null : m.key.toString('utf8'),
+              value: m.value,
+              headers: headersOf(m.headers as Record<string, unknown> | undefined),
+              timestamp: Number(m.timestamp),
+            }))
+            if (records.length === 0) return
+            await handler({ topic: batch.topic, partition: batch.partition, records }, { commit, heartbeat })
+          },
+        })
+      },
+      commit,
+      close: () => c.disconnect(),
+    }
+  }
+
+  async admin(): Promise<LogAdmin> {
+    const a = this.kafka.admin()
+    try {
+      await a.connect()
+    } catch (err) {
+      throw logError('cannot connect admin to Kafka', err)
+    }
+    const log = this.logger
+    return {
+      ensureTopics: async (specs: TopicSpec[]) => {
+        const existing = new Set(await a.listTopics())
+        const missing = specs.filter((s) => !existing.has(s.name))
+        if (missing.length === 0) return []
+        await a
+          .createTopics({
+            waitForLeaders: true,
+            topics: missing.map((s) => ({
+              topic: s.name,
+              numPartitions: s.partitions,
+              replicationFactor: s.replicationFactor,
+              configEntries: Object.entries({ ...(s.compacted ? { 'cleanup.policy': 'compact' } : {}), ...s.config }).map(
+                ([name, value]) => ({ name, value }),
+              ),
+            })),
+          })
+          .catch((err: unknown) => {
+            throw logError('cannot create topics', err)
+          })
+        log.info('topics created', { topics: missing.map((s) => s.name) })
+        return missing.map((s) => s.name)
+      },
+      listTopics: () => a.listTopics(),
+      partitionCount: async (topic) => {
+        const md = await a.fetchTopicMetadata({ topics: [topic] })
+        return md.topics[0]?.partitions.length ?? 0
+      },
+      deleteTopics: (names) => a.deleteTopics({ topics: names }),
+      endOffsets: async (topic) => {
+        const offs = await a.fetchTopicOffsets(topic)
+        return new Map(offs.map((o) => [o.partition, o.high]))
+      },
+      close: () => a.disconnect(),
+    }
+  }
+
+  /** Releases the shared metadata connection. Producers and consumers are closed by their owners. */
+  async close(): Promise<void> {
+    const admin = this.sharedAdmin
+    this.sharedAdmin = undefined
+    if (admin) await (await admin.catch(() => undefined))?.disconnect()
+  }
+}

@@ -1,0 +1,127 @@
+/**
+ * The narrow interface through which every role reaches the event log. Kafka (kafkajs) is the
+ * reference implementation; the embedded single-process mode provides an in-process log
+ * behind the same interface, so role code never imports a Kafka client.
+ */
+
+/** Record headers as a role writes them. */
+export type OutHeaders = Record<string, string | Buffer>
+
+/** A record to produce. `key` is the device id for telemetry: it picks the partition (murmur2). */
+export interface OutRecord {
+  topic: string
+  key: string | null
+  value: Buffer | null
+  headers?: OutHeaders
+  /** Event time in ms; the log's append time when omitted. */
+  timestamp?: number
+}
+
+/** Where a produced record was written. */
+export interface RecordMeta {
+  topic: string
+  partition: number
+  /** Offset as a decimal string (Kafka offsets are 64-bit). */
+  offset: string
+}
+
+/** A consumed record. */
+export interface InRecord {
+  topic: string
+  partition: number
+  offset: string
+  key: string | null
+  value: Buffer | null
+  headers: Record<string, Buffer>
+  timestamp: number
+}
+
+/** A consumer group position: `offset` is the next offset to read, as Kafka commits it. */
+export interface PartitionOffset {
+  topic: string
+  partition: number
+  offset: string
+}
+
+/** Records of one partition, in offset order. */
+export interface RecordBatch {
+  topic: string
+  partition: number
+  records: InRecord[]
+}
+
+/** Writes records; `send` resolves only when every record is durable (acks=all). */
+export interface Producer {
+  send(records: OutRecord[]): Promise<RecordMeta[]>
+  close(): Promise<void>
+}
+
+/** One open transaction: records and consumer offsets become visible together, or not at all. */
+export interface Transaction {
+  send(records: OutRecord[]): Promise<void>
+  /** Commits consumer-group offsets as part of this transaction (consume→process→produce). */
+  sendOffsets(groupId: string, offsets: PartitionOffset[]): Promise<void>
+  commit(): Promise<void>
+  abort(): Promise<void>
+}
+
+/** A producer whose writes happen in transactions; one `transactionalId` per producing instance. */
+export interface TransactionalProducer {
+  begin(): Promise<Transaction>
+  close(): Promise<void>
+}
+
+/** Options of a consumer in a group. */
+export interface ConsumerOptions {
+  groupId: string
+  topics: string[]
+  /** Where a group with no committed offset starts. Default: latest. */
+  fromBeginning?: boolean
+  /** Read only committed transactional records (Kafka's read_committed). Default: true. */
+  readCommitted?: boolean
+}
+
+/** What a batch handler may do besides processing: commit positions, keep its session alive. */
+export interface BatchContext {
+  commit(offsets: PartitionOffset[]): Promise<void>
+  heartbeat(): Promise<void>
+}
+
+/** A consumer in a group with manual commits: nothing is committed unless the handler says so. */
+export interface Consumer {
+  /** Starts consuming; resolves once the consumer is running. Batches of one partition are sequential. */
+  run(handler: (batch: RecordBatch, ctx: BatchContext) => Promise<void>): Promise<void>
+  commit(offsets: PartitionOffset[]): Promise<void>
+  close(): Promise<void>
+}
+
+/** A topic to create: compacted topics keep the last record per key (registries, rules). */
+export interface TopicSpec {
+  name: string
+  partitions: number
+  replicationFactor: number
+  compacted?: boolean
+  config?: Record<string, string>
+}
+
+/** Topic administration. */
+export interface LogAdmin {
+  /** Creates the topics that do not exist yet; returns the names it created. */
+  ensureTopics(specs: TopicSpec[]): Promise<string[]>
+  listTopics(): Promise<string[]>
+  partitionCount(topic: string): Promise<number>
+  deleteTopics(names: string[]): Promise<void>
+  /** The end offset (next offset to be written) of each partition of `topic`. */
+  endOffsets(topic: string): Promise<Map<number, string>>
+  close(): Promise<void>
+}
+
+/** An event log: Kafka, or the embedded in-process log. */
+export interface EventLog {
+  producer(): Promise<Producer>
+  transactionalProducer(transactionalId: string): Promise<TransactionalProducer>
+  consumer(opts: ConsumerOptions): Promise<Consumer>
+  admin(): Promise<LogAdmin>
+  /** Releases what the log itself holds (not the producers and consumers it handed out). */
+  close(): Promise<void>
+}

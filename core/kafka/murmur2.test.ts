@@ -1,0 +1,41 @@
+import fc from 'fast-check'
+import { murmur2, partitionForKey, toPositive } from './murmur2'
+
+describe('core > kafka > murmur2', () => {
+  // Vectors from the Java client's UtilsTest.testMurmur2 (org.apache.kafka.common.utils).
+  const javaVectors: [Uint8Array, number][] = [
+    [Buffer.from('21'), -973932308],
+    [Buffer.from('foobar'), -790332482],
+    [Buffer.from('a-little-bit-long-string'), -985981536],
+    [Buffer.from('a-little-bit-longer-string'), -1486304829],
+    [Buffer.from('lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8'), -58897971],
+    [new Uint8Array([97, 98, 99]), 479470107],
+  ]
+  it.each(javaVectors)('matches the Java client for %s', (bytes, expected) => {
+    expect(murmur2(bytes)).toBe(expected)
+  })
+
+  it('toPositive clears the sign bit as Java does (not Math.abs)', () => {
+    expect(toPositive(-2147483648)).toBe(0)
+    expect(toPositive(-1)).toBe(2147483647)
+    expect(toPositive(5)).toBe(5)
+  })
+
+  it('partitionForKey hashes the UTF-8 bytes of a string key', () => {
+    expect(partitionForKey('foobar', 7)).toBe(toPositive(-790332482) % 7)
+    expect(partitionForKey('capteur-é', 10)).toBe(partitionForKey(Buffer.from('capteur-é', 'utf8'), 10))
+  })
+
+  it('always lands in [0, n)', () => {
+    fc.assert(
+      fc.property(fc.string(), fc.integer({ min: 1, max: 1000 }), (key, n) => {
+        const p = partitionForKey(key, n)
+        return Number.isInteger(p) && p >= 0 && p < n
+      }),
+    )
+  })
+
+  it('rejects a partition count below 1', () => {
+    expect(() => partitionForKey('a', 0)).toThrow(RangeError)
+  })
+})

@@ -4,6 +4,8 @@ import path from 'node:path'
 /** Connection settings of the real test servers, as scripts/servers.sh prints them (`env`). */
 export interface ServerEnv {
   FS_KAFKA_BROKERS: string
+  /** Folder of the Kafka jars (the Java client too), for tests that run Java. */
+  FS_KAFKA_LIB: string
   FS_CASSANDRA_CONTACT_POINTS: string
   FS_POSTGRES_URL: string
   FS_MOSQUITTO_URL: string

@@ -174,6 +174,10 @@ export class KafkaEventLog implements EventLog {
       transactionalId,
       allowAutoTopicCreation: false,
       createPartitioner: murmur2Partitioner,
+      // An idempotent producer retries until the write is durable: giving up part-way can
+      // leave sequence numbers out of step (kafkajs warns). Bounding the wait is the caller's
+      // job (bridge pushback, job timeouts), not the producer's.
+      retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 100, maxRetryTime: 5_000 },
     })
   }
 

@@ -120,7 +120,10 @@ fetch_jars() {
 }
 
 java_bin() {
-  command -v java >/dev/null || die "java (17+) not found"
+  command -v java >/dev/null || apt_install openjdk-17-jre-headless
+  local major
+  major="$(java -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p')"
+  [[ "${major:-0}" -ge 17 ]] 2>/dev/null || die "Kafka 4 and Cassandra 5 need Java 17+; found ${major:-none}"
   echo java
 }
 

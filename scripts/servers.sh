@@ -114,7 +114,7 @@ fetch_jars() {
   command -v mvn >/dev/null || apt_install maven
   log "fetching $(basename "$pom" .pom.xml) jars from Maven Central into $dest"
   rm -rf "$dest"; mkdir -p "$dest"
-  mvn -q -B -f "$pom" "$@" -DoutputDirectory="$dest" -DincludeScope=runtime "$MVN_DEP_PLUGIN" >&2 \
+  mvn -q -B -Dstyle.color=never -f "$pom" "$@" -DoutputDirectory="$dest" -DincludeScope=runtime "$MVN_DEP_PLUGIN" >&2 \
     || die "maven could not fetch $(basename "$pom")"
   touch "$dest/.complete"
 }
@@ -265,7 +265,7 @@ start_postgres() {
   echo $! >"$(pid_file postgres)"
   wait_ready postgres bash -c "PGPASSWORD='$FS_POSTGRES_PASSWORD' psql -h 127.0.0.1 -p '$FS_POSTGRES_PORT' \
     -U '$FS_POSTGRES_USER' -d postgres -tAc 'select 1' | grep -q 1"
-  if ! postgres_ready; then
+  if ! postgres_ready 2>/dev/null; then
     PGPASSWORD="$FS_POSTGRES_PASSWORD" psql -h 127.0.0.1 -p "$FS_POSTGRES_PORT" -U "$FS_POSTGRES_USER" \
       -d postgres -qc "CREATE DATABASE \"$FS_POSTGRES_DB\"" >&2
   fi

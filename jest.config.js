@@ -12,7 +12,12 @@ const common = {
 module.exports = {
   reporters: ['default', '<rootDir>/test/server-count-reporter.js'],
   projects: [
-    { ...common, displayName: 'unit', testMatch: ['**/*.test.ts'], testPathIgnorePatterns: [...common.testPathIgnorePatterns, '\\.int\\.test\\.ts$'] },
+    {
+      ...common,
+      displayName: 'unit',
+      testMatch: ['**/*.test.ts'],
+      testPathIgnorePatterns: [...common.testPathIgnorePatterns, '\\.int\\.test\\.ts$'],
+    },
     {
       ...common,
       displayName: 'integration',

@@ -14,10 +14,9 @@ describe('cli > fleetstream topics [kafka]', () => {
       FLEETSTREAM_LOG__LEVEL: 'warn',
       FLEETSTREAM_TOPICS__PARTITIONS: '2',
       ...Object.fromEntries(
-        ['RAW', 'DEVICES', 'ENRICHED', 'LATE', 'ROLLUPS1M', 'ROLLUPS1H', 'RULES', 'ALERTS', 'DEADLETTER'].map((t) => [
-          `FLEETSTREAM_TOPICS__${t}`,
-          `${p}.${t.toLowerCase()}`,
-        ]),
+        ['RAW', 'DEVICES', 'ENRICHED', 'LATE', 'ROLLUPS1M', 'ROLLUPS1H', 'RULES', 'ALERTS', 'DEADLETTER'].map(
+          (t) => [`FLEETSTREAM_TOPICS__${t}`, `${p}.${t.toLowerCase()}`],
+        ),
       ),
     }
     const first = spawnSync(process.execPath, [BIN, 'topics', 'create'], { encoding: 'utf8', env })
@@ -41,7 +40,12 @@ describe('cli > fleetstream topics [kafka]', () => {
   it('an unreachable broker fails with a clear error and exit code 2', () => {
     const r = spawnSync(process.execPath, [BIN, 'topics', 'list'], {
       encoding: 'utf8',
-      env: { PATH: process.env.PATH!, FLEETSTREAM_KAFKA__BROKERS: '127.0.0.1:9', FLEETSTREAM_KAFKA__CONNECTION_TIMEOUT_MS: '300', FLEETSTREAM_LOG__LEVEL: 'error' },
+      env: {
+        PATH: process.env.PATH!,
+        FLEETSTREAM_KAFKA__BROKERS: '127.0.0.1:9',
+        FLEETSTREAM_KAFKA__CONNECTION_TIMEOUT_MS: '300',
+        FLEETSTREAM_LOG__LEVEL: 'error',
+      },
       timeout: 90_000,
     })
     expect(r.status).toBe(2)

@@ -4,7 +4,10 @@ import path from 'node:path'
 const BIN = path.resolve(__dirname, '../bin/fleetstream.js')
 
 function run(args: string[], env: Record<string, string> = {}) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { PATH: process.env.PATH, ...env } })
+  const r = spawnSync(process.execPath, [BIN, ...args], {
+    encoding: 'utf8',
+    env: { PATH: process.env.PATH, ...env },
+  })
   return { code: r.status, stdout: r.stdout, stderr: r.stderr }
 }
 
@@ -22,11 +25,16 @@ describe('cli > fleetstream', () => {
   })
 
   it('a bad configuration exits 2 with the code and every bad key, no stack trace', () => {
-    const r = run(['config', 'check'], { FLEETSTREAM_TOPICS__PARTITIONS: 'x', FLEETSTREAM_KAFKA__BROKERZ: 'a:1' })
+    const r = run(['config', 'check'], {
+      FLEETSTREAM_TOPICS__PARTITIONS: 'x',
+      FLEETSTREAM_KAFKA__BROKERZ: 'a:1',
+    })
     expect(r.code).toBe(2)
     expect(r.stderr).toMatch(/FS_CORE_CONFIG/)
     expect(r.stderr).toMatch(/topics\.partitions \(environment variable FLEETSTREAM_TOPICS__PARTITIONS\)/)
-    expect(r.stderr).toMatch(/kafka\.brokerz \(environment variable FLEETSTREAM_KAFKA__BROKERZ\): unknown key/)
+    expect(r.stderr).toMatch(
+      /kafka\.brokerz \(environment variable FLEETSTREAM_KAFKA__BROKERZ\): unknown key/,
+    )
     expect(r.stderr).not.toMatch(/at .*\.ts:\d+/)
   })
 

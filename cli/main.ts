@@ -12,12 +12,16 @@ function configFrom(opts: { config?: string }): CoreConfig {
 
 /** Builds the `fleetstream` command tree. Roles add their subcommands as they arrive. */
 export function buildCli(): Command {
-  const program = new Command('fleetstream').description('IoT stream processing on Apache Kafka').showHelpAfterError()
+  const program = new Command('fleetstream')
+    .description('IoT stream processing on Apache Kafka')
+    .showHelpAfterError()
 
   const config = program.command('config').description('configuration')
   config
     .command('check')
-    .description('validate the configuration (file + FLEETSTREAM_* environment) and print it, secrets redacted')
+    .description(
+      'validate the configuration (file + FLEETSTREAM_* environment) and print it, secrets redacted',
+    )
     .option('-c, --config <file>', 'YAML configuration file')
     .action((opts: { config?: string }) => {
       process.stdout.write(`${JSON.stringify(redact(configFrom(opts)), null, 2)}\n`)

@@ -18,7 +18,9 @@ describe('schemas', () => {
   })
 
   it('every bundled schema is in the registry manifest with a unique id', () => {
-    const manifest = JSON.parse(readFileSync(path.join(__dirname, 'registry.json'), 'utf8')) as { schemas: { id: number; file: string }[] }
+    const manifest = JSON.parse(readFileSync(path.join(__dirname, 'registry.json'), 'utf8')) as {
+      schemas: { id: number; file: string }[]
+    }
     expect(new Set(manifest.schemas.map((s) => s.id)).size).toBe(manifest.schemas.length)
     for (const f of files) expect(manifest.schemas.some((s) => s.file === f)).toBe(true)
   })

@@ -41,12 +41,18 @@ function tsType(s: AvroSchema, decls: Map<string, string>): string {
       const fields = (s.fields as { name: string; type: AvroSchema; doc?: string }[]).map(
         (f) => `${f.doc ? `  /** ${f.doc} */\n` : ''}  ${f.name}: ${tsType(f.type, decls)}`,
       )
-      decls.set(name, `${s.doc ? `/** ${String(s.doc)} */\n` : ''}export interface ${name} {\n${fields.join('\n')}\n}`)
+      decls.set(
+        name,
+        `${s.doc ? `/** ${String(s.doc)} */\n` : ''}export interface ${name} {\n${fields.join('\n')}\n}`,
+      )
       return name
     }
     case 'enum': {
       const name = s.name as string
-      decls.set(name, `/** Symbols of the Avro enum ${name}. */\nexport type ${name} = ${(s.symbols as string[]).map((x) => `'${x}'`).join(' | ')}`)
+      decls.set(
+        name,
+        `/** Symbols of the Avro enum ${name}. */\nexport type ${name} = ${(s.symbols as string[]).map((x) => `'${x}'`).join(' | ')}`,
+      )
       return name
     }
     case 'map':
@@ -63,7 +69,9 @@ function tsType(s: AvroSchema, decls: Map<string, string>): string {
 /** The generated file's text for every `.avsc` in schemas/. */
 export function generate(): string {
   const decls = new Map<string, string>()
-  for (const file of readdirSync(DIR).filter((f) => f.endsWith('.avsc')).sort()) {
+  for (const file of readdirSync(DIR)
+    .filter((f) => f.endsWith('.avsc'))
+    .sort()) {
     tsType(JSON.parse(readFileSync(path.join(DIR, file), 'utf8')) as AvroSchema, decls)
   }
   const header = '// Generated from schemas/*.avsc by scripts/gen-schema-types.ts. Do not edit by hand.\n'

@@ -200,7 +200,7 @@ start_cassandra() {
   fetch_jars "$HERE/servers/cassandra.pom.xml" "$(cassandra_lib)" -Dcassandra.version="$CASSANDRA_VERSION"
   local dir; dir="$(run_dir cassandra)"
   mkdir -p "$dir/data" "$dir/commitlog" "$dir/saved_caches" "$dir/hints" "$dir/cdc"
-  sed -e "s#@DIR@#$dir#g" -e "s#@PORT@#$FS_CASSANDRA_PORT#g" -e "s#@STORAGE_PORT@#$FS_CASSANDRA_STORAGE_PORT#g" \
+  sed -e "s#__DIR__#$dir#g" -e "s#__STORAGE_PORT__#$FS_CASSANDRA_STORAGE_PORT#g" -e "s#__PORT__#$FS_CASSANDRA_PORT#g" \
     "$HERE/servers/cassandra.yaml" >"$dir/cassandra.yaml"
   cp "$HERE/servers/cassandra-logback.xml" "$dir/logback.xml"
   local java; java="$(java_bin)"

@@ -11,8 +11,8 @@ results=.run/jest-results.json
 rm -f "$results"
 
 echo "== lint"
-if ! npx eslint . ; then
-  echo "lint failed" >&2
+if ! { npx eslint . && npx prettier --check . >/dev/null; }; then
+  echo "lint or format check failed (npm run lint; npm run format)" >&2
   echo "0 passed, 1 failed, 0 skipped"
   exit 1
 fi

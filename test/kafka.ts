@@ -17,9 +17,12 @@ export function testLogger(name: string) {
 export async function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
   let timer: NodeJS.Timeout | undefined
   try {
-    return await Promise.race([promise, new Promise<undefined>((r) => {
-      timer = setTimeout(() => r(undefined), ms)
-    })])
+    return await Promise.race([
+      promise,
+      new Promise<undefined>((r) => {
+        timer = setTimeout(() => r(undefined), ms)
+      }),
+    ])
   } finally {
     clearTimeout(timer)
   }

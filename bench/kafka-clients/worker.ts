@@ -10,21 +10,23 @@ type Msg = { key: string; value: Buffer }
 type Phase = (brokers: string[], topic: string, msgs: Msg[], count: number) => Promise<number>
 
 const BATCH = 1000
-const IN_FLIGHT = 4
 
-/** Runs `send` over batches of BATCH messages, at most IN_FLIGHT at once. */
-async function pool(msgs: Msg[], send: (batch: Msg[]) => Promise<void>): Promise<void> {
+/** Runs `send` over batches of BATCH messages, at most `inFlight` at once. */
+async function pool(msgs: Msg[], send: (batch: Msg[]) => Promise<void>, inFlight = 4): Promise<void> {
   const batches: Msg[][] = []
   for (let i = 0; i < msgs.length; i += BATCH) batches.push(msgs.slice(i, i + BATCH))
   let next = 0
   await Promise.all(
-    Array.from({ length: IN_FLIGHT }, async () => {
+    Array.from({ length: inFlight }, async () => {
       while (next < batches.length) await send(batches[next++]!)
     }),
   )
 }
 
-function untilCount(count: number, onTick: (add: (n: number) => void) => Promise<() => Promise<void>>): Promise<number> {
+function untilCount(
+  count: number,
+  onTick: (add: (n: number) => void) => Promise<() => Promise<void>>,
+): Promise<number> {
   return new Promise((resolve, reject) => {
     let seen = 0
     let stop: (() => Promise<void>) | undefined
@@ -46,7 +48,11 @@ const clients: Record<string, { produce: Phase; consume: Phase }> = {
       const { Kafka, Partitioners, logLevel } = await import('kafkajs')
       const kafka = new Kafka({ clientId: 'bench', brokers, logLevel: logLevel.NOTHING })
       // fleetstream's own settings: idempotent, acks=all, one request in flight per broker.
-      const p = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner })
+      const p = kafka.producer({
+        idempotent: true,
+        maxInFlightRequests: 1,
+        createPartitioner: Partitioners.DefaultPartitioner,
+      })
       await p.connect()
       await pool(msgs, async (b) => {
         await p.sendBatch({ acks: -1, topicMessages: [{ topic, messages: b }] })
@@ -69,10 +75,21 @@ const clients: Record<string, { produce: Phase; consume: Phase }> = {
   platformatic: {
     async produce(brokers, topic, msgs) {
       const { Producer, ProduceAcks } = await import('@platformatic/kafka')
-      const p = new Producer({ clientId: 'bench', bootstrapBrokers: brokers, idempotent: true, acks: ProduceAcks.ALL })
-      await pool(msgs, async (b) => {
-        await p.send({ messages: b.map((m) => ({ topic, key: Buffer.from(m.key), value: m.value })) })
+      const p = new Producer({
+        clientId: 'bench',
+        bootstrapBrokers: brokers,
+        idempotent: true,
+        acks: ProduceAcks.ALL,
       })
+      // One send at a time: with overlapping sends its idempotent producer (1.35) gets
+      // OUT_OF_ORDER_SEQUENCE_NUMBER from the broker and fails the batch.
+      await pool(
+        msgs,
+        async (b) => {
+          await p.send({ messages: b.map((m) => ({ topic, key: Buffer.from(m.key), value: m.value })) })
+        },
+        1,
+      )
       await p.close()
       return msgs.length
     },
@@ -106,11 +123,15 @@ const clients: Record<string, { produce: Phase; consume: Phase }> = {
       // eslint-disable-next-line @typescript-eslint/no-require-imports -- a peer package, resolved at run time in bench/peers/
       const { KafkaJS } = require(peerPath('@confluentinc/kafka-javascript'))
       const kafka = new KafkaJS.Kafka({ kafkaJS: { brokers, logLevel: KafkaJS.logLevel.NOTHING } })
-      const c = kafka.consumer({ kafkaJS: { groupId: `bench-${topic}`, fromBeginning: true, autoCommit: false } })
+      const c = kafka.consumer({
+        kafkaJS: { groupId: `bench-${topic}`, fromBeginning: true, autoCommit: false },
+      })
       await c.connect()
       await c.subscribe({ topics: [topic] })
       return untilCount(count, async (add) => {
-        await c.run({ eachBatch: async ({ batch }: { batch: { messages: unknown[] } }) => add(batch.messages.length) })
+        await c.run({
+          eachBatch: async ({ batch }: { batch: { messages: unknown[] } }) => add(batch.messages.length),
+        })
         return () => c.disconnect()
       })
     },
@@ -125,7 +146,8 @@ function peerPath(name: string): string {
 async function main(): Promise<void> {
   const [client, phase, brokers, topic, file, countText] = process.argv.slice(2)
   const impl = clients[client!]
-  if (!impl || (phase !== 'produce' && phase !== 'consume')) throw new Error(`usage: worker.ts <${Object.keys(clients).join('|')}> produce|consume …`)
+  if (!impl || (phase !== 'produce' && phase !== 'consume'))
+    throw new Error(`usage: worker.ts <${Object.keys(clients).join('|')}> produce|consume …`)
   const msgs: Msg[] = readFileSync(file!, 'utf8')
     .split('\n')
     .filter(Boolean)
@@ -139,7 +161,9 @@ async function main(): Promise<void> {
   const messages = await impl[phase](brokers!.split(','), topic!, msgs, count)
   const wallS = Number(process.hrtime.bigint() - t0) / 1e9
   const cpu = process.cpuUsage(cpu0)
-  process.stdout.write(`${JSON.stringify({ client, phase, messages, wallS, cpuS: (cpu.user + cpu.system) / 1e6 })}\n`)
+  process.stdout.write(
+    `${JSON.stringify({ client, phase, messages, wallS, cpuS: (cpu.user + cpu.system) / 1e6 })}\n`,
+  )
   process.exit(0)
 }
 

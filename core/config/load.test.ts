@@ -54,20 +54,108 @@ describe('core > config > load', () => {
   })
 
   // Table: each bad document names its bad key (and the source) in the error.
-  const cases: { name: string; yaml: string; env?: Record<string, string>; key: string; source: RegExp; message: RegExp }[] = [
-    { name: 'unknown top-level key', yaml: 'kafak: {}', key: 'kafak', source: /file fleet.yaml/, message: /unknown key/ },
-    { name: 'unknown nested key', yaml: 'kafka: { brokerz: [a:1] }', key: 'kafka.brokerz', source: /file fleet.yaml/, message: /unknown key/ },
-    { name: 'wrong type', yaml: 'topics: { partitions: many }', key: 'topics.partitions', source: /file fleet.yaml/, message: /expected number/ },
-    { name: 'out of range', yaml: 'topics: { partitions: 0 }', key: 'topics.partitions', source: /file fleet.yaml/, message: />=1|too small/i },
-    { name: 'bad broker address', yaml: 'kafka: { brokers: [nohost] }', key: 'kafka.brokers.0', source: /file fleet.yaml/, message: /host:port/ },
-    { name: 'bad enum', yaml: 'log: { level: loud }', key: 'log.level', source: /file fleet.yaml/, message: /expected one of/ },
-    { name: 'bad per-module level', yaml: 'log: { levels: { bridge.mqtt: chatty } }', key: 'log.levels.bridge.mqtt', source: /file fleet.yaml/, message: /expected one of/ },
-    { name: 'registry url missing', yaml: 'schemaRegistry: { kind: confluent }', key: 'schemaRegistry.url', source: /file fleet.yaml/, message: /expected string/ },
-    { name: 'unknown registry kind', yaml: 'schemaRegistry: { kind: remote }', key: 'schemaRegistry.kind', source: /file fleet.yaml/, message: /invalid|expected/i },
-    { name: 'sasl mechanism', yaml: 'kafka: { sasl: { mechanism: md5, username: u, password: p } }', key: 'kafka.sasl.mechanism', source: /file fleet.yaml/, message: /expected one of/ },
-    { name: 'bad env value', yaml: '', env: { FLEETSTREAM_TOPICS__PARTITIONS: 'lots' }, key: 'topics.partitions', source: /FLEETSTREAM_TOPICS__PARTITIONS/, message: /expected number/ },
-    { name: 'unknown env key', yaml: '', env: { FLEETSTREAM_KAFKA__BROKER: 'a:1' }, key: 'kafka.broker', source: /FLEETSTREAM_KAFKA__BROKER\b/, message: /unknown key/ },
-    { name: 'bad DEBUG_DATA_FLOW', yaml: '', env: { DEBUG_DATA_FLOW: 'maybe' }, key: 'debugDataFlow', source: /DEBUG_DATA_FLOW/, message: /expected boolean/ },
+  const cases: {
+    name: string
+    yaml: string
+    env?: Record<string, string>
+    key: string
+    source: RegExp
+    message: RegExp
+  }[] = [
+    {
+      name: 'unknown top-level key',
+      yaml: 'kafak: {}',
+      key: 'kafak',
+      source: /file fleet.yaml/,
+      message: /unknown key/,
+    },
+    {
+      name: 'unknown nested key',
+      yaml: 'kafka: { brokerz: [a:1] }',
+      key: 'kafka.brokerz',
+      source: /file fleet.yaml/,
+      message: /unknown key/,
+    },
+    {
+      name: 'wrong type',
+      yaml: 'topics: { partitions: many }',
+      key: 'topics.partitions',
+      source: /file fleet.yaml/,
+      message: /expected number/,
+    },
+    {
+      name: 'out of range',
+      yaml: 'topics: { partitions: 0 }',
+      key: 'topics.partitions',
+      source: /file fleet.yaml/,
+      message: />=1|too small/i,
+    },
+    {
+      name: 'bad broker address',
+      yaml: 'kafka: { brokers: [nohost] }',
+      key: 'kafka.brokers.0',
+      source: /file fleet.yaml/,
+      message: /host:port/,
+    },
+    {
+      name: 'bad enum',
+      yaml: 'log: { level: loud }',
+      key: 'log.level',
+      source: /file fleet.yaml/,
+      message: /expected one of/,
+    },
+    {
+      name: 'bad per-module level',
+      yaml: 'log: { levels: { bridge.mqtt: chatty } }',
+      key: 'log.levels.bridge.mqtt',
+      source: /file fleet.yaml/,
+      message: /expected one of/,
+    },
+    {
+      name: 'registry url missing',
+      yaml: 'schemaRegistry: { kind: confluent }',
+      key: 'schemaRegistry.url',
+      source: /file fleet.yaml/,
+      message: /expected string/,
+    },
+    {
+      name: 'unknown registry kind',
+      yaml: 'schemaRegistry: { kind: remote }',
+      key: 'schemaRegistry.kind',
+      source: /file fleet.yaml/,
+      message: /invalid|expected/i,
+    },
+    {
+      name: 'sasl mechanism',
+      yaml: 'kafka: { sasl: { mechanism: md5, username: u, password: p } }',
+      key: 'kafka.sasl.mechanism',
+      source: /file fleet.yaml/,
+      message: /expected one of/,
+    },
+    {
+      name: 'bad env value',
+      yaml: '',
+      env: { FLEETSTREAM_TOPICS__PARTITIONS: 'lots' },
+      key: 'topics.partitions',
+      source: /FLEETSTREAM_TOPICS__PARTITIONS/,
+      message: /expected number/,
+    },
+    {
+      name: 'unknown env key',
+      yaml: '',
+      env: { FLEETSTREAM_KAFKA__BROKER: 'a:1' },
+      key: 'kafka.broker',
+      source: /FLEETSTREAM_KAFKA__BROKER\b/,
+      message: /unknown key/,
+    },
+    {
+      name: 'bad DEBUG_DATA_FLOW',
+      yaml: '',
+      env: { DEBUG_DATA_FLOW: 'maybe' },
+      key: 'debugDataFlow',
+      source: /DEBUG_DATA_FLOW/,
+      message: /expected boolean/,
+    },
   ]
   it.each(cases)('names the bad key: $name', ({ yaml, env, key, source, message }) => {
     const issues = issuesOf(() => loadConfig(coreConfig, { file: 'fleet.yaml', yamlText: yaml, env }))
@@ -89,11 +177,15 @@ describe('core > config > load', () => {
   })
 
   it('rejects YAML that does not parse, and a document that is not a mapping', () => {
-    expect(issuesOf(() => loadConfig(coreConfig, { yamlText: 'kafka: [unclosed' }))[0]!.message).toMatch(/not valid YAML/)
+    expect(issuesOf(() => loadConfig(coreConfig, { yamlText: 'kafka: [unclosed' }))[0]!.message).toMatch(
+      /not valid YAML/,
+    )
     expect(issuesOf(() => loadConfig(coreConfig, { yamlText: '- a\n- b' }))[0]!.message).toMatch(/mapping/)
   })
 
   it('reports an unreadable file as a config error, not a crash', () => {
-    expect(issuesOf(() => loadConfig(coreConfig, { file: '/nonexistent/fleet.yaml' }))[0]!.message).toMatch(/cannot read/)
+    expect(issuesOf(() => loadConfig(coreConfig, { file: '/nonexistent/fleet.yaml' }))[0]!.message).toMatch(
+      /cannot read/,
+    )
   })
 })

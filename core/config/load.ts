@@ -99,7 +99,10 @@ function deepFreeze<T>(value: T): T {
  * once. Unknown keys are rejected; the result is deeply frozen. Throws ConfigError naming
  * every bad key and where it came from.
  */
-export function loadConfig<S extends z.ZodType>(schema: S, sources: ConfigSources = {}): Readonly<z.infer<S>> {
+export function loadConfig<S extends z.ZodType>(
+  schema: S,
+  sources: ConfigSources = {},
+): Readonly<z.infer<S>> {
   const fileLabel = sources.file ? `file ${sources.file}` : 'defaults'
   let doc: unknown = {}
   const text = sources.yamlText ?? (sources.file ? readConfigFile(sources.file) : undefined)

@@ -5,12 +5,16 @@ export const logLevels = ['error', 'warn', 'info', 'http', 'verbose', 'debug', '
 /** One of winston's npm levels. */
 export type LogLevel = (typeof logLevels)[number]
 
-
 const hostPort = z.string().regex(/^[^\s:]+:\d{1,5}$/, 'expected host:port')
 
 /** Kafka connection settings. */
 export const kafkaConfig = z.strictObject({
-  brokers: z.preprocess((v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()) : v), z.array(hostPort).min(1)).default(['127.0.0.1:9092']),
+  brokers: z
+    .preprocess(
+      (v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()) : v),
+      z.array(hostPort).min(1),
+    )
+    .default(['127.0.0.1:9092']),
   clientId: z.string().min(1).default('fleetstream'),
   ssl: z.boolean().default(false),
   sasl: z
@@ -72,4 +76,3 @@ export type CoreConfig = z.infer<typeof coreConfig>
 export type TopicsConfig = z.infer<typeof topicsConfig>
 /** Kafka connection settings. */
 export type KafkaConfig = z.infer<typeof kafkaConfig>
-

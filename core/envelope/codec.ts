@@ -33,7 +33,11 @@ export class AvroCodec<T> {
   }
 
   /** Registers `schema` under `subject` (or finds its id) and returns a codec for it. */
-  static async create<T>(registry: SchemaRegistry, subject: string, schema: avro.Schema): Promise<AvroCodec<T>> {
+  static async create<T>(
+    registry: SchemaRegistry,
+    subject: string,
+    schema: avro.Schema,
+  ): Promise<AvroCodec<T>> {
     const type = avro.Type.forSchema(schema)
     const id = await registry.register(subject, schema)
     return new AvroCodec<T>(type, id, registry)
@@ -45,7 +49,10 @@ export class AvroCodec<T> {
     try {
       body = this.type.toBuffer(value)
     } catch (err) {
-      throw new EnvelopeError(`cannot encode ${this.type.name ?? 'value'}: ${invalidPaths(this.type, value)}`, err)
+      throw new EnvelopeError(
+        `cannot encode ${this.type.name ?? 'value'}: ${invalidPaths(this.type, value)}`,
+        err,
+      )
     }
     return encodeWire(this.schemaId, body)
   }
@@ -59,14 +66,20 @@ export class AvroCodec<T> {
       try {
         reader = this.type.createResolver(writer)
       } catch (err) {
-        throw new SchemaError(`schema id ${schemaId} cannot be read as ${this.type.name}: ${(err as Error).message}`, { cause: err })
+        throw new SchemaError(
+          `schema id ${schemaId} cannot be read as ${this.type.name}: ${(err as Error).message}`,
+          { cause: err },
+        )
       }
       this.resolvers.set(schemaId, reader)
     }
     try {
       return this.type.fromBuffer(payload, reader === this.type ? undefined : (reader as Resolver)) as T
     } catch (err) {
-      throw new EnvelopeError(`cannot decode Avro payload (schema id ${schemaId}): ${(err as Error).message}`, err)
+      throw new EnvelopeError(
+        `cannot decode Avro payload (schema id ${schemaId}): ${(err as Error).message}`,
+        err,
+      )
     }
   }
 }

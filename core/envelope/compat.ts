@@ -34,5 +34,8 @@ export function forwardProblems(next: avro.Schema, previous: avro.Schema): strin
 
 /** Both directions: what fleetstream requires of a new version of a shipped schema. */
 export function fullProblems(next: avro.Schema, previous: avro.Schema): string[] {
-  return [...backwardProblems(next, previous).map((p) => `backward: ${p}`), ...forwardProblems(next, previous).map((p) => `forward: ${p}`)]
+  return [
+    ...backwardProblems(next, previous).map((p) => `backward: ${p}`),
+    ...forwardProblems(next, previous).map((p) => `forward: ${p}`),
+  ]
 }

@@ -25,7 +25,13 @@ describe('core > envelope > Confluent Schema Registry client', () => {
   beforeAll(async () => {
     server = createServer(async (req, res) => {
       const text = await body(req)
-      requests.push({ method: req.method!, url: req.url!, auth: req.headers.authorization, contentType: req.headers['content-type'], body: text })
+      requests.push({
+        method: req.method!,
+        url: req.url!,
+        auth: req.headers.authorization,
+        contentType: req.headers['content-type'],
+        body: text,
+      })
       res.setHeader('Content-Type', 'application/vnd.schemaregistry.v1+json')
       if (failNext > 0) {
         failNext--
@@ -78,14 +84,33 @@ describe('core > envelope > Confluent Schema Registry client', () => {
   })
 
   it('resolves a writer schema by id for a codec on another registry client', async () => {
-    const writer = await AvroCodec.create<Telemetry>(new ConfluentSchemaRegistry({ url }), 's', loadBundledSchema('telemetry.avsc'))
-    const reader = await AvroCodec.create<Telemetry>(new ConfluentSchemaRegistry({ url }), 's', loadBundledSchema('telemetry.avsc'))
-    const v: Telemetry = { deviceId: 'd', tenant: null, ts: 1, receivedAt: 2, seq: null, metrics: { a: 1 }, meta: {}, source: 'http' }
+    const writer = await AvroCodec.create<Telemetry>(
+      new ConfluentSchemaRegistry({ url }),
+      's',
+      loadBundledSchema('telemetry.avsc'),
+    )
+    const reader = await AvroCodec.create<Telemetry>(
+      new ConfluentSchemaRegistry({ url }),
+      's',
+      loadBundledSchema('telemetry.avsc'),
+    )
+    const v: Telemetry = {
+      deviceId: 'd',
+      tenant: null,
+      ts: 1,
+      receivedAt: 2,
+      seq: null,
+      metrics: { a: 1 },
+      meta: {},
+      source: 'http',
+    }
     expect(await reader.decode(writer.encode(v))).toEqual(v)
   })
 
   it('asks the registry about compatibility', async () => {
-    expect(await new ConfluentSchemaRegistry({ url }).isCompatible('s', loadBundledSchema('telemetry.avsc'))).toBe(true)
+    expect(
+      await new ConfluentSchemaRegistry({ url }).isCompatible('s', loadBundledSchema('telemetry.avsc')),
+    ).toBe(true)
   })
 
   it('reports an unknown id as a non-retriable SchemaError', async () => {
@@ -97,9 +122,13 @@ describe('core > envelope > Confluent Schema Registry client', () => {
 
   it('reports a server error as retriable, and an unreachable registry as retriable', async () => {
     failNext = 1
-    const err = await new ConfluentSchemaRegistry({ url }).register('x', loadBundledSchema('telemetry.avsc')).catch((e: unknown) => e)
+    const err = await new ConfluentSchemaRegistry({ url })
+      .register('x', loadBundledSchema('telemetry.avsc'))
+      .catch((e: unknown) => e)
     expect((err as SchemaError).retriable).toBe(true)
-    const down = await new ConfluentSchemaRegistry({ url: 'http://127.0.0.1:9' }).schemaById(1).catch((e: unknown) => e)
+    const down = await new ConfluentSchemaRegistry({ url: 'http://127.0.0.1:9' })
+      .schemaById(1)
+      .catch((e: unknown) => e)
     expect(down).toBeInstanceOf(SchemaError)
     expect((down as SchemaError).retriable).toBe(true)
   })

@@ -56,7 +56,16 @@ describe('core > envelope > telemetry codec', () => {
   })
 
   it('round-trips optional fields as null and empty maps', async () => {
-    const v: Telemetry = { deviceId: 'd', tenant: null, ts: 0, receivedAt: 1, seq: null, metrics: {}, meta: {}, source: 'http' }
+    const v: Telemetry = {
+      deviceId: 'd',
+      tenant: null,
+      ts: 0,
+      receivedAt: 1,
+      seq: null,
+      metrics: {},
+      meta: {},
+      source: 'http',
+    }
     expect(await codec.decode(codec.encode(v))).toEqual(v)
   })
 
@@ -92,7 +101,9 @@ describe('core > envelope > telemetry codec', () => {
 
   it('rejects truncated and trailing-garbage payloads with an EnvelopeError', async () => {
     await expect(codec.decode(v1Bytes.subarray(0, v1Bytes.length - 3))).rejects.toBeInstanceOf(EnvelopeError)
-    await expect(codec.decode(Buffer.concat([v1Bytes, Buffer.from([1, 2, 3])]))).rejects.toBeInstanceOf(EnvelopeError)
+    await expect(codec.decode(Buffer.concat([v1Bytes, Buffer.from([1, 2, 3])]))).rejects.toBeInstanceOf(
+      EnvelopeError,
+    )
   })
 })
 
@@ -107,7 +118,10 @@ describe('core > envelope > local registry', () => {
 
   it('gives a compatible new version a new id, and data written with v2 reads as v1 and back', async () => {
     const reg = new LocalSchemaRegistry()
-    const v2 = { ...base, fields: [...base.fields, { name: 'site', type: ['null', 'string'], default: null }] }
+    const v2 = {
+      ...base,
+      fields: [...base.fields, { name: 'site', type: ['null', 'string'], default: null }],
+    }
     const id2 = await reg.register(TELEMETRY_SUBJECT, v2)
     expect(id2).toBe(2)
     const c2 = await AvroCodec.create<Telemetry & { site: string | null }>(reg, TELEMETRY_SUBJECT, v2)

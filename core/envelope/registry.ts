@@ -43,7 +43,9 @@ export class LocalSchemaRegistry implements SchemaRegistry {
   constructor(manifestFile = path.join(SCHEMAS_DIR, 'registry.json')) {
     const manifest = JSON.parse(readFileSync(manifestFile, 'utf8')) as { schemas: ManifestEntry[] }
     for (const e of manifest.schemas) {
-      const schema = JSON.parse(readFileSync(path.join(path.dirname(manifestFile), e.file), 'utf8')) as avro.Schema
+      const schema = JSON.parse(
+        readFileSync(path.join(path.dirname(manifestFile), e.file), 'utf8'),
+      ) as avro.Schema
       if (this.byId.has(e.id)) throw new SchemaError(`schema id ${e.id} appears twice in ${manifestFile}`)
       this.byId.set(e.id, { subject: e.subject, schema, canon: canonical(schema) })
     }
@@ -60,7 +62,9 @@ export class LocalSchemaRegistry implements SchemaRegistry {
     if (latest) {
       const problems = backwardProblems(schema, latest.schema)
       if (problems.length > 0) {
-        throw new SchemaError(`schema for ${subject} is not backward compatible with id ${latest.id}: ${problems.join('; ')}`)
+        throw new SchemaError(
+          `schema for ${subject} is not backward compatible with id ${latest.id}: ${problems.join('; ')}`,
+        )
       }
     }
     const id = Math.max(0, ...this.byId.keys()) + 1
@@ -93,7 +97,10 @@ export class ConfluentSchemaRegistry implements SchemaRegistry {
 
   constructor(opts: ConfluentRegistryOptions) {
     this.base = opts.url.replace(/\/+$/, '')
-    this.headers = { 'Content-Type': 'application/vnd.schemaregistry.v1+json', Accept: 'application/vnd.schemaregistry.v1+json' }
+    this.headers = {
+      'Content-Type': 'application/vnd.schemaregistry.v1+json',
+      Accept: 'application/vnd.schemaregistry.v1+json',
+    }
     if (opts.username !== undefined) {
       this.headers.Authorization = `Basic ${Buffer.from(`${opts.username}:${opts.password ?? ''}`).toString('base64')}`
     }
@@ -113,9 +120,12 @@ export class ConfluentSchemaRegistry implements SchemaRegistry {
     }
     const text = await res.text()
     if (!res.ok) {
-      throw new SchemaError(`schema registry ${method} ${urlPath} answered ${res.status}: ${text.slice(0, 300)}`, {
-        retriable: res.status >= 500,
-      })
+      throw new SchemaError(
+        `schema registry ${method} ${urlPath} answered ${res.status}: ${text.slice(0, 300)}`,
+        {
+          retriable: res.status >= 500,
+        },
+      )
     }
     return JSON.parse(text) as T
   }
@@ -125,7 +135,11 @@ export class ConfluentSchemaRegistry implements SchemaRegistry {
     const key = `${subject}\u0000${schemaText}`
     const hit = this.ids.get(key)
     if (hit !== undefined) return hit
-    const { id } = await this.call<{ id: number }>('POST', `/subjects/${encodeURIComponent(subject)}/versions`, { schema: schemaText })
+    const { id } = await this.call<{ id: number }>(
+      'POST',
+      `/subjects/${encodeURIComponent(subject)}/versions`,
+      { schema: schemaText },
+    )
     this.ids.set(key, id)
     this.schemas.set(id, schema)
     return id

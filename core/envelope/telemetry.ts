@@ -1,7 +1,12 @@
 import type { CoreConfig } from '../config/schema'
 import type { Telemetry } from '../../schemas/types.generated'
 import { AvroCodec } from './codec'
-import { ConfluentSchemaRegistry, LocalSchemaRegistry, loadBundledSchema, type SchemaRegistry } from './registry'
+import {
+  ConfluentSchemaRegistry,
+  LocalSchemaRegistry,
+  loadBundledSchema,
+  type SchemaRegistry,
+} from './registry'
 
 export type { Telemetry, Source } from '../../schemas/types.generated'
 

@@ -56,7 +56,9 @@ describe('core > kafka > kafkajs event log [kafka]', () => {
         includeSynonyms: false,
         resources: specs.map((s) => ({ type: 2 /* TOPIC */, name: s.name, configNames: ['cleanup.policy'] })),
       })
-      const policy = new Map(described.resources.map((r) => [r.resourceName, r.configEntries[0]?.configValue]))
+      const policy = new Map(
+        described.resources.map((r) => [r.resourceName, r.configEntries[0]?.configValue]),
+      )
       expect(policy.get(cfg.devices)).toBe('compact')
       expect(policy.get(cfg.rules)).toBe('compact')
       expect(policy.get(cfg.raw)).toBe('delete')
@@ -128,7 +130,11 @@ describe('core > kafka > kafkajs event log [kafka]', () => {
   it('hides an aborted transaction from a read_committed consumer', async () => {
     const topic = await newTopic('tx', 3)
     const tp = await log.transactionalProducer(uniqueName('txid'))
-    const rec = (kind: string, i: number): OutRecord => ({ topic, key: `dev-${i % 10}`, value: Buffer.from(`${kind}-${i}`) })
+    const rec = (kind: string, i: number): OutRecord => ({
+      topic,
+      key: `dev-${i % 10}`,
+      value: Buffer.from(`${kind}-${i}`),
+    })
     try {
       const aborted = await tp.begin()
       await aborted.send(Array.from({ length: 40 }, (_, i) => rec('aborted', i)))
@@ -141,18 +147,32 @@ describe('core > kafka > kafkajs event log [kafka]', () => {
       await tp.close()
     }
     const producer = await log.producer()
-    await producer.send(Array.from({ length: 3 }, (_, p) => ({ topic, key: null, value: Buffer.from('end'), headers: { p: String(p) } })))
+    await producer.send(
+      Array.from({ length: 3 }, (_, p) => ({
+        topic,
+        key: null,
+        value: Buffer.from('end'),
+        headers: { p: String(p) },
+      })),
+    )
     await producer.close()
 
     // Wait until the end marker of every partition, so anything visible has been seen.
-    const ends = (rs: { value: Buffer | null }[]) => rs.filter((r) => r.value?.toString() === 'end').length >= 3
+    const ends = (rs: { value: Buffer | null }[]) =>
+      rs.filter((r) => r.value?.toString() === 'end').length >= 3
     const committedView = await collect(log, { groupId: uniqueName('rc'), topics: [topic] }, ends)
     const values = committedView.map((r) => r.value!.toString()).filter((v) => v !== 'end')
     expect(values.filter((v) => v.startsWith('aborted'))).toEqual([])
-    expect(values.filter((v) => v.startsWith('committed')).sort()).toEqual(Array.from({ length: 30 }, (_, i) => `committed-${i}`).sort())
+    expect(values.filter((v) => v.startsWith('committed')).sort()).toEqual(
+      Array.from({ length: 30 }, (_, i) => `committed-${i}`).sort(),
+    )
 
     // The aborted records were really written: an uncommitted reader sees them.
-    const dirty = await collect(log, { groupId: uniqueName('ru'), topics: [topic], readCommitted: false }, ends)
+    const dirty = await collect(
+      log,
+      { groupId: uniqueName('ru'), topics: [topic], readCommitted: false },
+      ends,
+    )
     expect(dirty.filter((r) => r.value!.toString().startsWith('aborted'))).toHaveLength(50)
   })
 
@@ -161,7 +181,13 @@ describe('core > kafka > kafkajs event log [kafka]', () => {
     const output = await newTopic('out', 2)
     const groupId = uniqueName('xform')
     const producer = await log.producer()
-    await producer.send(Array.from({ length: 100 }, (_, i) => ({ topic: input, key: `d${i % 7}`, value: Buffer.from(String(i)) })))
+    await producer.send(
+      Array.from({ length: 100 }, (_, i) => ({
+        topic: input,
+        key: `d${i % 7}`,
+        value: Buffer.from(String(i)),
+      })),
+    )
     await producer.close()
 
     const tp = await log.transactionalProducer(uniqueName('xform-tx'))
@@ -171,9 +197,17 @@ describe('core > kafka > kafkajs event log [kafka]', () => {
     const finished = new Promise<void>((r) => (finish = r))
     await consumer.run(async (batch) => {
       const tx = await tp.begin()
-      await tx.send(batch.records.map((r) => ({ topic: output, key: r.key, value: Buffer.from(String(Number(r.value!.toString()) * 2)) })))
+      await tx.send(
+        batch.records.map((r) => ({
+          topic: output,
+          key: r.key,
+          value: Buffer.from(String(Number(r.value!.toString()) * 2)),
+        })),
+      )
       const last = batch.records[batch.records.length - 1]!
-      await tx.sendOffsets(groupId, [{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last.offset) + 1n).toString() }])
+      await tx.sendOffsets(groupId, [
+        { topic: batch.topic, partition: batch.partition, offset: (BigInt(last.offset) + 1n).toString() },
+      ])
       await tx.commit()
       processed += batch.records.length
       if (processed >= 100) finish()
@@ -193,14 +227,18 @@ describe('core > kafka > kafkajs event log [kafka]', () => {
       await raw.disconnect()
     }
     const out = await collect(log, { groupId: uniqueName('check'), topics: [output] }, (r) => r.length >= 100)
-    expect(out.map((r) => Number(r.value!.toString())).sort((a, b) => a - b)).toEqual(Array.from({ length: 100 }, (_, i) => i * 2))
+    expect(out.map((r) => Number(r.value!.toString())).sort((a, b) => a - b)).toEqual(
+      Array.from({ length: 100 }, (_, i) => i * 2),
+    )
   })
 
   it('resumes a group from its manually committed offset, and nothing is committed without asking', async () => {
     const topic = await newTopic('commits', 1)
     const groupId = uniqueName('manual')
     const producer = await log.producer()
-    await producer.send(Array.from({ length: 20 }, (_, i) => ({ topic, key: 'k', value: Buffer.from(String(i)) })))
+    await producer.send(
+      Array.from({ length: 20 }, (_, i) => ({ topic, key: 'k', value: Buffer.from(String(i)) })),
+    )
     await producer.close()
 
     // First consumer reads everything but commits only up to offset 12.
@@ -225,7 +263,9 @@ describe('core > kafka > kafkajs event log [kafka]', () => {
   it('fails a produce to a topic that does not exist with a clear error, not a hang', async () => {
     const producer = await log.producer()
     try {
-      await expect(producer.send([{ topic: uniqueName('missing'), key: 'd', value: Buffer.from('x') }])).rejects.toThrow(
+      await expect(
+        producer.send([{ topic: uniqueName('missing'), key: 'd', value: Buffer.from('x') }]),
+      ).rejects.toThrow(
         /topic .* (has no partitions|does not exist)|This server does not host this topic-partition/,
       )
     } finally {

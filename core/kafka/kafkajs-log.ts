@@ -33,7 +33,8 @@ const METADATA_TTL_MS = 30_000
 
 /** Wraps a kafkajs error in a LogError, keeping kafkajs's own idea of whether a retry helps. */
 function logError(what: string, err: unknown): LogError {
-  const retriable = typeof err === 'object' && err !== null && (err as { retriable?: unknown }).retriable === true
+  const retriable =
+    typeof err === 'object' && err !== null && (err as { retriable?: unknown }).retriable === true
   const msg = err instanceof Error ? err.message : String(err)
   return new LogError(`${what}: ${msg}`, { retriable, cause: err })
 }
@@ -44,7 +45,14 @@ function kafkaLogCreator(logger: Logger) {
   return () =>
     ({ level, log: entry }: LogEntry) => {
       const { message, ...fields } = entry
-      const lvl = level === KafkaLogLevel.ERROR ? 'error' : level === KafkaLogLevel.WARN ? 'warn' : level === KafkaLogLevel.INFO ? 'info' : 'debug'
+      const lvl =
+        level === KafkaLogLevel.ERROR
+          ? 'error'
+          : level === KafkaLogLevel.WARN
+            ? 'warn'
+            : level === KafkaLogLevel.INFO
+              ? 'info'
+              : 'debug'
       log.log(lvl, String(message), fields)
     }
 }
@@ -67,7 +75,13 @@ export function kafkaJsConfig(cfg: KafkaConfig, logger: Logger): KafkaJsConfig {
 /** A kafkajs partitioner that uses Java's murmur2 for keyed records (round-robin for null keys). */
 export function murmur2Partitioner() {
   let next = 0
-  return ({ partitionMetadata, message }: { partitionMetadata: { partitionId: number }[]; message: Message }): number => {
+  return ({
+    partitionMetadata,
+    message,
+  }: {
+    partitionMetadata: { partitionId: number }[]
+    message: Message
+  }): number => {
     const n = partitionMetadata.length
     if (message.key === null || message.key === undefined) return partitionMetadata[next++ % n]!.partitionId
     return partitionForKey(typeof message.key === 'string' ? message.key : new Uint8Array(message.key), n)
@@ -117,7 +131,10 @@ class PartitionPlanner {
   }
 
   /** Assigns each record its partition and position, grouped into kafkajs topic messages. */
-  async plan(records: OutRecord[]): Promise<{ topicMessages: TopicMessages[]; where: { topic: string; partition: number; index: number }[] }> {
+  async plan(records: OutRecord[]): Promise<{
+    topicMessages: TopicMessages[]
+    where: { topic: string; partition: number; index: number }[]
+  }> {
     const byTopic = new Map<string, Message[]>()
     const perPartition = new Map<string, number>()
     const where: { topic: string; partition: number; index: number }[] = []
@@ -182,7 +199,9 @@ export class KafkaEventLog implements EventLog {
   }
 
   private async sendPlanned(
-    send: (topicMessages: TopicMessages[]) => Promise<{ topicName: string; partition: number; baseOffset?: string }[]>,
+    send: (
+      topicMessages: TopicMessages[],
+    ) => Promise<{ topicName: string; partition: number; baseOffset?: string }[]>,
     records: OutRecord[],
   ): Promise<RecordMeta[]> {
     if (records.length === 0) return []
@@ -194,7 +213,9 @@ export class KafkaEventLog implements EventLog {
       this.planner.forget()
       throw logError('produce failed', err)
     }
-    const base = new Map(results.map((m) => [`${m.topicName}\u0000${m.partition}`, BigInt(m.baseOffset ?? '0')]))
+    const base = new Map(
+      results.map((m) => [`${m.topicName}\u0000${m.partition}`, BigInt(m.baseOffset ?? '0')]),
+    )
     return where.map((w) => ({
       topic: w.topic,
       partition: w.partition,
@@ -210,7 +231,8 @@ export class KafkaEventLog implements EventLog {
       throw logError('cannot connect producer to Kafka', err)
     }
     return {
-      send: (records) => this.sendPlanned((topicMessages) => p.sendBatch({ topicMessages, acks: -1 }), records),
+      send: (records) =>
+        this.sendPlanned((topicMessages) => p.sendBatch({ topicMessages, acks: -1 }), records),
       close: () => p.disconnect(),
     }
   }
@@ -239,7 +261,10 @@ export class KafkaEventLog implements EventLog {
               list.push({ partition: o.partition, offset: o.offset })
             }
             await tx
-              .sendOffsets({ consumerGroupId: groupId, topics: [...byTopic].map(([topic, partitions]) => ({ topic, partitions })) })
+              .sendOffsets({
+                consumerGroupId: groupId,
+                topics: [...byTopic].map(([topic, partitions]) => ({ topic, partitions })),
+              })
               .catch((err: unknown) => {
                 throw logError('cannot add offsets to transaction', err)
               })
@@ -324,9 +349,10 @@ export class KafkaEventLog implements EventLog {
               topic: s.name,
               numPartitions: s.partitions,
               replicationFactor: s.replicationFactor,
-              configEntries: Object.entries({ ...(s.compacted ? { 'cleanup.policy': 'compact' } : {}), ...s.config }).map(
-                ([name, value]) => ({ name, value }),
-              ),
+              configEntries: Object.entries({
+                ...(s.compacted ? { 'cleanup.policy': 'compact' } : {}),
+                ...s.config,
+              }).map(([name, value]) => ({ name, value })),
             })),
           })
           .catch((err: unknown) => {

@@ -24,7 +24,9 @@ describe('core > kafka > murmur2 agrees with the Java client [kafka]', () => {
     'датчик-7',
     '传感器-1',
     '🚜-tractor',
-    ...fc.sample(fc.string({ unit: 'grapheme', minLength: 1, maxLength: 40 }), { numRuns: 1000, seed: 42 }).filter((k) => !/[\r\n]/.test(k)),
+    ...fc
+      .sample(fc.string({ unit: 'grapheme', minLength: 1, maxLength: 40 }), { numRuns: 1000, seed: 42 })
+      .filter((k) => !/[\r\n]/.test(k)),
   ]
 
   it.each([1, 6, 7, 12, 100])('picks the same partition for %i partitions on 2,000 keys', (n) => {

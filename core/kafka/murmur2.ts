@@ -11,7 +11,11 @@ export function murmur2(data: Uint8Array): number {
   const length4 = length >>> 2
   for (let i = 0; i < length4; i++) {
     const i4 = i * 4
-    let k = (data[i4]! & 0xff) | ((data[i4 + 1]! & 0xff) << 8) | ((data[i4 + 2]! & 0xff) << 16) | ((data[i4 + 3]! & 0xff) << 24)
+    let k =
+      (data[i4]! & 0xff) |
+      ((data[i4 + 1]! & 0xff) << 8) |
+      ((data[i4 + 2]! & 0xff) << 16) |
+      ((data[i4 + 3]! & 0xff) << 24)
     k = Math.imul(k, m)
     k ^= k >>> r
     k = Math.imul(k, m)
@@ -40,7 +44,8 @@ export function toPositive(n: number): number {
 
 /** The partition the Java client's default partitioner picks for a non-null key. */
 export function partitionForKey(key: string | Uint8Array, numPartitions: number): number {
-  if (!Number.isInteger(numPartitions) || numPartitions < 1) throw new RangeError(`numPartitions must be ≥ 1, got ${numPartitions}`)
+  if (!Number.isInteger(numPartitions) || numPartitions < 1)
+    throw new RangeError(`numPartitions must be ≥ 1, got ${numPartitions}`)
   const bytes = typeof key === 'string' ? Buffer.from(key, 'utf8') : key
   return toPositive(murmur2(bytes)) % numPartitions
 }

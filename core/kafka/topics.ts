@@ -6,7 +6,11 @@ import type { TopicSpec } from './log'
  * the rule definitions are compacted: the latest record per key is the current state.
  */
 export function designTopics(cfg: TopicsConfig): TopicSpec[] {
-  const plain = (name: string): TopicSpec => ({ name, partitions: cfg.partitions, replicationFactor: cfg.replicationFactor })
+  const plain = (name: string): TopicSpec => ({
+    name,
+    partitions: cfg.partitions,
+    replicationFactor: cfg.replicationFactor,
+  })
   const compacted = (name: string): TopicSpec => ({ ...plain(name), compacted: true })
   return [
     plain(cfg.raw),

@@ -16,13 +16,23 @@ describe('core > logging > logger', () => {
     const log = createLogger({ transports: [cap] })
     log.child({ component: 'bridge.mqtt' }).info('client connected', { deviceId: 'd1', partition: 3 })
     expect(cap.lines).toHaveLength(1)
-    expect(cap.lines[0]).toMatchObject({ level: 'info', message: 'client connected', component: 'bridge.mqtt', deviceId: 'd1', partition: 3 })
+    expect(cap.lines[0]).toMatchObject({
+      level: 'info',
+      message: 'client connected',
+      component: 'bridge.mqtt',
+      deviceId: 'd1',
+      partition: 3,
+    })
     expect(typeof cap.lines[0]!.timestamp).toBe('string')
   })
 
   it('applies levels per component, by longest dotted prefix', () => {
     const cap = new Capture()
-    const log = createLogger({ level: 'warn', levels: { bridge: 'info', 'bridge.mqtt': 'debug' }, transports: [cap] })
+    const log = createLogger({
+      level: 'warn',
+      levels: { bridge: 'info', 'bridge.mqtt': 'debug' },
+      transports: [cap],
+    })
     log.child({ component: 'bridge.mqtt' }).debug('mqtt debug')
     log.child({ component: 'bridge.http' }).debug('http debug (dropped)')
     log.child({ component: 'bridge.http' }).info('http info')
@@ -47,8 +57,13 @@ describe('core > logging > logger', () => {
       url: 'mqtt://dev:tok3n@broker:1883',
     })
     const text = JSON.stringify(cap.lines)
-    for (const secret of ['s3cr3t', 'hunter2', 'k-123', 'p4ss', 'Bearer abc', 'tok3n']) expect(text).not.toContain(secret)
-    expect(cap.lines[0]).toMatchObject({ password: '[redacted]', apiKey: '[redacted]', kafka: { sasl: { username: 'u', password: '[redacted]' } } })
+    for (const secret of ['s3cr3t', 'hunter2', 'k-123', 'p4ss', 'Bearer abc', 'tok3n'])
+      expect(text).not.toContain(secret)
+    expect(cap.lines[0]).toMatchObject({
+      password: '[redacted]',
+      apiKey: '[redacted]',
+      kafka: { sasl: { username: 'u', password: '[redacted]' } },
+    })
   })
 
   it('keeps the stack of a logged error', () => {
@@ -58,7 +73,12 @@ describe('core > logging > logger', () => {
   })
 
   it('redact and redactText leave ordinary values alone', () => {
-    expect(redact({ deviceId: 'd', n: 1, ok: true, list: ['a'] })).toEqual({ deviceId: 'd', n: 1, ok: true, list: ['a'] })
+    expect(redact({ deviceId: 'd', n: 1, ok: true, list: ['a'] })).toEqual({
+      deviceId: 'd',
+      n: 1,
+      ok: true,
+      list: ['a'],
+    })
     expect(redactText('http://host:8080/path')).toBe('http://host:8080/path')
   })
 
@@ -68,6 +88,11 @@ describe('core > logging > logger', () => {
     dataFlowTracer(log, false)('bridge.accepted', { deviceId: 'd1' })
     expect(cap.lines).toHaveLength(0)
     dataFlowTracer(log, true)('bridge.accepted', { deviceId: 'd1', topic: 't', partition: 2, offset: '5' })
-    expect(cap.lines[0]).toMatchObject({ component: 'dataflow', stage: 'bridge.accepted', deviceId: 'd1', offset: '5' })
+    expect(cap.lines[0]).toMatchObject({
+      component: 'dataflow',
+      stage: 'bridge.accepted',
+      deviceId: 'd1',
+      offset: '5',
+    })
   })
 })

@@ -39,7 +39,10 @@ export function redact(value: unknown, depth = 0): unknown {
   if (value && typeof value === 'object' && !(value instanceof Date) && !Buffer.isBuffer(value)) {
     const out: Record<string, unknown> = {}
     for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
-      out[k] = SECRET_KEY.test(k) && v !== undefined && v !== null && typeof v !== 'object' ? REDACTED : redact(v, depth + 1)
+      out[k] =
+        SECRET_KEY.test(k) && v !== undefined && v !== null && typeof v !== 'object'
+          ? REDACTED
+          : redact(v, depth + 1)
     }
     return out
   }
@@ -52,11 +55,19 @@ const severity = (level: string): number => {
 }
 
 /** The configured level of `component`: the longest matching dotted prefix, else the default. */
-export function levelFor(component: string | undefined, level: LogLevel, levels: Readonly<Record<string, LogLevel>>): LogLevel {
+export function levelFor(
+  component: string | undefined,
+  level: LogLevel,
+  levels: Readonly<Record<string, LogLevel>>,
+): LogLevel {
   if (!component) return level
   let best: string | undefined
   for (const prefix of Object.keys(levels)) {
-    if ((component === prefix || component.startsWith(`${prefix}.`)) && (!best || prefix.length > best.length)) best = prefix
+    if (
+      (component === prefix || component.startsWith(`${prefix}.`)) &&
+      (!best || prefix.length > best.length)
+    )
+      best = prefix
   }
   return best ? (levels[best] as LogLevel) : level
 }
@@ -69,12 +80,15 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
   // what a component's own level does not want.
   const mostVerbose = [level, ...Object.values(levels)].reduce((a, b) => (severity(b) > severity(a) ? b : a))
   const byComponent = winston.format((info) =>
-    severity(info.level) <= severity(levelFor(info.component as string | undefined, level, levels)) ? info : false,
+    severity(info.level) <= severity(levelFor(info.component as string | undefined, level, levels))
+      ? info
+      : false,
   )
   const redactFormat = winston.format((info) => {
     for (const key of Object.keys(info)) {
       const v = info[key]
-      info[key] = SECRET_KEY.test(key) && v !== undefined && v !== null && typeof v !== 'object' ? REDACTED : redact(v)
+      info[key] =
+        SECRET_KEY.test(key) && v !== undefined && v !== null && typeof v !== 'object' ? REDACTED : redact(v)
     }
     if (typeof info.message === 'string') info.message = redactText(info.message)
     return info
@@ -106,7 +120,10 @@ export interface FlowFields {
  * Traces a message's path (`DEBUG_DATA_FLOW=true`). Returns a no-op when disabled so the
  * hot path pays one call, not a log entry.
  */
-export function dataFlowTracer(logger: Logger, enabled: boolean): (stage: string, fields: FlowFields) => void {
+export function dataFlowTracer(
+  logger: Logger,
+  enabled: boolean,
+): (stage: string, fields: FlowFields) => void {
   if (!enabled) return () => undefined
   const flow = logger.child({ component: 'dataflow' })
   return (stage, fields) => flow.info('data flow', { stage, ...fields })

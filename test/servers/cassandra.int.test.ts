@@ -33,7 +33,9 @@ describe('test > servers > cassandra smoke [cassandra]', () => {
     const insert = `INSERT INTO ${keyspace}.readings (device_id, day, ts, value) VALUES (?, ?, ?, ?)`
     const day = types.LocalDate.fromString('2026-11-26')
     for (let i = 0; i < 10; i++) {
-      await client.execute(insert, ['sensor-1', day, new Date(Date.UTC(2026, 10, 26, 0, 0, i)), 20 + i], { prepare: true })
+      await client.execute(insert, ['sensor-1', day, new Date(Date.UTC(2026, 10, 26, 0, 0, i)), 20 + i], {
+        prepare: true,
+      })
     }
     const rs = await client.execute(
       `SELECT ts, value FROM ${keyspace}.readings WHERE device_id = ? AND day = ? ORDER BY ts DESC LIMIT 3`,

@@ -4,7 +4,11 @@ import { within } from '../kafka'
 
 function connect(opts: mqtt.IClientOptions): Promise<MqttClient> {
   return new Promise((resolve, reject) => {
-    const c = mqtt.connect(serverEnv().FS_MOSQUITTO_URL, { reconnectPeriod: 0, connectTimeout: 5000, ...opts })
+    const c = mqtt.connect(serverEnv().FS_MOSQUITTO_URL, {
+      reconnectPeriod: 0,
+      connectTimeout: 5000,
+      ...opts,
+    })
     c.once('connect', () => resolve(c))
     c.once('error', (err) => {
       c.end(true)
@@ -14,7 +18,10 @@ function connect(opts: mqtt.IClientOptions): Promise<MqttClient> {
 }
 
 describe('test > servers > mosquitto smoke [mosquitto]', () => {
-  const auth = () => ({ username: serverEnv().FS_MOSQUITTO_USER, password: serverEnv().FS_MOSQUITTO_PASSWORD })
+  const auth = () => ({
+    username: serverEnv().FS_MOSQUITTO_USER,
+    password: serverEnv().FS_MOSQUITTO_PASSWORD,
+  })
 
   it('delivers an authenticated QoS 1 publish to an authenticated subscriber (MQTT 5)', async () => {
     const sub = await connect({ ...auth(), protocolVersion: 5, clientId: 'smoke-sub' })
@@ -25,7 +32,10 @@ describe('test > servers > mosquitto smoke [mosquitto]', () => {
         sub.once('message', (topic, payload) => resolve({ topic, payload: payload.toString() })),
       )
       await pub.publishAsync('devices/smoke-1/telemetry', '{"temperature":21.5}', { qos: 1 })
-      expect(await within(got, 10_000)).toEqual({ topic: 'devices/smoke-1/telemetry', payload: '{"temperature":21.5}' })
+      expect(await within(got, 10_000)).toEqual({
+        topic: 'devices/smoke-1/telemetry',
+        payload: '{"temperature":21.5}',
+      })
     } finally {
       await sub.endAsync()
       await pub.endAsync()
@@ -63,12 +73,19 @@ describe('test > servers > mosquitto smoke [mosquitto]', () => {
   })
 
   it('refuses an anonymous client', async () => {
-    await expect(connect({ protocolVersion: 5, clientId: 'anon' })).rejects.toThrow(/Not authorized|Bad User Name or Password/i)
+    await expect(connect({ protocolVersion: 5, clientId: 'anon' })).rejects.toThrow(
+      /Not authorized|Bad User Name or Password/i,
+    )
   })
 
   it('refuses a wrong password', async () => {
-    await expect(connect({ username: serverEnv().FS_MOSQUITTO_USER, password: 'nope', protocolVersion: 4, clientId: 'badpw' })).rejects.toThrow(
-      /Not authorized|Bad username or password|Bad User Name or Password/i,
-    )
+    await expect(
+      connect({
+        username: serverEnv().FS_MOSQUITTO_USER,
+        password: 'nope',
+        protocolVersion: 4,
+        clientId: 'badpw',
+      }),
+    ).rejects.toThrow(/Not authorized|Bad username or password|Bad User Name or Password/i)
   })
 })

@@ -16,13 +16,17 @@ describe('test > servers > postgres smoke [postgres]', () => {
   })
 
   it('connects with a password over TCP and answers a query', async () => {
-    const r = await client.query<{ version: string; user: string }>('SELECT version() AS version, current_user AS user')
+    const r = await client.query<{ version: string; user: string }>(
+      'SELECT version() AS version, current_user AS user',
+    )
     expect(r.rows[0]!.version).toMatch(/^PostgreSQL \d+/)
     expect(r.rows[0]!.user).toBe('fleetstream')
   })
 
   it('writes and reads with parameters, upserting on a key', async () => {
-    await client.query(`CREATE TABLE ${table} (device_id text, ts bigint, seq bigint, v double precision, PRIMARY KEY (device_id, ts, seq))`)
+    await client.query(
+      `CREATE TABLE ${table} (device_id text, ts bigint, seq bigint, v double precision, PRIMARY KEY (device_id, ts, seq))`,
+    )
     const upsert = `INSERT INTO ${table} VALUES ($1, $2, $3, $4) ON CONFLICT (device_id, ts, seq) DO UPDATE SET v = EXCLUDED.v`
     await client.query(upsert, ['d1', 1, 0, 1.5])
     await client.query(upsert, ['d1', 1, 0, 2.5])

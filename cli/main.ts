@@ -3,11 +3,31 @@ import { loadConfig } from '../core/config/load'
 import { coreConfig, type CoreConfig } from '../core/config/schema'
 import { FleetError } from '../core/errors'
 import { KafkaEventLog } from '../core/kafka/kafkajs-log'
+import type { LogAdmin } from '../core/kafka/log'
 import { designTopics } from '../core/kafka/topics'
 import { createLogger, redact } from '../core/logging/logger'
 
 function configFrom(opts: { config?: string }): CoreConfig {
   return loadConfig(coreConfig, { file: opts.config ?? process.env.FLEETSTREAM_CONFIG, env: process.env })
+}
+
+/** Runs `fn` with a Kafka admin from the configuration, closing every connection afterwards. */
+async function withAdmin(
+  opts: { config?: string },
+  fn: (admin: LogAdmin, cfg: CoreConfig) => Promise<void>,
+): Promise<void> {
+  const cfg = configFrom(opts)
+  const log = new KafkaEventLog(cfg.kafka, createLogger(cfg.log))
+  try {
+    const admin = await log.admin()
+    try {
+      await fn(admin, cfg)
+    } finally {
+      await admin.close()
+    }
+  } finally {
+    await log.close()
+  }
 }
 
 /** Builds the `fleetstream` command tree. Roles add their subcommands as they arrive. */
@@ -32,34 +52,21 @@ export function buildCli(): Command {
     .command('create')
     .description("create the design's topics that do not exist yet (compacted where the design says)")
     .option('-c, --config <file>', 'YAML configuration file')
-    .action(async (opts: { config?: string }) => {
-      const cfg = configFrom(opts)
-      const logger = createLogger(cfg.log)
-      const log = new KafkaEventLog(cfg.kafka, logger)
-      const admin = await log.admin()
-      try {
+    .action((opts: { config?: string }) =>
+      withAdmin(opts, async (admin, cfg) => {
         const created = await admin.ensureTopics(designTopics(cfg.topics))
         process.stdout.write(`${JSON.stringify({ created })}\n`)
-      } finally {
-        await admin.close()
-        await log.close()
-      }
-    })
+      }),
+    )
   topics
     .command('list')
     .description('list topics on the configured Kafka')
     .option('-c, --config <file>', 'YAML configuration file')
-    .action(async (opts: { config?: string }) => {
-      const cfg = configFrom(opts)
-      const log = new KafkaEventLog(cfg.kafka, createLogger(cfg.log))
-      const admin = await log.admin()
-      try {
+    .action((opts: { config?: string }) =>
+      withAdmin(opts, async (admin) => {
         for (const t of (await admin.listTopics()).sort()) process.stdout.write(`${t}\n`)
-      } finally {
-        await admin.close()
-        await log.close()
-      }
-    })
+      }),
+    )
   return program
 }
 

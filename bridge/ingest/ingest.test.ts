@@ -1,0 +1,70 @@
+import { DriftTracker, describeDrift } from './drift'
+import { RateLimiter } from './rate-limit'
+import { SequenceTracker } from './sequence'
+
+describe('bridge > ingest > sequence accounting', () => {
+  // Table: a device's (ts, seq) inputs and the verdicts expected, in order.
+  const cases: { name: string; input: [number, number | null][]; verdicts: string[]; counts: object }[] = [
+    { name: 'in order', input: [[1, 0], [2, 1], [3, 2]], verdicts: ['first', 'next', 'next'], counts: { gaps: 0, missing: 0, reorders: 0, duplicates: 0 } },
+    { name: 'a gap of 3', input: [[1, 0], [2, 4]], verdicts: ['first', 'gap'], counts: { gaps: 1, missing: 3, reorders: 0, duplicates: 0 } },
+    { name: 'a reorder', input: [[1, 0], [3, 2], [2, 1]], verdicts: ['first', 'gap', 'reorder'], counts: { gaps: 1, missing: 1, reorders: 1, duplicates: 0 } },
+    { name: 'an exact duplicate', input: [[1, 0], [2, 1], [2, 1]], verdicts: ['first', 'next', 'duplicate'], counts: { gaps: 0, missing: 0, reorders: 0, duplicates: 1 } },
+    { name: 'same seq, other ts (a reset, not a duplicate)', input: [[1, 5], [9, 5]], verdicts: ['first', 'reorder'], counts: { gaps: 0, missing: 0, reorders: 1, duplicates: 0 } },
+    { name: 'no seq', input: [[1, null], [1, null]], verdicts: ['none', 'none'], counts: { gaps: 0, missing: 0, reorders: 0, duplicates: 0 } },
+  ]
+  it.each(cases)('$name', ({ input, verdicts, counts }) => {
+    const t = new SequenceTracker()
+    expect(input.map(([ts, seq]) => t.observe('d', ts, seq))).toEqual(verdicts)
+    expect(t.counts).toEqual(counts)
+  })
+
+  it('keeps devices apart', () => {
+    const t = new SequenceTracker()
+    expect([t.observe('a', 1, 0), t.observe('b', 1, 0), t.observe('a', 2, 1)]).toEqual(['first', 'first', 'next'])
+  })
+
+  it('forgets duplicates older than the window', () => {
+    const t = new SequenceTracker(2)
+    t.observe('d', 1, 1)
+    t.observe('d', 2, 2)
+    t.observe('d', 3, 3)
+    expect(t.observe('d', 1, 1)).toBe('reorder')
+    expect(t.observe('d', 3, 3)).toBe('duplicate')
+  })
+})
+
+describe('bridge > ingest > schema drift', () => {
+  it('learns from the first reading and reports new names and type changes', () => {
+    const d = new DriftTracker()
+    expect(d.check('x', { t: 1 })).toBeUndefined()
+    d.learn('x', { t: 1, ok: true })
+    expect(d.check('x', { t: 2, ok: false })).toBeUndefined()
+    const drift = d.check('x', { t: 'hot', h: 40 })
+    expect(drift).toEqual({ newMetrics: ['h'], changedType: [{ metric: 't', was: 'number', now: 'string' }] })
+    expect(describeDrift(drift!)).toBe('schema drift: new metrics h; t changed from number to string')
+    expect(d.check('other', { t: 'hot' })).toBeUndefined()
+  })
+
+  it('bounds what it remembers per device', () => {
+    const d = new DriftTracker(2)
+    d.learn('x', { a: 1, b: 1, c: 1 })
+    expect(d.check('x', { c: 1 })).toEqual({ newMetrics: ['c'], changedType: [] })
+  })
+})
+
+describe('bridge > ingest > rate limit', () => {
+  it('allows a burst, then the steady rate, per device', () => {
+    const r = new RateLimiter(10, 5)
+    const t0 = 1_000_000
+    expect(Array.from({ length: 6 }, () => r.take('d', t0))).toEqual([true, true, true, true, true, false])
+    expect(r.take('other', t0)).toBe(true)
+    expect(r.retryAfterS('d')).toBe(1)
+    expect(r.take('d', t0 + 100)).toBe(true) // 100 ms at 10/s refills one token
+    expect(r.take('d', t0 + 100)).toBe(false)
+  })
+
+  it('is off at rate 0', () => {
+    const r = new RateLimiter(0, 0)
+    expect(Array.from({ length: 100 }, () => r.take('d', 0)).every(Boolean)).toBe(true)
+  })
+})

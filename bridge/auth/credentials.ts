@@ -1,0 +1,240 @@
+import { createHash, randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from 'node:crypto'
+import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs'
+import path from 'node:path'
+import type { Pool } from 'pg'
+
+/** Who a verified device is. */
+export interface DeviceIdentity {
+  deviceId: string
+  tenant: string | null
+}
+
+/** A device as listed (never with its secret). */
+export interface DeviceInfo extends DeviceIdentity {
+  createdAt: string
+  revokedAt: string | null
+}
+
+/** Where device credentials live. Tokens are stored only as scrypt hashes. */
+export interface DeviceStore {
+  /** Creates a device with a new random token, returned once and never stored in clear. */
+  add(deviceId: string, opts?: { tenant?: string | null }): Promise<{ deviceId: string; token: string }>
+  /** The device's identity when `token` is its current token, else undefined. */
+  verify(deviceId: string, token: string): Promise<DeviceIdentity | undefined>
+  list(): Promise<DeviceInfo[]>
+  /** Revokes the device's token; true when there was one. */
+  revoke(deviceId: string): Promise<boolean>
+  close(): Promise<void>
+}
+
+/** Device ids: one MQTT topic level, printable, no wildcards or separators. */
+export const DEVICE_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/
+
+const SCRYPT = { N: 16384, r: 8, p: 1, keylen: 32 }
+
+function scrypt(secret: string, salt: Buffer, keylen: number, opts: ScryptOptions): Promise<Buffer> {
+  return new Promise((resolve, reject) => scryptCb(secret, salt, keylen, opts, (err, key) => (err ? reject(err) : resolve(key))))
+}
+
+/** `scrypt$N$r$p$salt$hash` (base64url parts). */
+export async function hashToken(token: string): Promise<string> {
+  const salt = randomBytes(16)
+  const key = await scrypt(token, salt, SCRYPT.keylen, { N: SCRYPT.N, r: SCRYPT.r, p: SCRYPT.p, maxmem: 64 * 1024 * 1024 })
+  return ['scrypt', SCRYPT.N, SCRYPT.r, SCRYPT.p, salt.toString('base64url'), key.toString('base64url')].join('$')
+}
+
+/** Checks `token` against a stored hash in constant time. */
+export async function tokenMatches(token: string, stored: string): Promise<boolean> {
+  const [kind, n, r, p, salt, hash] = stored.split('$')
+  if (kind !== 'scrypt' || !salt || !hash) return false
+  const expected = Buffer.from(hash, 'base64url')
+  const key = await scrypt(token, Buffer.from(salt, 'base64url'), expected.length, { N: Number(n), r: Number(r), p: Number(p), maxmem: 64 * 1024 * 1024 })
+  return key.length === expected.length && timingSafeEqual(key, expected)
+}
+
+/** A new device token: 32 random bytes, base64url. */
+export function newToken(): string {
+  return randomBytes(32).toString('base64url')
+}
+
+function checkDeviceId(deviceId: string): void {
+  if (!DEVICE_ID.test(deviceId)) throw new Error(`device id "${deviceId.slice(0, 64)}" is invalid (letters, digits, . _ : -; at most 128)`)
+}
+
+/**
+ * Remembers successful verifications for a short time (by a SHA-256 of the token, never the
+ * token), so HTTP requests do not each pay for scrypt. A revoke in this process clears it;
+ * in other processes a revoked token stops working within `ttlMs`.
+ */
+class VerifyCache {
+  private readonly hits = new Map<string, { digest: Buffer; identity: DeviceIdentity; at: number }>()
+  constructor(private readonly ttlMs: number) {}
+  get(deviceId: string, token: string): DeviceIdentity | undefined {
+    const hit = this.hits.get(deviceId)
+    if (!hit || Date.now() - hit.at > this.ttlMs) return undefined
+    const digest = createHash('sha256').update(token).digest()
+    return timingSafeEqual(digest, hit.digest) ? hit.identity : undefined
+  }
+  set(deviceId: string, token: string, identity: DeviceIdentity): void {
+    if (this.hits.size > 100_000) this.hits.clear()
+    this.hits.set(deviceId, { digest: createHash('sha256').update(token).digest(), identity, at: Date.now() })
+  }
+  delete(deviceId: string): void {
+    this.hits.delete(deviceId)
+  }
+}
+
+interface FileEntry {
+  hash: string
+  tenant: string | null
+  createdAt: string
+  revokedAt: string | null
+}
+
+/** Device credentials in a JSON file (the embedded default). Re-read when the file changes. */
+export class FileDeviceStore implements DeviceStore {
+  private entries = new Map<string, FileEntry>()
+  private mtimeMs = -1
+  private readonly cache: VerifyCache
+
+  constructor(
+    private readonly file: string,
+    cacheTtlMs = 60_000,
+  ) {
+    this.cache = new VerifyCache(cacheTtlMs)
+  }
+
+  private load(): void {
+    let mtime: number
+    try {
+      mtime = statSync(this.file).mtimeMs
+    } catch {
+      this.entries = new Map()
+      return
+    }
+    if (mtime === this.mtimeMs) return
+    const doc = JSON.parse(readFileSync(this.file, 'utf8')) as { devices: Record<string, FileEntry> }
+    this.entries = new Map(Object.entries(doc.devices ?? {}))
+    this.mtimeMs = mtime
+  }
+
+  private save(): void {
+    mkdirSync(path.dirname(this.file), { recursive: true })
+    const tmp = `${this.file}.${process.pid}.tmp`
+    writeFileSync(tmp, `${JSON.stringify({ devices: Object.fromEntries(this.entries) }, null, 2)}\n`, { mode: 0o600 })
+    renameSync(tmp, this.file)
+    this.mtimeMs = statSync(this.file).mtimeMs
+  }
+
+  async add(deviceId: string, opts: { tenant?: string | null } = {}): Promise<{ deviceId: string; token: string }> {
+    checkDeviceId(deviceId)
+    this.load()
+    const token = newToken()
+    this.entries.set(deviceId, { hash: await hashToken(token), tenant: opts.tenant ?? null, createdAt: new Date().toISOString(), revokedAt: null })
+    this.save()
+    this.cache.delete(deviceId)
+    return { deviceId, token }
+  }
+
+  async verify(deviceId: string, token: string): Promise<DeviceIdentity | undefined> {
+    const hit = this.cache.get(deviceId, token)
+    if (hit) return hit
+    this.load()
+    const e = this.entries.get(deviceId)
+    if (!e || e.revokedAt || !(await tokenMatches(token, e.hash))) return undefined
+    const identity = { deviceId, tenant: e.tenant }
+    this.cache.set(deviceId, token, identity)
+    return identity
+  }
+
+  async list(): Promise<DeviceInfo[]> {
+    this.load()
+    return [...this.entries].map(([deviceId, e]) => ({ deviceId, tenant: e.tenant, createdAt: e.createdAt, revokedAt: e.revokedAt }))
+  }
+
+  async revoke(deviceId: string): Promise<boolean> {
+    this.load()
+    const e = this.entries.get(deviceId)
+    this.cache.delete(deviceId)
+    if (!e || e.revokedAt) return false
+    e.revokedAt = new Date().toISOString()
+    this.save()
+    return true
+  }
+
+  async close(): Promise<void> {}
+}
+
+/** Device credentials in PostgreSQL (table `fs_device_credentials`, created on first use). */
+export class PostgresDeviceStore implements DeviceStore {
+  private ready: Promise<void> | undefined
+  private readonly cache: VerifyCache
+
+  constructor(
+    private readonly pool: Pool,
+    cacheTtlMs = 60_000,
+  ) {
+    this.cache = new VerifyCache(cacheTtlMs)
+  }
+
+  private migrate(): Promise<void> {
+    this.ready ??= this.pool
+      .query(
+        `CREATE TABLE IF NOT EXISTS fs_device_credentials (
+           device_id text PRIMARY KEY,
+           tenant text,
+           token_hash text NOT NULL,
+           created_at timestamptz NOT NULL DEFAULT now(),
+           revoked_at timestamptz)`,
+      )
+      .then(() => undefined)
+    return this.ready
+  }
+
+  async add(deviceId: string, opts: { tenant?: string | null } = {}): Promise<{ deviceId: string; token: string }> {
+    checkDeviceId(deviceId)
+    await this.migrate()
+    const token = newToken()
+    await this.pool.query(
+      `INSERT INTO fs_device_credentials (device_id, tenant, token_hash) VALUES ($1, $2, $3)
+       ON CONFLICT (device_id) DO UPDATE SET tenant = EXCLUDED.tenant, token_hash = EXCLUDED.token_hash, created_at = now(), revoked_at = NULL`,
+      [deviceId, opts.tenant ?? null, await hashToken(token)],
+    )
+    this.cache.delete(deviceId)
+    return { deviceId, token }
+  }
+
+  async verify(deviceId: string, token: string): Promise<DeviceIdentity | undefined> {
+    const hit = this.cache.get(deviceId, token)
+    if (hit) return hit
+    await this.migrate()
+    const r = await this.pool.query<{ tenant: string | null; token_hash: string }>(
+      'SELECT tenant, token_hash FROM fs_device_credentials WHERE device_id = $1 AND revoked_at IS NULL',
+      [deviceId],
+    )
+    const row = r.rows[0]
+    if (!row || !(await tokenMatches(token, row.token_hash))) return undefined
+    const identity = { deviceId, tenant: row.tenant }
+    this.cache.set(deviceId, token, identity)
+    return identity
+  }
+
+  async list(): Promise<DeviceInfo[]> {
+    await this.migrate()
+    const r = await this.pool.query<{ device_id: string; tenant: string | null; created_at: Date; revoked_at: Date | null }>(
+      'SELECT device_id, tenant, created_at, revoked_at FROM fs_device_credentials ORDER BY device_id',
+    )
+    return r.rows.map((x) => ({ deviceId: x.device_id, tenant: x.tenant, createdAt: x.created_at.toISOString(), revokedAt: x.revoked_at?.toISOString() ?? null }))
+  }
+
+  async revoke(deviceId: string): Promise<boolean> {
+    await this.migrate()
+    this.cache.delete(deviceId)
+    const r = await this.pool.query('UPDATE fs_device_credentials SET revoked_at = now() WHERE device_id = $1 AND revoked_at IS NULL', [deviceId])
+    return (r.rowCount ?? 0) > 0
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end()
+  }
+}

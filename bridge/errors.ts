@@ -41,7 +41,10 @@ export class AuthError extends FleetError {
     message: string,
     readonly kind: 'unauthenticated' | 'forbidden',
   ) {
-    super(message, { code: kind === 'unauthenticated' ? 'FS_BRIDGE_AUTH' : 'FS_BRIDGE_FORBIDDEN', retriable: false })
+    super(message, {
+      code: kind === 'unauthenticated' ? 'FS_BRIDGE_AUTH' : 'FS_BRIDGE_FORBIDDEN',
+      retriable: false,
+    })
   }
 }
 

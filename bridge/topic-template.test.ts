@@ -34,7 +34,9 @@ describe('bridge > topic templates', () => {
   })
 
   it('formats a topic from variables (downlink topics)', () => {
-    expect(compileTopicTemplate('devices/{deviceId}/downlink').format({ deviceId: 'd7' })).toBe('devices/d7/downlink')
+    expect(compileTopicTemplate('devices/{deviceId}/downlink').format({ deviceId: 'd7' })).toBe(
+      'devices/d7/downlink',
+    )
     expect(() => compileTopicTemplate('devices/{deviceId}/downlink').format({ deviceId: 'a/b' })).toThrow()
   })
 

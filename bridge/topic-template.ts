@@ -54,7 +54,8 @@ export function compileTopicTemplate(template: string): TopicTemplate {
           const v = VARIABLE.exec(level)
           if (!v) return level
           const value = vars[v[1]!]
-          if (value === undefined || !new RegExp(`^${VALUE}$`).test(value)) throw new Error(`no valid value for {${v[1]}}`)
+          if (value === undefined || !new RegExp(`^${VALUE}$`).test(value))
+            throw new Error(`no valid value for {${v[1]}}`)
           return value
         })
         .join('/')
@@ -69,12 +70,20 @@ function templateError(template: string, why: string): ConfigError {
 }
 
 /** Matches `topic` against templates in order; throws RejectError(FS_BRIDGE_TOPIC) when none match. */
-export function matchTopic(templates: readonly TopicTemplate[], topic: string, maxLevels: number): Record<string, string> {
+export function matchTopic(
+  templates: readonly TopicTemplate[],
+  topic: string,
+  maxLevels: number,
+): Record<string, string> {
   const levels = topic.split('/').length
-  if (levels > maxLevels) throw new RejectError('FS_BRIDGE_TOPIC', `topic has ${levels} levels; at most ${maxLevels} allowed`)
+  if (levels > maxLevels)
+    throw new RejectError('FS_BRIDGE_TOPIC', `topic has ${levels} levels; at most ${maxLevels} allowed`)
   for (const t of templates) {
     const vars = t.match(topic)
     if (vars) return vars
   }
-  throw new RejectError('FS_BRIDGE_TOPIC', `topic "${topic.slice(0, 200)}" matches no template (${templates.map((t) => t.template).join(', ')})`)
+  throw new RejectError(
+    'FS_BRIDGE_TOPIC',
+    `topic "${topic.slice(0, 200)}" matches no template (${templates.map((t) => t.template).join(', ')})`,
+  )
 }

@@ -23,7 +23,10 @@ describe('bridge > auth > credentials in PostgreSQL [postgres]', () => {
     expect(raw.rows[0].token_hash).not.toContain(token)
     expect(await store.verify(id, token)).toEqual({ deviceId: id, tenant: 't1' })
     expect(await store.verify(id, 'wrong')).toBeUndefined()
-    expect((await store.list()).find((d) => d.deviceId === id)).toMatchObject({ tenant: 't1', revokedAt: null })
+    expect((await store.list()).find((d) => d.deviceId === id)).toMatchObject({
+      tenant: 't1',
+      revokedAt: null,
+    })
     expect(await store.revoke(id)).toBe(true)
     expect(await store.verify(id, token)).toBeUndefined()
   })

@@ -33,14 +33,23 @@ export const DEVICE_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/
 const SCRYPT = { N: 16384, r: 8, p: 1, keylen: 32 }
 
 function scrypt(secret: string, salt: Buffer, keylen: number, opts: ScryptOptions): Promise<Buffer> {
-  return new Promise((resolve, reject) => scryptCb(secret, salt, keylen, opts, (err, key) => (err ? reject(err) : resolve(key))))
+  return new Promise((resolve, reject) =>
+    scryptCb(secret, salt, keylen, opts, (err, key) => (err ? reject(err) : resolve(key))),
+  )
 }
 
 /** `scrypt$N$r$p$salt$hash` (base64url parts). */
 export async function hashToken(token: string): Promise<string> {
   const salt = randomBytes(16)
-  const key = await scrypt(token, salt, SCRYPT.keylen, { N: SCRYPT.N, r: SCRYPT.r, p: SCRYPT.p, maxmem: 64 * 1024 * 1024 })
-  return ['scrypt', SCRYPT.N, SCRYPT.r, SCRYPT.p, salt.toString('base64url'), key.toString('base64url')].join('$')
+  const key = await scrypt(token, salt, SCRYPT.keylen, {
+    N: SCRYPT.N,
+    r: SCRYPT.r,
+    p: SCRYPT.p,
+    maxmem: 64 * 1024 * 1024,
+  })
+  return ['scrypt', SCRYPT.N, SCRYPT.r, SCRYPT.p, salt.toString('base64url'), key.toString('base64url')].join(
+    '$',
+  )
 }
 
 /** Checks `token` against a stored hash in constant time. */
@@ -48,7 +57,12 @@ export async function tokenMatches(token: string, stored: string): Promise<boole
   const [kind, n, r, p, salt, hash] = stored.split('$')
   if (kind !== 'scrypt' || !salt || !hash) return false
   const expected = Buffer.from(hash, 'base64url')
-  const key = await scrypt(token, Buffer.from(salt, 'base64url'), expected.length, { N: Number(n), r: Number(r), p: Number(p), maxmem: 64 * 1024 * 1024 })
+  const key = await scrypt(token, Buffer.from(salt, 'base64url'), expected.length, {
+    N: Number(n),
+    r: Number(r),
+    p: Number(p),
+    maxmem: 64 * 1024 * 1024,
+  })
   return key.length === expected.length && timingSafeEqual(key, expected)
 }
 
@@ -58,7 +72,8 @@ export function newToken(): string {
 }
 
 function checkDeviceId(deviceId: string): void {
-  if (!DEVICE_ID.test(deviceId)) throw new Error(`device id "${deviceId.slice(0, 64)}" is invalid (letters, digits, . _ : -; at most 128)`)
+  if (!DEVICE_ID.test(deviceId))
+    throw new Error(`device id "${deviceId.slice(0, 64)}" is invalid (letters, digits, . _ : -; at most 128)`)
 }
 
 /**
@@ -121,16 +136,26 @@ export class FileDeviceStore implements DeviceStore {
   private save(): void {
     mkdirSync(path.dirname(this.file), { recursive: true })
     const tmp = `${this.file}.${process.pid}.tmp`
-    writeFileSync(tmp, `${JSON.stringify({ devices: Object.fromEntries(this.entries) }, null, 2)}\n`, { mode: 0o600 })
+    writeFileSync(tmp, `${JSON.stringify({ devices: Object.fromEntries(this.entries) }, null, 2)}\n`, {
+      mode: 0o600,
+    })
     renameSync(tmp, this.file)
     this.mtimeMs = statSync(this.file).mtimeMs
   }
 
-  async add(deviceId: string, opts: { tenant?: string | null } = {}): Promise<{ deviceId: string; token: string }> {
+  async add(
+    deviceId: string,
+    opts: { tenant?: string | null } = {},
+  ): Promise<{ deviceId: string; token: string }> {
     checkDeviceId(deviceId)
     this.load()
     const token = newToken()
-    this.entries.set(deviceId, { hash: await hashToken(token), tenant: opts.tenant ?? null, createdAt: new Date().toISOString(), revokedAt: null })
+    this.entries.set(deviceId, {
+      hash: await hashToken(token),
+      tenant: opts.tenant ?? null,
+      createdAt: new Date().toISOString(),
+      revokedAt: null,
+    })
     this.save()
     this.cache.delete(deviceId)
     return { deviceId, token }
@@ -149,7 +174,12 @@ export class FileDeviceStore implements DeviceStore {
 
   async list(): Promise<DeviceInfo[]> {
     this.load()
-    return [...this.entries].map(([deviceId, e]) => ({ deviceId, tenant: e.tenant, createdAt: e.createdAt, revokedAt: e.revokedAt }))
+    return [...this.entries].map(([deviceId, e]) => ({
+      deviceId,
+      tenant: e.tenant,
+      createdAt: e.createdAt,
+      revokedAt: e.revokedAt,
+    }))
   }
 
   async revoke(deviceId: string): Promise<boolean> {
@@ -191,7 +221,10 @@ export class PostgresDeviceStore implements DeviceStore {
     return this.ready
   }
 
-  async add(deviceId: string, opts: { tenant?: string | null } = {}): Promise<{ deviceId: string; token: string }> {
+  async add(
+    deviceId: string,
+    opts: { tenant?: string | null } = {},
+  ): Promise<{ deviceId: string; token: string }> {
     checkDeviceId(deviceId)
     await this.migrate()
     const token = newToken()
@@ -221,16 +254,27 @@ export class PostgresDeviceStore implements DeviceStore {
 
   async list(): Promise<DeviceInfo[]> {
     await this.migrate()
-    const r = await this.pool.query<{ device_id: string; tenant: string | null; created_at: Date; revoked_at: Date | null }>(
-      'SELECT device_id, tenant, created_at, revoked_at FROM fs_device_credentials ORDER BY device_id',
-    )
-    return r.rows.map((x) => ({ deviceId: x.device_id, tenant: x.tenant, createdAt: x.created_at.toISOString(), revokedAt: x.revoked_at?.toISOString() ?? null }))
+    const r = await this.pool.query<{
+      device_id: string
+      tenant: string | null
+      created_at: Date
+      revoked_at: Date | null
+    }>('SELECT device_id, tenant, created_at, revoked_at FROM fs_device_credentials ORDER BY device_id')
+    return r.rows.map((x) => ({
+      deviceId: x.device_id,
+      tenant: x.tenant,
+      createdAt: x.created_at.toISOString(),
+      revokedAt: x.revoked_at?.toISOString() ?? null,
+    }))
   }
 
   async revoke(deviceId: string): Promise<boolean> {
     await this.migrate()
     this.cache.delete(deviceId)
-    const r = await this.pool.query('UPDATE fs_device_credentials SET revoked_at = now() WHERE device_id = $1 AND revoked_at IS NULL', [deviceId])
+    const r = await this.pool.query(
+      'UPDATE fs_device_credentials SET revoked_at = now() WHERE device_id = $1 AND revoked_at IS NULL',
+      [deviceId],
+    )
     return (r.rowCount ?? 0) > 0
   }
 

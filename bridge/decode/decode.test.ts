@@ -8,7 +8,14 @@ import { readPayload, type ShapeOptions } from './readings'
 import { parseEventTime } from './timestamp'
 
 const NOW = Date.UTC(2026, 10, 26, 12, 0, 0)
-const opts: ShapeOptions = { deviceId: 'd1', receivedAt: NOW, maxFutureSkewMs: 60_000, maxMetrics: 8, maxReadings: 5, maxStringBytes: 32 }
+const opts: ShapeOptions = {
+  deviceId: 'd1',
+  receivedAt: NOW,
+  maxFutureSkewMs: 60_000,
+  maxMetrics: 8,
+  maxReadings: 5,
+  maxStringBytes: 32,
+}
 const codeOf = (fn: () => unknown): string => {
   try {
     fn()
@@ -49,13 +56,32 @@ describe('bridge > decode > timestamps', () => {
 
 describe('bridge > decode > payload shapes', () => {
   it('reads a flat JSON reading', () => {
-    const r = readPayload({ ts: NOW - 1000, seq: 4, temperature: 21.5, door: false, mode: 'eco', meta: { fw: 1 } }, opts)
-    expect(r).toEqual({ readings: [{ ts: NOW - 1000, seq: 4, metrics: { temperature: 21.5, door: false, mode: 'eco' }, meta: { fw: '1' } }], rejects: [] })
+    const r = readPayload(
+      { ts: NOW - 1000, seq: 4, temperature: 21.5, door: false, mode: 'eco', meta: { fw: 1 } },
+      opts,
+    )
+    expect(r).toEqual({
+      readings: [
+        {
+          ts: NOW - 1000,
+          seq: 4,
+          metrics: { temperature: 21.5, door: false, mode: 'eco' },
+          meta: { fw: '1' },
+        },
+      ],
+      rejects: [],
+    })
   })
 
   it('reads the batch form, deviceinfo becoming meta', () => {
     const r = readPayload(
-      { deviceinfo: { deviceid: 'd1', fw_ver: '2.1', batt_lvl: 88 }, tsdata: [{ timestamp: NOW - 2000, t: 1 }, { timestamp: NOW - 1000, t: 2 }] },
+      {
+        deviceinfo: { deviceid: 'd1', fw_ver: '2.1', batt_lvl: 88 },
+        tsdata: [
+          { timestamp: NOW - 2000, t: 1 },
+          { timestamp: NOW - 1000, t: 2 },
+        ],
+      },
       opts,
     )
     expect(r.rejects).toEqual([])
@@ -66,7 +92,10 @@ describe('bridge > decode > payload shapes', () => {
   })
 
   it('keeps good entries of a batch and reports each bad one with its index', () => {
-    const r = readPayload([{ ts: NOW, t: 1 }, { ts: NOW, t: { x: 1 } }, { ts: 'soon', t: 3 }, { ts: NOW, t: 4 }, 'x'], opts)
+    const r = readPayload(
+      [{ ts: NOW, t: 1 }, { ts: NOW, t: { x: 1 } }, { ts: 'soon', t: 3 }, { ts: NOW, t: 4 }, 'x'],
+      opts,
+    )
     expect(r.readings.map((x) => x.metrics.t)).toEqual([1, 4])
     expect(r.rejects.map((x) => [x.index, x.error.code])).toEqual([
       [1, 'FS_BRIDGE_TYPE'],
@@ -84,7 +113,11 @@ describe('bridge > decode > payload shapes', () => {
     ['an array metric', { t: [1] }, 'FS_BRIDGE_TYPE'],
     ['a null metric', { t: null }, 'FS_BRIDGE_TYPE'],
     ['no metrics', { ts: NOW }, 'FS_BRIDGE_EMPTY'],
-    ['too many metrics', Object.fromEntries(Array.from({ length: 9 }, (_, i) => [`m${i}`, i])), 'FS_BRIDGE_LIMIT'],
+    [
+      'too many metrics',
+      Object.fromEntries(Array.from({ length: 9 }, (_, i) => [`m${i}`, i])),
+      'FS_BRIDGE_LIMIT',
+    ],
     ['a bad metric name', { 'drop table': 1 }, 'FS_BRIDGE_DECODE'],
     ['a too long string', { s: 'x'.repeat(33) }, 'FS_BRIDGE_LIMIT'],
     ['a negative seq', { seq: -1, t: 1 }, 'FS_BRIDGE_TYPE'],
@@ -106,7 +139,10 @@ describe('bridge > decode > payload shapes', () => {
   })
 
   it('rejects a batch over the reading limit as a whole', () => {
-    const r = readPayload(Array.from({ length: 6 }, () => ({ t: 1 })), opts)
+    const r = readPayload(
+      Array.from({ length: 6 }, () => ({ t: 1 })),
+      opts,
+    )
     expect(r.readings).toEqual([])
     expect(r.rejects[0]!.error.code).toBe('FS_BRIDGE_LIMIT')
   })
@@ -139,13 +175,27 @@ describe('bridge > decode > formats', () => {
 
   it('decodes MessagePack to the same reading as JSON', () => {
     const value = { ts: NOW - 1, temperature: 20.25, ok: true }
-    expect(readPayload(decodeSync(pack(value), 'msgpack'), opts)).toEqual(readPayload(decodeSync(Buffer.from(JSON.stringify(value)), 'json'), opts))
+    expect(readPayload(decodeSync(pack(value), 'msgpack'), opts)).toEqual(
+      readPayload(decodeSync(Buffer.from(JSON.stringify(value)), 'json'), opts),
+    )
   })
 
   it('decodes XML readings with attributes, elements and typed values', () => {
-    const one = decodeSync(Buffer.from(`<?xml version="1.0"?><reading ts="${NOW - 1}" seq="3"><temperature>21.5</temperature><door>false</door><mode>eco</mode></reading>`), 'xml')
-    expect(readPayload(one, opts).readings).toEqual([{ ts: NOW - 1, seq: 3, metrics: { temperature: 21.5, door: false, mode: 'eco' }, meta: {} }])
-    const many = decodeSync(Buffer.from(`<readings><reading ts="${NOW - 2}"><t>1</t></reading><reading ts="${NOW - 1}"><t>2</t></reading></readings>`), 'xml')
+    const one = decodeSync(
+      Buffer.from(
+        `<?xml version="1.0"?><reading ts="${NOW - 1}" seq="3"><temperature>21.5</temperature><door>false</door><mode>eco</mode></reading>`,
+      ),
+      'xml',
+    )
+    expect(readPayload(one, opts).readings).toEqual([
+      { ts: NOW - 1, seq: 3, metrics: { temperature: 21.5, door: false, mode: 'eco' }, meta: {} },
+    ])
+    const many = decodeSync(
+      Buffer.from(
+        `<readings><reading ts="${NOW - 2}"><t>1</t></reading><reading ts="${NOW - 1}"><t>2</t></reading></readings>`,
+      ),
+      'xml',
+    )
     expect(readPayload(many, opts).readings.map((r) => r.metrics.t)).toEqual([1, 2])
   })
 
@@ -160,20 +210,37 @@ describe('bridge > decode > formats', () => {
   })
 
   it('rejects malformed MessagePack as FS_BRIDGE_DECODE', () => {
-    expect(codeOf(() => decodeSync(Buffer.from([0xdf, 0xff, 0xff, 0xff]), 'msgpack'))).toBe('FS_BRIDGE_DECODE')
+    expect(codeOf(() => decodeSync(Buffer.from([0xdf, 0xff, 0xff, 0xff]), 'msgpack'))).toBe(
+      'FS_BRIDGE_DECODE',
+    )
   })
 
   it('decodes an Avro envelope with a registered schema into a flat reading', async () => {
     const registry = new LocalSchemaRegistry()
     const codec = await createTelemetryCodec(registry)
-    const framed = codec.encode({ deviceId: 'd1', tenant: null, ts: NOW - 10, receivedAt: 0, seq: 9, metrics: { t: 3.5 }, meta: { fw: '1' }, source: 'mqtt' })
+    const framed = codec.encode({
+      deviceId: 'd1',
+      tenant: null,
+      ts: NOW - 10,
+      receivedAt: 0,
+      seq: 9,
+      metrics: { t: 3.5 },
+      meta: { fw: '1' },
+      source: 'mqtt',
+    })
     const value = await decodeAvro(framed, registry, new Map())
-    expect(readPayload(value, opts).readings).toEqual([{ ts: NOW - 10, seq: 9, metrics: { t: 3.5 }, meta: { fw: '1' } }])
+    expect(readPayload(value, opts).readings).toEqual([
+      { ts: NOW - 10, seq: 9, metrics: { t: 3.5 }, meta: { fw: '1' } },
+    ])
   })
 
   it('rejects Avro with an unregistered schema id, and a broken body', async () => {
     const registry = new LocalSchemaRegistry()
-    await expect(decodeAvro(encodeWire(4242, Buffer.from([1])), registry, new Map())).rejects.toMatchObject({ code: 'FS_BRIDGE_SCHEMA' })
-    await expect(decodeAvro(encodeWire(1, Buffer.from([1, 2])), registry, new Map())).rejects.toMatchObject({ code: 'FS_BRIDGE_DECODE' })
+    await expect(decodeAvro(encodeWire(4242, Buffer.from([1])), registry, new Map())).rejects.toMatchObject({
+      code: 'FS_BRIDGE_SCHEMA',
+    })
+    await expect(decodeAvro(encodeWire(1, Buffer.from([1, 2])), registry, new Map())).rejects.toMatchObject({
+      code: 'FS_BRIDGE_DECODE',
+    })
   })
 })

@@ -15,7 +15,11 @@ export type PayloadFormat = 'json' | 'msgpack' | 'xml' | 'avro'
 export function sniffFormat(payload: Buffer): PayloadFormat {
   let i = 0
   if (payload[0] === 0xef && payload[1] === 0xbb && payload[2] === 0xbf) i = 3 // UTF-8 BOM
-  while (i < payload.length && (payload[i] === 0x20 || payload[i] === 0x09 || payload[i] === 0x0a || payload[i] === 0x0d)) i++
+  while (
+    i < payload.length &&
+    (payload[i] === 0x20 || payload[i] === 0x09 || payload[i] === 0x0a || payload[i] === 0x0d)
+  )
+    i++
   const b = payload[i]
   if (b === 0x7b || b === 0x5b) return 'json'
   if (b === 0x3c) return 'xml'
@@ -27,9 +31,11 @@ export function sniffFormat(payload: Buffer): PayloadFormat {
 export function formatFromContentType(contentType: string | undefined): PayloadFormat | undefined {
   const ct = (contentType ?? '').split(';')[0]!.trim().toLowerCase()
   if (ct === 'application/json' || ct.endsWith('+json')) return 'json'
-  if (ct === 'application/msgpack' || ct === 'application/x-msgpack' || ct === 'application/vnd.msgpack') return 'msgpack'
+  if (ct === 'application/msgpack' || ct === 'application/x-msgpack' || ct === 'application/vnd.msgpack')
+    return 'msgpack'
   if (ct === 'application/xml' || ct === 'text/xml' || ct.endsWith('+xml')) return 'xml'
-  if (ct === 'application/avro' || ct === 'application/vnd.kafka.avro.v2+json' || ct === 'avro/binary') return 'avro'
+  if (ct === 'application/avro' || ct === 'application/vnd.kafka.avro.v2+json' || ct === 'avro/binary')
+    return 'avro'
   return undefined
 }
 
@@ -45,7 +51,12 @@ function decodeMsgpack(payload: Buffer): unknown {
   try {
     return unpack(payload)
   } catch (err) {
-    throw new RejectError('FS_BRIDGE_DECODE', `malformed MessagePack: ${(err as Error).message}`, undefined, err)
+    throw new RejectError(
+      'FS_BRIDGE_DECODE',
+      `malformed MessagePack: ${(err as Error).message}`,
+      undefined,
+      err,
+    )
   }
 }
 
@@ -85,9 +96,11 @@ const xmlParser = new XMLParser({
  */
 function decodeXml(payload: Buffer): unknown {
   const text = payload.toString('utf8')
-  if (/<!DOCTYPE|<!ENTITY/i.test(text)) throw new RejectError('FS_BRIDGE_DECODE', 'XML with a DOCTYPE or ENTITY declaration is refused')
+  if (/<!DOCTYPE|<!ENTITY/i.test(text))
+    throw new RejectError('FS_BRIDGE_DECODE', 'XML with a DOCTYPE or ENTITY declaration is refused')
   const valid = XMLValidator.validate(text)
-  if (valid !== true) throw new RejectError('FS_BRIDGE_DECODE', `malformed XML: ${valid.err.msg} (line ${valid.err.line})`)
+  if (valid !== true)
+    throw new RejectError('FS_BRIDGE_DECODE', `malformed XML: ${valid.err.msg} (line ${valid.err.line})`)
   const doc = xmlParser.parse(text) as Record<string, unknown>
   const roots = Object.keys(doc)
   if (roots.length !== 1) throw new RejectError('FS_BRIDGE_DECODE', 'XML must have exactly one root element')
@@ -113,27 +126,46 @@ function avroToFlat(value: unknown): unknown {
 }
 
 /** Decodes Avro in the Confluent wire format with the writer schema from the registry. */
-export async function decodeAvro(payload: Buffer, registry: SchemaRegistry, cache: Map<number, avro.Type>): Promise<unknown> {
+export async function decodeAvro(
+  payload: Buffer,
+  registry: SchemaRegistry,
+  cache: Map<number, avro.Type>,
+): Promise<unknown> {
   let schemaId: number
   let body: Buffer
   try {
     ;({ schemaId, payload: body } = decodeWire(payload))
   } catch (err) {
-    throw new RejectError('FS_BRIDGE_DECODE', `malformed Avro frame: ${(err as Error).message}`, undefined, err)
+    throw new RejectError(
+      'FS_BRIDGE_DECODE',
+      `malformed Avro frame: ${(err as Error).message}`,
+      undefined,
+      err,
+    )
   }
   let type = cache.get(schemaId)
   if (!type) {
     try {
       type = avro.Type.forSchema(await registry.schemaById(schemaId))
     } catch (err) {
-      throw new RejectError('FS_BRIDGE_SCHEMA', `Avro schema id ${schemaId} is not registered: ${(err as Error).message}`, undefined, err)
+      throw new RejectError(
+        'FS_BRIDGE_SCHEMA',
+        `Avro schema id ${schemaId} is not registered: ${(err as Error).message}`,
+        undefined,
+        err,
+      )
     }
     cache.set(schemaId, type)
   }
   try {
     return avroToFlat(type.fromBuffer(body))
   } catch (err) {
-    throw new RejectError('FS_BRIDGE_DECODE', `malformed Avro body for schema id ${schemaId}: ${(err as Error).message}`, undefined, err)
+    throw new RejectError(
+      'FS_BRIDGE_DECODE',
+      `malformed Avro body for schema id ${schemaId}: ${(err as Error).message}`,
+      undefined,
+      err,
+    )
   }
 }
 

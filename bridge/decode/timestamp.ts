@@ -26,10 +26,21 @@ export function parseEventTime(value: unknown, receivedAt: number, maxFutureSkew
   } else if (typeof value === 'string' && ISO_8601.test(value)) {
     ms = Date.parse(value)
   } else {
-    throw new RejectError('FS_BRIDGE_TIMESTAMP', `timestamp ${JSON.stringify(value).slice(0, 60)} is not ms, s or ISO 8601 with a zone`)
+    throw new RejectError(
+      'FS_BRIDGE_TIMESTAMP',
+      `timestamp ${JSON.stringify(value).slice(0, 60)} is not ms, s or ISO 8601 with a zone`,
+    )
   }
-  if (!Number.isFinite(ms)) throw new RejectError('FS_BRIDGE_TIMESTAMP', `timestamp ${String(value).slice(0, 60)} is not a valid time`)
-  if (ms < MIN_EVENT_TIME) throw new RejectError('FS_BRIDGE_TIMESTAMP', `timestamp ${new Date(ms).toISOString()} is before 2000-01-01 (device clock not set?)`)
+  if (!Number.isFinite(ms))
+    throw new RejectError(
+      'FS_BRIDGE_TIMESTAMP',
+      `timestamp ${String(value).slice(0, 60)} is not a valid time`,
+    )
+  if (ms < MIN_EVENT_TIME)
+    throw new RejectError(
+      'FS_BRIDGE_TIMESTAMP',
+      `timestamp ${new Date(ms).toISOString()} is before 2000-01-01 (device clock not set?)`,
+    )
   if (ms > receivedAt + maxFutureSkewMs) {
     throw new RejectError(
       'FS_BRIDGE_TIMESTAMP',

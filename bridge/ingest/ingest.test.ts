@@ -5,12 +5,63 @@ import { SequenceTracker } from './sequence'
 describe('bridge > ingest > sequence accounting', () => {
   // Table: a device's (ts, seq) inputs and the verdicts expected, in order.
   const cases: { name: string; input: [number, number | null][]; verdicts: string[]; counts: object }[] = [
-    { name: 'in order', input: [[1, 0], [2, 1], [3, 2]], verdicts: ['first', 'next', 'next'], counts: { gaps: 0, missing: 0, reorders: 0, duplicates: 0 } },
-    { name: 'a gap of 3', input: [[1, 0], [2, 4]], verdicts: ['first', 'gap'], counts: { gaps: 1, missing: 3, reorders: 0, duplicates: 0 } },
-    { name: 'a reorder', input: [[1, 0], [3, 2], [2, 1]], verdicts: ['first', 'gap', 'reorder'], counts: { gaps: 1, missing: 1, reorders: 1, duplicates: 0 } },
-    { name: 'an exact duplicate', input: [[1, 0], [2, 1], [2, 1]], verdicts: ['first', 'next', 'duplicate'], counts: { gaps: 0, missing: 0, reorders: 0, duplicates: 1 } },
-    { name: 'same seq, other ts (a reset, not a duplicate)', input: [[1, 5], [9, 5]], verdicts: ['first', 'reorder'], counts: { gaps: 0, missing: 0, reorders: 1, duplicates: 0 } },
-    { name: 'no seq', input: [[1, null], [1, null]], verdicts: ['none', 'none'], counts: { gaps: 0, missing: 0, reorders: 0, duplicates: 0 } },
+    {
+      name: 'in order',
+      input: [
+        [1, 0],
+        [2, 1],
+        [3, 2],
+      ],
+      verdicts: ['first', 'next', 'next'],
+      counts: { gaps: 0, missing: 0, reorders: 0, duplicates: 0 },
+    },
+    {
+      name: 'a gap of 3',
+      input: [
+        [1, 0],
+        [2, 4],
+      ],
+      verdicts: ['first', 'gap'],
+      counts: { gaps: 1, missing: 3, reorders: 0, duplicates: 0 },
+    },
+    {
+      name: 'a reorder',
+      input: [
+        [1, 0],
+        [3, 2],
+        [2, 1],
+      ],
+      verdicts: ['first', 'gap', 'reorder'],
+      counts: { gaps: 1, missing: 1, reorders: 1, duplicates: 0 },
+    },
+    {
+      name: 'an exact duplicate',
+      input: [
+        [1, 0],
+        [2, 1],
+        [2, 1],
+      ],
+      verdicts: ['first', 'next', 'duplicate'],
+      counts: { gaps: 0, missing: 0, reorders: 0, duplicates: 1 },
+    },
+    {
+      name: 'same seq, other ts (a reset, not a duplicate)',
+      input: [
+        [1, 5],
+        [9, 5],
+      ],
+      verdicts: ['first', 'reorder'],
+      counts: { gaps: 0, missing: 0, reorders: 1, duplicates: 0 },
+    },
+    {
+      name: 'no seq',
+      input: [
+        [1, null],
+        [1, null],
+      ],
+      verdicts: ['none', 'none'],
+      counts: { gaps: 0, missing: 0, reorders: 0, duplicates: 0 },
+    },
   ]
   it.each(cases)('$name', ({ input, verdicts, counts }) => {
     const t = new SequenceTracker()
@@ -20,7 +71,11 @@ describe('bridge > ingest > sequence accounting', () => {
 
   it('keeps devices apart', () => {
     const t = new SequenceTracker()
-    expect([t.observe('a', 1, 0), t.observe('b', 1, 0), t.observe('a', 2, 1)]).toEqual(['first', 'first', 'next'])
+    expect([t.observe('a', 1, 0), t.observe('b', 1, 0), t.observe('a', 2, 1)]).toEqual([
+      'first',
+      'first',
+      'next',
+    ])
   })
 
   it('forgets duplicates older than the window', () => {

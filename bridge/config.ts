@@ -1,0 +1,100 @@
+import { z } from 'zod'
+import { coreConfig } from '../core/config/schema'
+
+const port = z.number().int().min(0).max(65535)
+
+/** Settings of the bridge role (`bridge:` in the YAML file). */
+export const bridgeConfig = z.strictObject({
+  mqtt: z
+    .strictObject({
+      /** `embedded`: an aedes broker devices connect to; `external`: a client of a broker such as Mosquitto. */
+      mode: z.enum(['embedded', 'external', 'off']).default('embedded'),
+      host: z.string().default('0.0.0.0'),
+      port: port.default(1883),
+      /** MQTT over WebSocket on this port (embedded mode). */
+      wsPort: port.optional(),
+      tls: z
+        .strictObject({ port: port.default(8883), certFile: z.string().min(1), keyFile: z.string().min(1) })
+        .optional(),
+      external: z
+        .strictObject({
+          url: z.string().default('mqtt://127.0.0.1:1883'),
+          username: z.string().optional(),
+          password: z.string().optional(),
+          clientId: z.string().min(1).default('fleetstream-bridge'),
+          /** Shared-subscription group: bridges in one group split the messages (MQTT 5 `$share`). */
+          group: z.string().min(1).default('fleetstream'),
+          subscriptions: z.array(z.string().min(1)).min(1).default(['devices/+/telemetry']),
+          /** Messages the external broker may have in flight to this bridge before it waits for acks. */
+          receiveMaximum: z.number().int().min(1).max(65535).default(1000),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
+  http: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      host: z.string().default('0.0.0.0'),
+      port: port.default(8080),
+    })
+    .prefault({}),
+  topics: z
+    .strictObject({
+      /** Topic templates of telemetry, tried in order; a topic matching none goes to the dead-letter topic. */
+      telemetry: z.array(z.string().min(1)).min(1).default(['devices/{deviceId}/telemetry']),
+      /** Where a device may subscribe (its own downlink only). */
+      downlink: z.string().min(1).default('devices/{deviceId}/downlink'),
+    })
+    .prefault({}),
+  auth: z
+    .strictObject({
+      store: z.enum(['file', 'postgres']).default('file'),
+      file: z.string().min(1).default('data/devices.json'),
+      postgresUrl: z.string().optional(),
+      /** How long a verified token is remembered (a revoke elsewhere takes effect within this). */
+      cacheTtlMs: z.number().int().min(0).default(60_000),
+    })
+    .prefault({}),
+  limits: z
+    .strictObject({
+      maxPayloadBytes: z
+        .number()
+        .int()
+        .min(64)
+        .default(256 * 1024),
+      maxTopicLevels: z.number().int().min(1).max(100).default(16),
+      maxMetrics: z.number().int().min(1).default(256),
+      maxReadingsPerMessage: z.number().int().min(1).default(1000),
+      maxStringBytes: z.number().int().min(1).default(1024),
+      maxConnections: z.number().int().min(1).default(20_000),
+      connectTimeoutMs: z.number().int().min(100).default(10_000),
+      keepaliveMaxS: z.number().int().min(1).max(65535).default(1200),
+      /** Messages per second per device (0 = no limit), and the burst allowed above it. */
+      ratePerDevice: z.number().min(0).default(200),
+      burstPerDevice: z.number().min(1).default(400),
+      /** Event times further ahead of the receive time than this are rejected (device clock skew). */
+      maxFutureSkewMs: z.number().int().min(0).default(300_000),
+    })
+    .prefault({}),
+  /** A reading whose metrics change type or bring new names: accept (counted), reject, or dead-letter. */
+  drift: z.enum(['accept', 'reject', 'deadletter']).default('accept'),
+  /** Exact duplicates of (deviceId, ts, seq) among a device's last N readings are dropped. */
+  dedupeWindow: z.number().int().min(0).default(1024),
+  writer: z
+    .strictObject({
+      maxBatchRecords: z.number().int().min(1).default(2000),
+      lingerMs: z.number().min(0).default(1),
+      /** Records held before the bridge pushes back (stops acknowledging / answers 503). */
+      maxBufferedRecords: z.number().int().min(1).default(50_000),
+      /** How long a device waits for its ack before the bridge gives up (MQTT: disconnect; HTTP: 503). */
+      ackTimeoutMs: z.number().int().min(100).default(15_000),
+    })
+    .prefault({}),
+})
+
+/** Configuration of a process running the bridge. */
+export const bridgeRoleConfig = coreConfig.extend({ bridge: bridgeConfig.prefault({}) })
+/** The validated bridge settings. */
+export type BridgeConfig = z.infer<typeof bridgeConfig>
+/** The validated configuration of a bridge process. */
+export type BridgeRoleConfig = z.infer<typeof bridgeRoleConfig>

@@ -1,0 +1,189 @@
+import type { OutRecord, Producer, RecordMeta } from '../../core/kafka/log'
+import { PushbackError } from '../errors'
+
+/** Options of the durable writer. */
+export interface WriterOptions {
+  maxBatchRecords: number
+  lingerMs: number
+  maxBufferedRecords: number
+  /** Called after each Kafka write with its size and seconds taken. */
+  onBatch?: (records: number, seconds: number) => void
+  onBuffered?: (records: number) => void
+}
+
+/** A place in the write order, reserved when a message arrives and filled once it is decoded. */
+export interface Slot {
+  /** Hands over the records of this message; resolves once Kafka has all of them. */
+  fill(records: OutRecord[]): Promise<RecordMeta[]>
+  /** Gives the place up (the message was refused before producing anything). */
+  cancel(): void
+}
+
+interface Entry {
+  state: 'pending' | 'filled' | 'cancelled'
+  records: OutRecord[]
+  resolve: (m: RecordMeta[]) => void
+  reject: (e: unknown) => void
+}
+
+/**
+ * Writes records to Kafka in the order their slots were reserved, batching across devices.
+ * One batch is in flight at a time: a device's records reach their partition in arrival
+ * order, and the next batch fills while one is written. A slot that is not yet filled holds
+ * back the slots behind it (so order survives asynchronous decoding). When more than
+ * `maxBufferedRecords` are waiting, `reserve` throws PushbackError instead of buffering more.
+ */
+export class DurableWriter {
+  private readonly queue: Entry[] = []
+  private buffered = 0
+  private inFlight = false
+  private scheduled = false
+  private lingerTimer: NodeJS.Timeout | undefined
+  private closing: Promise<void> | undefined
+  private closed = false
+  private drained: (() => void) | undefined
+
+  constructor(
+    private readonly producer: Producer,
+    private readonly opts: WriterOptions,
+  ) {}
+
+  /** Records reserved or waiting, including the batch in flight. */
+  get bufferedRecords(): number {
+    return this.buffered
+  }
+
+  /** Reserves the next place in the write order; throws PushbackError when the buffer is full. */
+  reserve(): Slot {
+    if (this.closed) throw new PushbackError('the bridge is shutting down', 5)
+    if (this.buffered >= this.opts.maxBufferedRecords) {
+      throw new PushbackError(`write buffer full (${this.buffered} records waiting for Kafka)`, 1)
+    }
+    let resolve!: (m: RecordMeta[]) => void
+    let reject!: (e: unknown) => void
+    const done = new Promise<RecordMeta[]>((res, rej) => {
+      resolve = res
+      reject = rej
+    })
+    const entry: Entry = { state: 'pending', records: [], resolve, reject }
+    this.queue.push(entry)
+    this.setBuffered(this.buffered + 1)
+    return {
+      fill: (records) => {
+        if (entry.state !== 'pending') throw new Error('slot already filled or cancelled')
+        entry.state = 'filled'
+        entry.records = records
+        this.setBuffered(this.buffered - 1 + records.length)
+        if (records.length === 0) entry.resolve([])
+        this.schedule()
+        return done
+      },
+      cancel: () => {
+        if (entry.state !== 'pending') return
+        entry.state = 'cancelled'
+        this.setBuffered(this.buffered - 1)
+        this.schedule()
+      },
+    }
+  }
+
+  private setBuffered(n: number): void {
+    this.buffered = n
+    this.opts.onBuffered?.(n)
+  }
+
+  private schedule(): void {
+    if (this.inFlight || this.scheduled) return
+    const ready = this.readyRecords()
+    if (ready === 0) {
+      this.dropSettledHead()
+      return
+    }
+    this.scheduled = true
+    const run = () => {
+      this.scheduled = false
+      this.lingerTimer = undefined
+      void this.pump()
+    }
+    // A full batch (or shutting down) goes now; otherwise wait `lingerMs` for more records.
+    if (ready >= this.opts.maxBatchRecords || this.opts.lingerMs <= 0 || this.closed) setImmediate(run)
+    else this.lingerTimer = setTimeout(run, this.opts.lingerMs)
+  }
+
+  /** Records in filled slots at the head of the queue, up to the first pending slot. */
+  private readyRecords(): number {
+    let n = 0
+    for (const e of this.queue) {
+      if (e.state === 'pending') break
+      n += e.records.length
+      if (n >= this.opts.maxBatchRecords) break
+    }
+    return n
+  }
+
+  private dropSettledHead(): void {
+    while (this.queue.length && this.queue[0]!.state !== 'pending' && this.queue[0]!.records.length === 0)
+      this.queue.shift()
+    this.checkDrained()
+  }
+
+  private checkDrained(): void {
+    if (this.drained && this.queue.length === 0 && !this.inFlight) this.drained()
+  }
+
+  private async pump(): Promise<void> {
+    if (this.inFlight) return
+    const batch: Entry[] = []
+    let count = 0
+    while (this.queue.length) {
+      const head = this.queue[0]!
+      if (head.state === 'pending') break
+      if (head.state === 'filled' && head.records.length > 0) {
+        if (count > 0 && count + head.records.length > this.opts.maxBatchRecords) break
+        count += head.records.length
+        batch.push(head)
+      }
+      this.queue.shift()
+    }
+    if (batch.length === 0) {
+      this.checkDrained()
+      return
+    }
+    this.inFlight = true
+    const records = batch.flatMap((e) => e.records)
+    const t0 = process.hrtime.bigint()
+    try {
+      const metas = await this.producer.send(records)
+      this.opts.onBatch?.(records.length, Number(process.hrtime.bigint() - t0) / 1e9)
+      let i = 0
+      for (const e of batch) {
+        e.resolve(metas.slice(i, i + e.records.length))
+        i += e.records.length
+      }
+    } catch (err) {
+      for (const e of batch) e.reject(err)
+    } finally {
+      this.inFlight = false
+      this.setBuffered(this.buffered - count)
+    }
+    this.schedule()
+    this.checkDrained()
+  }
+
+  /** Stops taking new slots and resolves once everything reserved has been written or failed. */
+  close(): Promise<void> {
+    this.closed = true
+    this.closing ??= new Promise<void>((resolve) => {
+      this.drained = resolve
+      if (this.lingerTimer) {
+        // Do not wait out the linger: flush now.
+        clearTimeout(this.lingerTimer)
+        this.lingerTimer = undefined
+        this.scheduled = false
+      }
+      this.schedule()
+      this.checkDrained()
+    })
+    return this.closing
+  }
+}

@@ -1,4 +1,5 @@
 import { Command } from 'commander'
+import { registerBridgeCommands } from '../bridge/cli'
 import { loadConfig } from '../core/config/load'
 import { coreConfig, type CoreConfig } from '../core/config/schema'
 import { FleetError } from '../core/errors'
@@ -67,6 +68,7 @@ export function buildCli(): Command {
         for (const t of (await admin.listTopics()).sort()) process.stdout.write(`${t}\n`)
       }),
     )
+  registerBridgeCommands(program)
   return program
 }
 

@@ -7,7 +7,7 @@ import type { FlowFields, Logger } from '../../core/logging/logger'
 import type { BridgeConfig } from '../config'
 import { decodeAvro, decodeSync, sniffFormat, type PayloadFormat } from '../decode/formats'
 import { readPayload, type DecodeResult, type DecodedReading } from '../decode/readings'
-import { PushbackError, RateLimitError, RejectError } from '../errors'
+import { PushbackError, RateLimitError, RejectError, type RejectCode } from '../errors'
 import type { BridgeMetrics } from '../metrics'
 import { matchTopic, type TopicTemplate } from '../topic-template'
 import { DriftTracker, describeDrift } from './drift'
@@ -158,6 +158,28 @@ export class IngestPipeline {
       rejected: outcome.rejected.length,
     })
     return outcome
+  }
+
+  /**
+   * Records a message refused before it could be decoded (a transport limit, a cross-device
+   * request) in the dead-letter topic with its reason. Never throws: under pushback the
+   * refusal is counted only.
+   */
+  async refuse(req: IngestRequest, code: RejectCode, message: string): Promise<void> {
+    const { metrics } = this.deps
+    metrics.received.inc({ source: req.source })
+    metrics.rejected.inc({ source: req.source, reason: code })
+    this.log.warn('message refused', { deviceId: req.deviceId, code, reason: message })
+    try {
+      await this.deps.writer.reserve().fill([this.deadLetterRecord(req, [{ index: null, code, message }])])
+      metrics.deadLettered.inc({ reason: code })
+    } catch (err) {
+      this.log.warn('refused message not dead-lettered', {
+        deviceId: req.deviceId,
+        code,
+        error: (err as Error).message,
+      })
+    }
   }
 
   /** Decodes and checks a message into Kafka records: envelopes for good readings, one dead-letter record for the rest. */

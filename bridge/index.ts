@@ -1,0 +1,97 @@
+import { createSchemaRegistry, createTelemetryCodec } from '../core/envelope/telemetry'
+import { KafkaEventLog } from '../core/kafka/kafkajs-log'
+import type { EventLog } from '../core/kafka/log'
+import { designTopics } from '../core/kafka/topics'
+import { dataFlowTracer, type Logger } from '../core/logging/logger'
+import { createDeviceStore } from './auth'
+import type { BridgeRoleConfig } from './config'
+import { IngestPipeline } from './ingest/pipeline'
+import { DurableWriter } from './ingest/writer'
+import { BridgeMetrics } from './metrics'
+import { ingestAdapters, type RunningAdapter } from './registry'
+import { compileTopicTemplate } from './topic-template'
+
+/** A running bridge. */
+export interface RunningBridge {
+  /** Where each front end listens (ports), for logs and tests. */
+  listening: Record<string, number | string | undefined>
+  metrics: BridgeMetrics
+  /** Drains and stops: stop accepting, finish every Kafka write (so its ack goes out), then disconnect. */
+  close(): Promise<void>
+}
+
+/**
+ * Starts the bridge: ensures its topics, connects the idempotent producer, and starts every
+ * enabled front end (embedded MQTT or external-broker client, and HTTP) on one pipeline.
+ */
+export async function startBridge(
+  cfg: BridgeRoleConfig,
+  logger: Logger,
+  opts: { log?: EventLog } = {},
+): Promise<RunningBridge> {
+  const b = cfg.bridge
+  const log = opts.log ?? new KafkaEventLog(cfg.kafka, logger)
+  const admin = await log.admin()
+  try {
+    await admin.ensureTopics(
+      designTopics(cfg.topics).filter((t) => t.name === cfg.topics.raw || t.name === cfg.topics.deadletter),
+    )
+  } finally {
+    await admin.close()
+  }
+  const registry = createSchemaRegistry(cfg.schemaRegistry)
+  const codec = await createTelemetryCodec(registry)
+  const producer = await log.producer()
+  const metrics = new BridgeMetrics()
+  const writer = new DurableWriter(producer, {
+    ...b.writer,
+    onBatch: (_n, seconds) => metrics.produceLatency.observe(seconds),
+    onBuffered: (n) => metrics.buffered.set(n),
+  })
+  const devices = createDeviceStore(b.auth)
+  const pipeline = new IngestPipeline({
+    config: b,
+    rawTopic: cfg.topics.raw,
+    deadletterTopic: cfg.topics.deadletter,
+    templates: b.topics.telemetry.map(compileTopicTemplate),
+    codec,
+    registry,
+    writer,
+    metrics,
+    logger,
+    trace: dataFlowTracer(logger, cfg.debugDataFlow),
+  })
+  let ready = true
+  const deps = {
+    config: b,
+    pipeline,
+    devices,
+    downlink: compileTopicTemplate(b.topics.downlink),
+    metrics,
+    logger,
+    ready: () => ready,
+  }
+  const running: RunningAdapter[] = []
+  try {
+    for (const adapter of ingestAdapters.filter((a) => a.enabled(b))) running.push(await adapter.start(deps))
+  } catch (err) {
+    for (const r of running) await r.close().catch(() => undefined)
+    await producer.close()
+    throw err
+  }
+  const listening = Object.assign({}, ...running.map((r) => r.listening)) as RunningBridge['listening']
+  logger.child({ component: 'bridge' }).info('bridge started', { listening, rawTopic: cfg.topics.raw })
+  return {
+    listening,
+    metrics,
+    close: async () => {
+      ready = false
+      for (const r of running) await r.stopAccepting()
+      await writer.close()
+      for (const r of running) await r.close().catch(() => undefined)
+      await producer.close()
+      await devices.close()
+      if (!opts.log) await log.close()
+    },
+  }
+}

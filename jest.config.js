@@ -23,7 +23,7 @@ module.exports = {
       displayName: 'integration',
       testMatch: ['**/*.int.test.ts'],
       globalSetup: '<rootDir>/test/global-setup.ts',
-      testTimeout: 120000,
+      setupFilesAfterEnv: ['<rootDir>/test/integration-setup.ts'],
     },
   ],
 }

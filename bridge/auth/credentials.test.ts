@@ -52,3 +52,19 @@ describe('bridge > auth > credentials (file store)', () => {
     await expect(new FileDeviceStore(path.join(dir, 'devices.json')).add(id)).rejects.toThrow(/invalid/)
   })
 })
+
+describe('bridge > auth > credentials (file store, concurrency)', () => {
+  it('keeps every device when many are added at once', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'fs-devices-'))
+    try {
+      const store = new FileDeviceStore(path.join(dir, 'devices.json'))
+      const ids = Array.from({ length: 12 }, (_, i) => `c${i}`)
+      await Promise.all(ids.map((id) => store.add(id)))
+      expect(
+        (await new FileDeviceStore(path.join(dir, 'devices.json')).list()).map((d) => d.deviceId).sort(),
+      ).toEqual(ids.sort())
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})

@@ -148,10 +148,12 @@ export class FileDeviceStore implements DeviceStore {
     opts: { tenant?: string | null } = {},
   ): Promise<{ deviceId: string; token: string }> {
     checkDeviceId(deviceId)
-    this.load()
     const token = newToken()
+    const hash = await hashToken(token)
+    // Read, change and write with no await in between, so concurrent adds keep each other.
+    this.load()
     this.entries.set(deviceId, {
-      hash: await hashToken(token),
+      hash,
       tenant: opts.tenant ?? null,
       createdAt: new Date().toISOString(),
       revokedAt: null,

@@ -154,6 +154,7 @@ describe('bridge > decode > formats', () => {
     [' \n[1]', 'json'],
     ['\ufeff{"a":1}', 'json'],
     ['<reading/>', 'xml'],
+    ['"text"', 'json'],
   ])('sniffs %j as %s', (text, fmt) => {
     expect(sniffFormat(Buffer.from(text))).toBe(fmt)
   })

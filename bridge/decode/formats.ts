@@ -9,7 +9,7 @@ import { RejectError } from '../errors'
 export type PayloadFormat = 'json' | 'msgpack' | 'xml' | 'avro'
 
 /**
- * Guesses the format from the first byte: `{`/`[`/whitespace → JSON, `<` → XML, 0x00 (the
+ * Guesses the format from the first byte: `{`/`[`/`"`/whitespace → JSON, `<` → XML, 0x00 (the
  * Confluent wire format's magic byte) → Avro, anything else → MessagePack.
  */
 export function sniffFormat(payload: Buffer): PayloadFormat {
@@ -21,7 +21,7 @@ export function sniffFormat(payload: Buffer): PayloadFormat {
   )
     i++
   const b = payload[i]
-  if (b === 0x7b || b === 0x5b) return 'json'
+  if (b === 0x7b || b === 0x5b || b === 0x22) return 'json'
   if (b === 0x3c) return 'xml'
   if (payload[0] === 0x00) return 'avro'
   return 'msgpack'

@@ -66,7 +66,6 @@ export async function startHttpIngest(
 
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
     if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-      metrics.rejected.inc({ source: 'http', reason: 'FS_BRIDGE_TOO_LARGE' })
       void pipeline.refuse(
         {
           source: 'http',

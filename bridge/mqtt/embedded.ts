@@ -71,7 +71,9 @@ export async function startEmbeddedMqtt(deps: Deps): Promise<EmbeddedMqtt> {
     id: `fleetstream-${process.pid}`,
     connectTimeout: limits.connectTimeoutMs,
     keepaliveLimit: limits.keepaliveMaxS,
-    maxTopicLevels: Math.min(100, limits.maxTopicLevels),
+    // aedes refuses deeper topics itself, before authorizePublish (see the clientError handler
+    // below); up to its maximum, the pipeline judges depth and dead-letters with a reason.
+    maxTopicLevels: 100,
     maxClientsIdLength: 128,
     preConnect: (client, _packet, done) => {
       if (broker.connectedClients >= limits.maxConnections) {
@@ -155,12 +157,25 @@ export async function startEmbeddedMqtt(deps: Deps): Promise<EmbeddedMqtt> {
   }
   const broker = await Aedes.createBroker(options)
 
-  broker.on('clientError', (client, err) =>
-    log.debug('client error', {
-      deviceId: (client as IdentifiedClient).fsIdentity?.deviceId,
-      error: err.message,
-    }),
-  )
+  broker.on('clientError', (client, err) => {
+    const identity = (client as IdentifiedClient).fsIdentity
+    if (/too many levels/.test(err.message)) {
+      void pipeline.refuse(
+        {
+          source: 'mqtt',
+          deviceId: identity?.deviceId ?? 'unknown',
+          tenant: identity?.tenant ?? null,
+          topic: null,
+          payload: Buffer.alloc(0),
+          receivedAt: Date.now(),
+        },
+        'FS_BRIDGE_TOPIC',
+        'topic has more than 100 levels: connection closed',
+      )
+      return
+    }
+    log.debug('client error', { deviceId: identity?.deviceId, error: err.message })
+  })
   broker.on('connectionError', (_client, err) => log.debug('connection error', { error: err.message }))
 
   const handle = (transport: string) => (conn: Socket | Duplex, req?: IncomingMessage) => {

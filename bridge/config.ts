@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { coreConfig } from '../core/config/schema'
+import { coreConfig, stringList } from '../core/config/schema'
 
 const port = z.number().int().min(0).max(65535)
 
@@ -24,7 +24,7 @@ export const bridgeConfig = z.strictObject({
           clientId: z.string().min(1).default('fleetstream-bridge'),
           /** Shared-subscription group: bridges in one group split the messages (MQTT 5 `$share`). */
           group: z.string().min(1).default('fleetstream'),
-          subscriptions: z.array(z.string().min(1)).min(1).default(['devices/+/telemetry']),
+          subscriptions: stringList(z.string().min(1)).default(['devices/+/telemetry']),
           /** Messages the external broker may have in flight to this bridge before it waits for acks. */
           receiveMaximum: z.number().int().min(1).max(65535).default(1000),
         })
@@ -41,7 +41,7 @@ export const bridgeConfig = z.strictObject({
   topics: z
     .strictObject({
       /** Topic templates of telemetry, tried in order; a topic matching none goes to the dead-letter topic. */
-      telemetry: z.array(z.string().min(1)).min(1).default(['devices/{deviceId}/telemetry']),
+      telemetry: stringList(z.string().min(1)).default(['devices/{deviceId}/telemetry']),
       /** Where a device may subscribe (its own downlink only). */
       downlink: z.string().min(1).default('devices/{deviceId}/downlink'),
     })

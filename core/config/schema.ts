@@ -7,14 +7,26 @@ export type LogLevel = (typeof logLevels)[number]
 
 const hostPort = z.string().regex(/^[^\s:]+:\d{1,5}$/, 'expected host:port')
 
+/**
+ * A list of strings that also accepts one comma-separated string, the usual shape of a list in
+ * an environment variable (`FLEETSTREAM_KAFKA__BROKERS=a:9092,b:9092`).
+ */
+export function stringList<T extends z.ZodType<string>>(item: T) {
+  return z.preprocess(
+    (v) =>
+      typeof v === 'string'
+        ? v
+            .split(',')
+            .map((x) => x.trim())
+            .filter(Boolean)
+        : v,
+    z.array(item).min(1),
+  )
+}
+
 /** Kafka connection settings. */
 export const kafkaConfig = z.strictObject({
-  brokers: z
-    .preprocess(
-      (v) => (typeof v === 'string' ? v.split(',').map((s) => s.trim()) : v),
-      z.array(hostPort).min(1),
-    )
-    .default(['127.0.0.1:9092']),
+  brokers: stringList(hostPort).default(['127.0.0.1:9092']),
   clientId: z.string().min(1).default('fleetstream'),
   ssl: z.boolean().default(false),
   sasl: z

@@ -219,4 +219,30 @@ describe('bridge > ingest > pipeline', () => {
     await Promise.all([a, b])
     expect((await raw()).map((e) => e.metrics.n)).toEqual([1, 2])
   })
+
+  it('acknowledges a resend only once the first copy is durable', async () => {
+    const { pipeline, req, producer } = await setup()
+    producer.hold()
+    const first = pipeline.ingest(req({ ts: NOW - 1, seq: 1, t: 1 }))
+    let resendDone = false
+    const resend = pipeline.ingest(req({ ts: NOW - 1, seq: 1, t: 1 })).then((o) => ((resendDone = true), o))
+    await new Promise((r) => setTimeout(r, 30))
+    expect(resendDone).toBe(false) // the first copy is not in Kafka yet
+    producer.release()
+    expect(await first).toMatchObject({ accepted: 1 })
+    expect(await resend).toMatchObject({ accepted: 0, duplicates: 1 })
+    expect(producer.records).toHaveLength(1)
+  })
+
+  it('writes a resend when the first copy was never acknowledged', async () => {
+    const { pipeline, req, producer } = await setup(bridgeConfig.parse({ writer: { ackTimeoutMs: 100 } }))
+    producer.hold()
+    await expect(pipeline.ingest(req({ ts: NOW - 1, seq: 1, t: 1 }))).rejects.toBeInstanceOf(PushbackError)
+    producer.release()
+    // The device resends what was not acknowledged: it must be written, not dropped as a duplicate.
+    expect(await pipeline.ingest(req({ ts: NOW - 1, seq: 1, t: 1 }))).toMatchObject({
+      accepted: 1,
+      duplicates: 0,
+    })
+  })
 })

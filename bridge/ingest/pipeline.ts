@@ -44,6 +44,17 @@ export interface IngestOutcome {
   rejected: RejectedEntry[]
 }
 
+interface Processed {
+  outcome: IngestOutcome
+  records: OutRecord[]
+  /** (ts, seq) of the readings this message writes. */
+  keys: { ts: number; seq: number }[]
+  /** Writes of first copies that this message's duplicates wait for. */
+  waits: Promise<void>[]
+}
+
+const pendingKey = (deviceId: string, ts: number, seq: number) => `${deviceId}\u0000${ts}\u0000${seq}`
+
 /** Dead-letter record headers (all strings). */
 export const DLQ_HEADERS = {
   code: 'fs-reason-code',
@@ -81,6 +92,8 @@ export class IngestPipeline {
   private readonly rate: RateLimiter
   private readonly avroTypes = new Map<number, avro.Type>()
   private readonly log: Logger
+  /** Readings whose write is in progress, by (deviceId, ts, seq): a resend waits for the first copy. */
+  private readonly pending = new Map<string, Promise<void>>()
 
   constructor(private readonly deps: PipelineDeps) {
     const { limits, dedupeWindow } = deps.config
@@ -116,19 +129,27 @@ export class IngestPipeline {
       slot.cancel()
       throw err
     }
-    let outcome: IngestOutcome
-    let records: OutRecord[]
+    // While this message's write is pending, resends of its readings wait for it (see process()).
+    let settle!: (err?: unknown) => void
+    const durable = new Promise<void>(
+      (resolve, reject) => (settle = (err) => (err === undefined ? resolve() : reject(err))),
+    )
+    durable.catch(() => undefined)
+    let processed: Processed
     try {
-      ;({ outcome, records } = await this.process(req))
+      processed = await this.process(req, durable)
     } catch (err) {
       slot.cancel()
+      settle(err)
       throw err
     }
+    const { outcome, records, keys, waits } = processed
+    const pk = keys.map((k) => pendingKey(req.deviceId, k.ts, k.seq))
     const timeout = this.deps.config.writer.ackTimeoutMs
     let timer: NodeJS.Timeout | undefined
     try {
       await Promise.race([
-        slot.fill(records),
+        Promise.all([slot.fill(records), ...waits]),
         new Promise((_, reject) => {
           timer = setTimeout(
             () => reject(new PushbackError(`Kafka did not confirm within ${timeout} ms`, 5)),
@@ -136,7 +157,11 @@ export class IngestPipeline {
           )
         }),
       ])
+      settle()
     } catch (err) {
+      settle(err)
+      // Not acknowledged: the device will resend, and the resend must be written, not dropped.
+      for (const k of keys) this.seq.forget(req.deviceId, k.ts, k.seq)
       metrics.pushback.inc({ source: req.source })
       this.log.warn('message not acknowledged: Kafka write failed or timed out', {
         deviceId: req.deviceId,
@@ -148,6 +173,7 @@ export class IngestPipeline {
         : new PushbackError(`Kafka write failed: ${(err as Error).message}`, 5)
     } finally {
       clearTimeout(timer)
+      for (const k of pk) if (this.pending.get(k) === durable) this.pending.delete(k)
     }
     metrics.accepted.inc({ source: req.source }, outcome.accepted)
     metrics.ackLatency.observe({ source: req.source }, (Date.now() - req.receivedAt) / 1000)
@@ -183,9 +209,11 @@ export class IngestPipeline {
   }
 
   /** Decodes and checks a message into Kafka records: envelopes for good readings, one dead-letter record for the rest. */
-  private async process(req: IngestRequest): Promise<{ outcome: IngestOutcome; records: OutRecord[] }> {
+  private async process(req: IngestRequest, durable: Promise<void>): Promise<Processed> {
     const outcome: IngestOutcome = { accepted: 0, duplicates: 0, diverted: 0, rejected: [] }
     const records: OutRecord[] = []
+    const keys: { ts: number; seq: number }[] = []
+    const waits: Promise<void>[] = []
     const topicVars: Record<string, string> = {}
     let decoded: DecodeResult
     try {
@@ -239,7 +267,14 @@ export class IngestPipeline {
       if (verdict === 'duplicate') {
         outcome.duplicates++
         this.deps.metrics.duplicates.inc()
+        // Acknowledge a duplicate only once its first copy is durable.
+        const first = this.pending.get(pendingKey(req.deviceId, reading.ts, reading.seq!))
+        if (first) waits.push(first)
         continue
+      }
+      if (reading.seq !== null) {
+        keys.push({ ts: reading.ts, seq: reading.seq })
+        this.pending.set(pendingKey(req.deviceId, reading.ts, reading.seq), durable)
       }
       const drift = this.drift.check(req.deviceId, reading.metrics)
       if (drift) {
@@ -281,7 +316,7 @@ export class IngestPipeline {
       readings: outcome.accepted,
       rejected: outcome.rejected.length,
     })
-    return { outcome, records }
+    return { outcome, records, keys, waits }
   }
 
   private envelopeRecord(

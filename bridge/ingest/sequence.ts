@@ -54,4 +54,9 @@ export class SequenceTracker {
     this.counts.reorders++
     return 'reorder'
   }
+
+  /** Forgets a reading whose write failed, so that the device's resend is not taken for a duplicate. */
+  forget(deviceId: string, ts: number, seq: number): void {
+    this.devices.get(deviceId)?.recent.delete(`${ts}:${seq}`)
+  }
 }

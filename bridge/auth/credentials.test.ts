@@ -1,7 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { FileDeviceStore, hashToken, tokenMatches } from './credentials'
+import { FileDeviceStore, VerifyCache, hashToken, tokenMatches } from './credentials'
 
 describe('bridge > auth > credentials (file store)', () => {
   let dir: string
@@ -66,5 +66,38 @@ describe('bridge > auth > credentials (file store, concurrency)', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }
+  })
+})
+
+describe('bridge > auth > verification cache', () => {
+  it('shares one slow verification among concurrent logins with the same credentials', async () => {
+    const cache = new VerifyCache(60_000)
+    let calls = 0
+    const slow = async () => {
+      calls++
+      await new Promise((r) => setTimeout(r, 10))
+      return { deviceId: 'd', tenant: null }
+    }
+    const results = await Promise.all(Array.from({ length: 50 }, () => cache.verify('d', 'tok', slow)))
+    expect(calls).toBe(1)
+    expect(results.every((r) => r?.deviceId === 'd')).toBe(true)
+    await cache.verify('d', 'tok', slow) // cached
+    expect(calls).toBe(1)
+    await cache.verify('d', 'other', slow) // another token: verified on its own
+    expect(calls).toBe(2)
+  })
+
+  it('does not cache a failed verification, and forgets a device on delete', async () => {
+    const cache = new VerifyCache(60_000)
+    let ok = false
+    let calls = 0
+    const slow = async () => (calls++, ok ? { deviceId: 'd', tenant: null } : undefined)
+    expect(await cache.verify('d', 't', slow)).toBeUndefined()
+    ok = true
+    expect(await cache.verify('d', 't', slow)).toBeDefined()
+    cache.delete('d')
+    ok = false
+    expect(await cache.verify('d', 't', slow)).toBeUndefined()
+    expect(calls).toBe(3)
   })
 })

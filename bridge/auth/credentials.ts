@@ -81,21 +81,48 @@ function checkDeviceId(deviceId: string): void {
  * token), so HTTP requests do not each pay for scrypt. A revoke in this process clears it;
  * in other processes a revoked token stops working within `ttlMs`.
  */
-class VerifyCache {
+export class VerifyCache {
   private readonly hits = new Map<string, { digest: Buffer; identity: DeviceIdentity; at: number }>()
+  /** Verifications under way, by device and token digest: a login storm costs one scrypt per device. */
+  private readonly inFlight = new Map<string, Promise<DeviceIdentity | undefined>>()
   constructor(private readonly ttlMs: number) {}
-  get(deviceId: string, token: string): DeviceIdentity | undefined {
-    const hit = this.hits.get(deviceId)
-    if (!hit || Date.now() - hit.at > this.ttlMs) return undefined
+
+  /** The cached identity, or the result of `slow()`, shared by concurrent calls with the same credentials. */
+  verify(
+    deviceId: string,
+    token: string,
+    slow: () => Promise<DeviceIdentity | undefined>,
+  ): Promise<DeviceIdentity | undefined> {
     const digest = createHash('sha256').update(token).digest()
-    return timingSafeEqual(digest, hit.digest) ? hit.identity : undefined
+    const hit = this.hits.get(deviceId)
+    if (hit && Date.now() - hit.at <= this.ttlMs && timingSafeEqual(digest, hit.digest))
+      return Promise.resolve(hit.identity)
+    const key = `${deviceId}\u0000${digest.toString('hex')}`
+    let pending = this.inFlight.get(key)
+    if (!pending) {
+      pending = slow().then(
+        (identity) => {
+          if (identity && this.inFlight.get(key) === pending && this.ttlMs > 0) {
+            if (this.hits.size > 100_000) this.hits.clear()
+            this.hits.set(deviceId, { digest, identity, at: Date.now() })
+          }
+          this.inFlight.delete(key)
+          return identity
+        },
+        (err: unknown) => {
+          this.inFlight.delete(key)
+          throw err
+        },
+      )
+      this.inFlight.set(key, pending)
+    }
+    return pending
   }
-  set(deviceId: string, token: string, identity: DeviceIdentity): void {
-    if (this.hits.size > 100_000) this.hits.clear()
-    this.hits.set(deviceId, { digest: createHash('sha256').update(token).digest(), identity, at: Date.now() })
-  }
+
+  /** Forgets a device (revoked or given a new token), including verifications under way. */
   delete(deviceId: string): void {
     this.hits.delete(deviceId)
+    for (const k of this.inFlight.keys()) if (k.startsWith(`${deviceId}\u0000`)) this.inFlight.delete(k)
   }
 }
 
@@ -163,15 +190,13 @@ export class FileDeviceStore implements DeviceStore {
     return { deviceId, token }
   }
 
-  async verify(deviceId: string, token: string): Promise<DeviceIdentity | undefined> {
-    const hit = this.cache.get(deviceId, token)
-    if (hit) return hit
-    this.load()
-    const e = this.entries.get(deviceId)
-    if (!e || e.revokedAt || !(await tokenMatches(token, e.hash))) return undefined
-    const identity = { deviceId, tenant: e.tenant }
-    this.cache.set(deviceId, token, identity)
-    return identity
+  verify(deviceId: string, token: string): Promise<DeviceIdentity | undefined> {
+    return this.cache.verify(deviceId, token, async () => {
+      this.load()
+      const e = this.entries.get(deviceId)
+      if (!e || e.revokedAt || !(await tokenMatches(token, e.hash))) return undefined
+      return { deviceId, tenant: e.tenant }
+    })
   }
 
   async list(): Promise<DeviceInfo[]> {
@@ -239,19 +264,17 @@ export class PostgresDeviceStore implements DeviceStore {
     return { deviceId, token }
   }
 
-  async verify(deviceId: string, token: string): Promise<DeviceIdentity | undefined> {
-    const hit = this.cache.get(deviceId, token)
-    if (hit) return hit
-    await this.migrate()
-    const r = await this.pool.query<{ tenant: string | null; token_hash: string }>(
-      'SELECT tenant, token_hash FROM fs_device_credentials WHERE device_id = $1 AND revoked_at IS NULL',
-      [deviceId],
-    )
-    const row = r.rows[0]
-    if (!row || !(await tokenMatches(token, row.token_hash))) return undefined
-    const identity = { deviceId, tenant: row.tenant }
-    this.cache.set(deviceId, token, identity)
-    return identity
+  verify(deviceId: string, token: string): Promise<DeviceIdentity | undefined> {
+    return this.cache.verify(deviceId, token, async () => {
+      await this.migrate()
+      const r = await this.pool.query<{ tenant: string | null; token_hash: string }>(
+        'SELECT tenant, token_hash FROM fs_device_credentials WHERE device_id = $1 AND revoked_at IS NULL',
+        [deviceId],
+      )
+      const row = r.rows[0]
+      if (!row || !(await tokenMatches(token, row.token_hash))) return undefined
+      return { deviceId, tenant: row.tenant }
+    })
   }
 
   async list(): Promise<DeviceInfo[]> {

@@ -1,0 +1,397 @@
+/**
+ * Bridge benchmark: durable QoS 1 ingest through fleetstream's embedded broker into the real
+ * Kafka (every ack means acks=all), beside Mosquitto's own QoS 1 publish→subscribe on the same
+ * machine in the same run, as the yardstick. Also QoS 0 ingest and the bridge's memory with
+ * 10,000 idle connected clients.
+ *
+ *   npm run bench:bridge      (BENCH_PUBLISHERS=4, BENCH_DEVICES_PER_PUBLISHER=25,
+ *                              BENCH_MESSAGES_PER_DEVICE=2000, BENCH_WINDOW=32, BENCH_PROFILE=1)
+ *
+ * CPU-seconds are summed over every process involved: publishers, the bridge or the
+ * subscriber, and the broker (Kafka or Mosquitto), read from /proc. One JSON object per line
+ * on stdout; the result goes to bench/results/bridge.json.
+ */
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
+import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { FileDeviceStore } from '../bridge/auth/credentials'
+import { serverEnv } from '../test/servers'
+import { testKafkaLog } from '../test/kafka'
+
+const ROOT = path.resolve(__dirname, '..')
+const WORK = path.join(ROOT, 'bench/.work/bridge')
+const P = Number(process.env.BENCH_PUBLISHERS ?? 4)
+const DPP = Number(process.env.BENCH_DEVICES_PER_PUBLISHER ?? 25)
+const M = Number(process.env.BENCH_MESSAGES_PER_DEVICE ?? 2000)
+const WINDOW = Number(process.env.BENCH_WINDOW ?? 32)
+const IDLE = Number(process.env.BENCH_IDLE_CLIENTS ?? 10_000)
+const TOTAL = P * DPP * M
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim())
+const RUN = `b${Date.now().toString(36)}`
+
+const cpuOfPid = (pid: number): number => {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+  return (Number(f[11]) + Number(f[12])) / CLK_TCK
+}
+const rssMiB = (pid: number): number =>
+  Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024
+const serverPid = (name: string) =>
+  Number(readFileSync(`/tmp/fleetstream-servers/${name}/pid`, 'utf8').trim())
+const pct = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s.length ? +s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!.toFixed(2) : null
+}
+const out = (o: object) => process.stdout.write(`${JSON.stringify({ bench: 'bridge', ...o })}\n`)
+
+interface Worker {
+  proc: ChildProcess
+  lines: string[]
+  waitLine(pred: (l: string) => boolean, timeoutMs?: number): Promise<string>
+  done: Promise<number | null>
+}
+
+function worker(file: string, arg: object, nodeArgs: string[] = []): Worker {
+  const proc = spawn(
+    process.execPath,
+    [...nodeArgs, '--import', 'tsx', path.join(__dirname, file), JSON.stringify(arg)],
+    { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'] },
+  )
+  const lines: string[] = []
+  const waiters: { pred: (l: string) => boolean; resolve: (l: string) => void }[] = []
+  let buf = ''
+  proc.stdout!.on('data', (c: Buffer) => {
+    buf += c.toString()
+    let i
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, i)
+      buf = buf.slice(i + 1)
+      lines.push(line)
+      for (const w of [...waiters]) if (w.pred(line)) (waiters.splice(waiters.indexOf(w), 1), w.resolve(line))
+    }
+  })
+  return {
+    proc,
+    lines,
+    waitLine: (pred, timeoutMs = 300_000) => {
+      const hit = lines.find(pred)
+      if (hit) return Promise.resolve(hit)
+      return new Promise((resolve, reject) => {
+        const t = setTimeout(
+          () => reject(new Error(`${file}: no expected line within ${timeoutMs} ms`)),
+          timeoutMs,
+        )
+        waiters.push({ pred, resolve: (l) => (clearTimeout(t), resolve(l)) })
+      })
+    },
+    done: new Promise((r) => proc.once('exit', (code) => r(code))),
+  }
+}
+
+async function runPublishers(jobs: object[], brokerPid: number, otherPids: number[]) {
+  const pubs = jobs.map((j) => worker('bridge/publisher.ts', j))
+  await Promise.all(pubs.map((p) => p.waitLine((l) => l.includes('"connected"'))))
+  const cpu0 = [brokerPid, ...otherPids].map(cpuOfPid)
+  const t0 = Date.now()
+  for (const p of pubs) p.proc.stdin!.write('go\n')
+  const results = await Promise.all(
+    pubs.map(
+      async (p) =>
+        JSON.parse(await p.waitLine((l) => l.includes('"acked"'))) as {
+          sent: number
+          acked: number
+          wallS: number
+          cpuS: number
+          latenciesMs: number[]
+        },
+    ),
+  )
+  const wallS = (Date.now() - t0) / 1000
+  const cpu1 = [brokerPid, ...otherPids].map(cpuOfPid)
+  await Promise.all(pubs.map((p) => p.done))
+  return {
+    results,
+    wallS,
+    serverCpuS: cpu1.map((c, i) => c - cpu0[i]!),
+    publisherCpuS: results.reduce((a, r) => a + r.cpuS, 0),
+  }
+}
+
+async function endOffsetSum(topic: string): Promise<number> {
+  const log = testKafkaLog()
+  const admin = await log.admin()
+  try {
+    return [...(await admin.endOffsets(topic)).values()].reduce((a, o) => a + Number(o), 0)
+  } finally {
+    await admin.close()
+    await log.close()
+  }
+}
+
+async function main(): Promise<void> {
+  execFileSync('bash', [path.join(ROOT, 'scripts/servers.sh'), 'start', 'kafka', 'mosquitto'], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  })
+  rmSync(WORK, { recursive: true, force: true })
+  mkdirSync(WORK, { recursive: true })
+  const s = serverEnv()
+  const slices = Array.from({ length: P }, (_, p) => Array.from({ length: DPP }, (_, k) => `bd-${p}-${k}`))
+
+  // --- Mosquitto QoS 1, publish → subscribe (the yardstick) ---
+  const mosq = serverPid('mosquitto')
+  const sub = worker('bridge/subscriber.ts', {
+    url: s.FS_MOSQUITTO_URL,
+    username: s.FS_MOSQUITTO_USER,
+    password: s.FS_MOSQUITTO_PASSWORD,
+    topic: `${RUN}/+/t`,
+    expected: TOTAL,
+  })
+  await sub.waitLine((l) => l === 'ready')
+  const subCpu0 = 0
+  const mq = await runPublishers(
+    slices.map((ids) => ({
+      url: s.FS_MOSQUITTO_URL,
+      qos: 1,
+      devices: ids.map((id) => ({ id, token: '' })),
+      auth: { username: s.FS_MOSQUITTO_USER, password: s.FS_MOSQUITTO_PASSWORD },
+      topic: `${RUN}/{deviceId}/t`,
+      messages: M,
+      window: WINDOW,
+      protocolVersion: 5,
+    })),
+    mosq,
+    [],
+  )
+  const subResult = JSON.parse(await sub.waitLine((l) => l.includes('"received"'))) as {
+    received: number
+    lastAtMs: number
+    cpuS: number
+  }
+  const mqWall = Math.max(mq.wallS, 0.001)
+  const mqCpu = mq.publisherCpuS + mq.serverCpuS[0]! + subResult.cpuS - subCpu0
+  const mosquitto = {
+    scenario: 'mosquitto-qos1-pub-sub',
+    messages: TOTAL,
+    received: subResult.received,
+    msgsPerS: Math.round(TOTAL / mqWall),
+    ackP50Ms: pct(
+      mq.results.flatMap((r) => r.latenciesMs),
+      50,
+    ),
+    ackP99Ms: pct(
+      mq.results.flatMap((r) => r.latenciesMs),
+      99,
+    ),
+    cpuS: {
+      publishers: +mq.publisherCpuS.toFixed(2),
+      mosquitto: +mq.serverCpuS[0]!.toFixed(2),
+      subscriber: +subResult.cpuS.toFixed(2),
+    },
+    msgsPerCpuS: Math.round(TOTAL / mqCpu),
+  }
+  out(mosquitto)
+
+  // --- fleetstream: durable QoS 1 through the embedded broker into Kafka ---
+  const devicesFile = path.join(WORK, 'devices.json')
+  const store = new FileDeviceStore(devicesFile)
+  const tokens = new Map<string, string>()
+  const all = slices.flat()
+  for (let i = 0; i < all.length; i += 8)
+    for (const a of await Promise.all(all.slice(i, i + 8).map((id) => store.add(id))))
+      tokens.set(a.deviceId, a.token)
+  const raw = `${RUN}.raw`
+  const profileDir = path.join(WORK, 'profile')
+  const bridgeArgs = process.env.BENCH_PROFILE === '1' ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []
+  const bridge = spawn(process.execPath, [...bridgeArgs, path.join(ROOT, 'bin/fleetstream.js'), 'bridge'], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: {
+      PATH: process.env.PATH,
+      FLEETSTREAM_KAFKA__BROKERS: s.FS_KAFKA_BROKERS,
+      FLEETSTREAM_TOPICS__RAW: raw,
+      FLEETSTREAM_TOPICS__DEADLETTER: `${RUN}.dlq`,
+      FLEETSTREAM_BRIDGE__AUTH__FILE: devicesFile,
+      FLEETSTREAM_BRIDGE__MQTT__HOST: '127.0.0.1',
+      FLEETSTREAM_BRIDGE__MQTT__PORT: '0',
+      FLEETSTREAM_BRIDGE__HTTP__HOST: '127.0.0.1',
+      FLEETSTREAM_BRIDGE__HTTP__PORT: '0',
+      FLEETSTREAM_BRIDGE__LIMITS__RATE_PER_DEVICE: '0',
+      FLEETSTREAM_LOG__LEVEL: 'warn',
+    },
+  })
+  // Never leave the bridge behind, whatever happens below.
+  process.on('exit', () => bridge.kill('SIGKILL'))
+  const listening = await new Promise<{ mqtt: number; http: number }>((resolve) => {
+    let buf = ''
+    bridge.stdout!.on('data', (c: Buffer) => {
+      buf += c.toString()
+      const line = buf.split('\n').find((l) => l.includes('"event":"listening"'))
+      if (line) resolve(JSON.parse(line))
+    })
+  })
+  const url = `mqtt://127.0.0.1:${listening.mqtt}`
+  const kafkaPid = serverPid('kafka')
+  const fs1 = await runPublishers(
+    slices.map((ids) => ({
+      url,
+      qos: 1,
+      devices: ids.map((id) => ({ id, token: tokens.get(id)! })),
+      topic: 'devices/{deviceId}/telemetry',
+      messages: M,
+      window: WINDOW,
+    })),
+    kafkaPid,
+    [bridge.pid!],
+  )
+  const written = await endOffsetSum(raw)
+  if (written !== TOTAL) throw new Error(`Kafka has ${written} records, expected ${TOTAL}`)
+  const lat = fs1.results.flatMap((r) => r.latenciesMs)
+  const fsCpu = fs1.publisherCpuS + fs1.serverCpuS[0]! + fs1.serverCpuS[1]!
+  const durable = {
+    scenario: 'fleetstream-durable-qos1',
+    messages: TOTAL,
+    inKafka: written,
+    msgsPerS: Math.round(TOTAL / fs1.wallS),
+    ackP50Ms: pct(lat, 50),
+    ackP99Ms: pct(lat, 99),
+    cpuS: {
+      publishers: +fs1.publisherCpuS.toFixed(2),
+      bridge: +fs1.serverCpuS[1]!.toFixed(2),
+      kafka: +fs1.serverCpuS[0]!.toFixed(2),
+    },
+    msgsPerCpuS: Math.round(TOTAL / fsCpu),
+  }
+  out(durable)
+
+  // --- fleetstream: QoS 0 (best effort; drops counted) ---
+  const before = await endOffsetSum(raw)
+  const q0 = await runPublishers(
+    slices.map((ids) => ({
+      url,
+      qos: 0,
+      devices: ids.map((id) => ({ id, token: tokens.get(id)! })),
+      topic: 'devices/{deviceId}/telemetry',
+      messages: M,
+      window: WINDOW,
+    })),
+    kafkaPid,
+    [bridge.pid!],
+  )
+  // QoS 0 has no ack: wait until Kafka stops growing.
+  let last = -1
+  let now = await endOffsetSum(raw)
+  const tq = Date.now()
+  while (now !== last && now - before < TOTAL) {
+    last = now
+    await new Promise((r) => setTimeout(r, 1000))
+    now = await endOffsetSum(raw)
+  }
+  const q0Wall = q0.wallS + (Date.now() - tq) / 1000 - (now === last ? 1 : 0)
+  const qos0 = {
+    scenario: 'fleetstream-qos0',
+    messages: TOTAL,
+    inKafka: now - before,
+    dropped: TOTAL - (now - before),
+    msgsPerS: Math.round((now - before) / q0Wall),
+  }
+  out(qos0)
+
+  // --- memory: idle connected clients (one device's credentials, so logins hit the verify cache) ---
+  const rss0 = rssMiB(bridge.pid!)
+  const idleDevice = all[0]!
+  const per = Math.ceil(IDLE / 4)
+  const idle = Array.from({ length: 4 }, () =>
+    worker('bridge/publisher.ts', {
+      url,
+      qos: 1,
+      devices: [{ id: idleDevice, token: tokens.get(idleDevice)! }],
+      repeat: per,
+      topic: 'x',
+      messages: 0,
+      window: 1,
+      connectOnly: true,
+    }),
+  )
+  const connected = (
+    await Promise.all(
+      idle.map(
+        async (w) =>
+          (JSON.parse(await w.waitLine((l) => l.includes('"connected"'))) as { connected: number }).connected,
+      ),
+    )
+  ).reduce((a, b) => a + b, 0)
+  await new Promise((r) => setTimeout(r, 3000))
+  const rss1 = rssMiB(bridge.pid!)
+  for (const w of idle) w.proc.stdin!.write('stop\n')
+  await Promise.all(idle.map((w) => w.done))
+  const memory = {
+    scenario: 'idle-connections',
+    connected,
+    bridgeRssMiB: Math.round(rss1),
+    baselineRssMiB: Math.round(rss0),
+    perConnectionKiB: +(((rss1 - rss0) * 1024) / connected).toFixed(1),
+  }
+  out(memory)
+
+  bridge.kill('SIGTERM')
+  await new Promise((r) => bridge.once('exit', r))
+
+  let profile: { selfMs: number; fn: string }[] | undefined
+  if (bridgeArgs.length) profile = summarizeProfile(profileDir)
+
+  const result = {
+    bench: 'bridge',
+    commit: execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim(),
+    date: new Date().toISOString(),
+    machine: { cpus: os.cpus().length, memGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version },
+    setup: {
+      publisherProcesses: P,
+      devices: P * DPP,
+      messagesPerDevice: M,
+      windowPerDevice: WINDOW,
+      payload: 'JSON reading, ~70 bytes',
+    },
+    ratio: +(durable.msgsPerS / mosquitto.msgsPerS).toFixed(2),
+    ratioPerCpuS: +(durable.msgsPerCpuS / mosquitto.msgsPerCpuS).toFixed(2),
+    mosquitto,
+    durable,
+    qos0,
+    memory,
+    profileTop: profile,
+  }
+  mkdirSync(path.join(ROOT, 'bench/results'), { recursive: true })
+  writeFileSync(path.join(ROOT, 'bench/results/bridge.json'), `${JSON.stringify(result, null, 2)}\n`)
+  out({ summary: { ratio: result.ratio, ratioPerCpuS: result.ratioPerCpuS } })
+  process.exit(0)
+}
+
+/** Top self-time functions of the bridge's CPU profile, for "what limits the figure". */
+function summarizeProfile(dir: string): { selfMs: number; fn: string }[] {
+  const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'))
+  if (!file) return []
+  const prof = JSON.parse(readFileSync(path.join(dir, file), 'utf8')) as {
+    nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[]
+    samples: number[]
+    timeDeltas: number[]
+  }
+  const byId = new Map(prof.nodes.map((n) => [n.id, n]))
+  const self = new Map<string, number>()
+  prof.samples.forEach((id, i) => {
+    const n = byId.get(id)!
+    const where = n.callFrame.url
+      .replace(/^.*node_modules\//, '')
+      .replace(/^file:\/\/.*\/main\//, '')
+      .replace(/^.*\/main\//, '')
+    const key = `${n.callFrame.functionName || '(anonymous)'} ${where}${where ? `:${n.callFrame.lineNumber + 1}` : ''}`
+    self.set(key, (self.get(key) ?? 0) + (prof.timeDeltas[i] ?? 0) / 1000)
+  })
+  return [...self]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 25)
+    .map(([fn, ms]) => ({ fn, selfMs: Math.round(ms) }))
+}
+
+main().catch((err) => {
+  process.stderr.write(`${(err as Error).stack ?? String(err)}\n`)
+  process.exit(1)
+})

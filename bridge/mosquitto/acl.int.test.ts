@@ -98,8 +98,6 @@ describe('bridge > mosquitto > shipped ACL gives each device only its own topics
     await dev2.subscribeAsync('devices/dev-2/downlink', { qos: 1 })
     // Mosquitto 2.0 may grant the subscription; its read ACL stops delivery (checked below).
     await dev2.subscribeAsync('devices/dev-1/downlink', { qos: 1 }).catch(() => undefined)
-      /Subscribe error|Not authorized/,
-    )
     const bridge = await connect('fleetstream-bridge', 'bridge-secret')
     clients.push(bridge)
     await bridge.publishAsync('devices/dev-2/downlink', 'cmd', { qos: 1 })

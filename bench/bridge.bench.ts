@@ -67,7 +67,11 @@ function worker(file: string, arg: object, nodeArgs: string[] = []): Worker {
       const line = buf.slice(0, i)
       buf = buf.slice(i + 1)
       lines.push(line)
-      for (const w of [...waiters]) if (w.pred(line)) (waiters.splice(waiters.indexOf(w), 1), w.resolve(line))
+      for (const w of [...waiters]) {
+        if (!w.pred(line)) continue
+        waiters.splice(waiters.indexOf(w), 1)
+        w.resolve(line)
+      }
     }
   })
   return {

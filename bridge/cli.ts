@@ -3,6 +3,7 @@ import { loadConfig } from '../core/config/load'
 import { createLogger } from '../core/logging/logger'
 import { createDeviceStore } from './auth'
 import { bridgeRoleConfig, type BridgeRoleConfig } from './config'
+import { replayDeadLetters } from './deadletter-replay'
 import { startBridge } from './index'
 
 function bridgeConfigFrom(opts: { config?: string }): BridgeRoleConfig {
@@ -41,6 +42,25 @@ export function registerBridgeCommands(program: Command): void {
       }
       process.once('SIGTERM', () => stop('SIGTERM'))
       process.once('SIGINT', () => stop('SIGINT'))
+    })
+
+  program
+    .command('deadletter')
+    .description('the dead-letter topic')
+    .command('replay')
+    .description(
+      're-ingest dead-lettered messages through the pipeline after a fix (progress kept in a consumer group)',
+    )
+    .option(
+      '-g, --group <groupId>',
+      'consumer group that keeps replay progress',
+      'fleetstream-deadletter-replay',
+    )
+    .option('-c, --config <file>', 'YAML configuration file')
+    .action(async (opts: { group: string; config?: string }) => {
+      const cfg = bridgeConfigFrom(opts)
+      const report = await replayDeadLetters(cfg, createLogger(cfg.log), { groupId: opts.group })
+      process.stdout.write(`${JSON.stringify(report)}\n`)
     })
 
   const devices = program

@@ -20,15 +20,21 @@ export interface RunningBridge {
   close(): Promise<void>
 }
 
-/**
- * Starts the bridge: ensures its topics, connects the idempotent producer, and starts every
- * enabled front end (embedded MQTT or external-broker client, and HTTP) on one pipeline.
- */
-export async function startBridge(
+/** The protocol-independent part of a bridge: the producer, the ordered writer and the pipeline. */
+export interface IngestCore {
+  pipeline: IngestPipeline
+  writer: DurableWriter
+  metrics: BridgeMetrics
+  /** Writes what is buffered, then disconnects the producer (and the log, unless it was given). */
+  close(): Promise<void>
+}
+
+/** Builds the ingest core: ensures the raw and dead-letter topics, connects the idempotent producer. */
+export async function createIngestCore(
   cfg: BridgeRoleConfig,
   logger: Logger,
   opts: { log?: EventLog } = {},
-): Promise<RunningBridge> {
+): Promise<IngestCore> {
   const b = cfg.bridge
   const log = opts.log ?? new KafkaEventLog(cfg.kafka, logger)
   const admin = await log.admin()
@@ -48,7 +54,6 @@ export async function startBridge(
     onBatch: (_n, seconds) => metrics.produceLatency.observe(seconds),
     onBuffered: (n) => metrics.buffered.set(n),
   })
-  const devices = createDeviceStore(b.auth)
   const pipeline = new IngestPipeline({
     config: b,
     rawTopic: cfg.topics.raw,
@@ -61,6 +66,31 @@ export async function startBridge(
     logger,
     trace: dataFlowTracer(logger, cfg.debugDataFlow),
   })
+  return {
+    pipeline,
+    writer,
+    metrics,
+    close: async () => {
+      await writer.close()
+      await producer.close()
+      if (!opts.log) await log.close()
+    },
+  }
+}
+
+/**
+ * Starts the bridge: the ingest core, and every enabled front end (embedded MQTT or
+ * external-broker client, and HTTP) on it.
+ */
+export async function startBridge(
+  cfg: BridgeRoleConfig,
+  logger: Logger,
+  opts: { log?: EventLog } = {},
+): Promise<RunningBridge> {
+  const b = cfg.bridge
+  const core = await createIngestCore(cfg, logger, opts)
+  const { pipeline, metrics } = core
+  const devices = createDeviceStore(b.auth)
   let ready = true
   const deps = {
     config: b,
@@ -76,7 +106,7 @@ export async function startBridge(
     for (const adapter of ingestAdapters.filter((a) => a.enabled(b))) running.push(await adapter.start(deps))
   } catch (err) {
     for (const r of running) await r.close().catch(() => undefined)
-    await producer.close()
+    await core.close()
     throw err
   }
   const listening = Object.assign({}, ...running.map((r) => r.listening)) as RunningBridge['listening']
@@ -87,11 +117,11 @@ export async function startBridge(
     close: async () => {
       ready = false
       for (const r of running) await r.stopAccepting()
-      await writer.close()
+      // Finish every Kafka write first, so its ack still reaches the device.
+      await core.writer.close()
       for (const r of running) await r.close().catch(() => undefined)
-      await producer.close()
+      await core.close()
       await devices.close()
-      if (!opts.log) await log.close()
     },
   }
 }

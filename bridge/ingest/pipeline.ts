@@ -13,6 +13,7 @@ import { matchTopic, type TopicTemplate } from '../topic-template'
 import { DriftTracker, describeDrift } from './drift'
 import { RateLimiter } from './rate-limit'
 import { SequenceTracker } from './sequence'
+import { Fifo } from './fifo'
 import type { DurableWriter, Slot } from './writer'
 
 /** A message as a front end (MQTT, HTTP) hands it over, from an authenticated device. */
@@ -50,7 +51,7 @@ interface Processed {
   /** (ts, seq) of the readings this message writes. */
   keys: { ts: number; seq: number }[]
   /** Writes of first copies that this message's duplicates wait for. */
-  waits: Promise<void>[]
+  waits: Promise<unknown>[]
 }
 
 const pendingKey = (deviceId: string, ts: number, seq: number) => `${deviceId}\u0000${ts}\u0000${seq}`
@@ -93,7 +94,9 @@ export class IngestPipeline {
   private readonly avroTypes = new Map<number, avro.Type>()
   private readonly log: Logger
   /** Readings whose write is in progress, by (deviceId, ts, seq): a resend waits for the first copy. */
-  private readonly pending = new Map<string, Promise<void>>()
+  private readonly pending = new Map<string, Promise<unknown>>()
+  private readonly deadlines = new Fifo<{ at: number; settled: boolean; reject: (e: unknown) => void }>()
+  private sweepTimer: NodeJS.Timeout | undefined
 
   constructor(private readonly deps: PipelineDeps) {
     const { limits, dedupeWindow } = deps.config
@@ -130,36 +133,19 @@ export class IngestPipeline {
       throw err
     }
     // While this message's write is pending, resends of its readings wait for it (see process()).
-    let settle!: (err?: unknown) => void
-    const durable = new Promise<void>(
-      (resolve, reject) => (settle = (err) => (err === undefined ? resolve() : reject(err))),
-    )
-    durable.catch(() => undefined)
+    const durable = slot.done
     let processed: Processed
     try {
       processed = await this.process(req, durable)
     } catch (err) {
       slot.cancel()
-      settle(err)
       throw err
     }
     const { outcome, records, keys, waits } = processed
-    const pk = keys.map((k) => pendingKey(req.deviceId, k.ts, k.seq))
-    const timeout = this.deps.config.writer.ackTimeoutMs
-    let timer: NodeJS.Timeout | undefined
     try {
-      await Promise.race([
-        Promise.all([slot.fill(records), ...waits]),
-        new Promise((_, reject) => {
-          timer = setTimeout(
-            () => reject(new PushbackError(`Kafka did not confirm within ${timeout} ms`, 5)),
-            timeout,
-          )
-        }),
-      ])
-      settle()
+      const filled = slot.fill(records)
+      await this.withDeadline<unknown>(waits.length ? Promise.all([filled, ...waits]) : filled)
     } catch (err) {
-      settle(err)
       // Not acknowledged: the device will resend, and the resend must be written, not dropped.
       for (const k of keys) this.seq.forget(req.deviceId, k.ts, k.seq)
       metrics.pushback.inc({ source: req.source })
@@ -172,8 +158,10 @@ export class IngestPipeline {
         ? err
         : new PushbackError(`Kafka write failed: ${(err as Error).message}`, 5)
     } finally {
-      clearTimeout(timer)
-      for (const k of pk) if (this.pending.get(k) === durable) this.pending.delete(k)
+      for (const k of keys) {
+        const key = pendingKey(req.deviceId, k.ts, k.seq)
+        if (this.pending.get(key) === durable) this.pending.delete(key)
+      }
     }
     metrics.accepted.inc({ source: req.source }, outcome.accepted)
     metrics.ackLatency.observe({ source: req.source }, (Date.now() - req.receivedAt) / 1000)
@@ -184,6 +172,41 @@ export class IngestPipeline {
       rejected: outcome.rejected.length,
     })
     return outcome
+  }
+
+  /**
+   * Fails `p` with PushbackError if it has not settled within the ack timeout. One timeout for
+   * every message means deadlines come in arrival order: one sweep checks the oldest, instead
+   * of a timer per message.
+   */
+  private withDeadline<T>(p: Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const entry = { at: Date.now() + this.deps.config.writer.ackTimeoutMs, settled: false, reject }
+      this.deadlines.push(entry)
+      this.sweepTimer ??= setInterval(() => this.sweep(), 100).unref()
+      p.then(
+        (v) => ((entry.settled = true), resolve(v)),
+        (e: unknown) => ((entry.settled = true), reject(e)),
+      )
+    })
+  }
+
+  private sweep(): void {
+    const now = Date.now()
+    for (let head = this.deadlines.at(0); head; head = this.deadlines.at(0)) {
+      if (!head.settled && head.at > now) break
+      this.deadlines.shift()
+      if (!head.settled) {
+        head.settled = true
+        head.reject(
+          new PushbackError(`Kafka did not confirm within ${this.deps.config.writer.ackTimeoutMs} ms`, 5),
+        )
+      }
+    }
+    if (this.deadlines.length === 0 && this.sweepTimer) {
+      clearInterval(this.sweepTimer)
+      this.sweepTimer = undefined
+    }
   }
 
   /**
@@ -209,11 +232,11 @@ export class IngestPipeline {
   }
 
   /** Decodes and checks a message into Kafka records: envelopes for good readings, one dead-letter record for the rest. */
-  private async process(req: IngestRequest, durable: Promise<void>): Promise<Processed> {
+  private async process(req: IngestRequest, durable: Promise<unknown>): Promise<Processed> {
     const outcome: IngestOutcome = { accepted: 0, duplicates: 0, diverted: 0, rejected: [] }
     const records: OutRecord[] = []
     const keys: { ts: number; seq: number }[] = []
-    const waits: Promise<void>[] = []
+    const waits: Promise<unknown>[] = []
     const topicVars: Record<string, string> = {}
     let decoded: DecodeResult
     try {

@@ -1,5 +1,6 @@
 import type { OutRecord, Producer, RecordMeta } from '../../core/kafka/log'
 import { PushbackError } from '../errors'
+import { Fifo } from './fifo'
 
 /** Options of the durable writer. */
 export interface WriterOptions {
@@ -13,6 +14,8 @@ export interface WriterOptions {
 
 /** A place in the write order, reserved when a message arrives and filled once it is decoded. */
 export interface Slot {
+  /** Settles when this slot's records are durable (or their write failed); pending until filled. */
+  readonly done: Promise<RecordMeta[]>
   /** Hands over the records of this message; resolves once Kafka has all of them. */
   fill(records: OutRecord[]): Promise<RecordMeta[]>
   /** Gives the place up (the message was refused before producing anything). */
@@ -34,7 +37,7 @@ interface Entry {
  * `maxBufferedRecords` are waiting, `reserve` throws PushbackError instead of buffering more.
  */
 export class DurableWriter {
-  private readonly queue: Entry[] = []
+  private readonly queue = new Fifo<Entry>()
   private buffered = 0
   private inFlight = false
   private scheduled = false
@@ -68,7 +71,9 @@ export class DurableWriter {
     const entry: Entry = { state: 'pending', records: [], resolve, reject }
     this.queue.push(entry)
     this.setBuffered(this.buffered + 1)
+    done.catch(() => undefined) // observed through fill(); never an unhandled rejection
     return {
+      done,
       fill: (records) => {
         if (entry.state !== 'pending') throw new Error('slot already filled or cancelled')
         entry.state = 'filled'
@@ -81,6 +86,7 @@ export class DurableWriter {
       cancel: () => {
         if (entry.state !== 'pending') return
         entry.state = 'cancelled'
+        entry.reject(new PushbackError('message refused before it was written', 1))
         this.setBuffered(this.buffered - 1)
         this.schedule()
       },
@@ -113,7 +119,8 @@ export class DurableWriter {
   /** Records in filled slots at the head of the queue, up to the first pending slot. */
   private readyRecords(): number {
     let n = 0
-    for (const e of this.queue) {
+    for (let i = 0; i < this.queue.length; i++) {
+      const e = this.queue.at(i)!
       if (e.state === 'pending') break
       n += e.records.length
       if (n >= this.opts.maxBatchRecords) break
@@ -122,7 +129,11 @@ export class DurableWriter {
   }
 
   private dropSettledHead(): void {
-    while (this.queue.length && this.queue[0]!.state !== 'pending' && this.queue[0]!.records.length === 0)
+    while (
+      this.queue.length &&
+      this.queue.at(0)!.state !== 'pending' &&
+      this.queue.at(0)!.records.length === 0
+    )
       this.queue.shift()
     this.checkDrained()
   }
@@ -136,7 +147,7 @@ export class DurableWriter {
     const batch: Entry[] = []
     let count = 0
     while (this.queue.length) {
-      const head = this.queue[0]!
+      const head = this.queue.at(0)!
       if (head.state === 'pending') break
       if (head.state === 'filled' && head.records.length > 0) {
         if (count > 0 && count + head.records.length > this.opts.maxBatchRecords) break

@@ -13,6 +13,7 @@ export class PacketSizeGuard extends Duplex {
   private headerBytes = 0
   private length = 0
   private multiplier = 1
+  private corked = false
 
   constructor(
     private readonly socket: Socket | Duplex,
@@ -72,6 +73,17 @@ export class PacketSizeGuard extends Duplex {
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    // A Kafka batch acknowledges many messages in the same tick: cork the socket so their
+    // PUBACKs leave in one write instead of one system call each.
+    const sock = this.socket as Socket
+    if (!this.corked && typeof sock.cork === 'function') {
+      this.corked = true
+      sock.cork()
+      process.nextTick(() => {
+        this.corked = false
+        sock.uncork()
+      })
+    }
     this.socket.write(chunk, cb)
   }
 

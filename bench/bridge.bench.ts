@@ -206,34 +206,37 @@ async function main(): Promise<void> {
   const raw = `${RUN}.raw`
   const profileDir = path.join(WORK, 'profile')
   const bridgeArgs = process.env.BENCH_PROFILE === '1' ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []
-  const bridge = spawn(process.execPath, [...bridgeArgs, path.join(ROOT, 'bin/fleetstream.js'), 'bridge'], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: {
-      PATH: process.env.PATH,
-      FLEETSTREAM_KAFKA__BROKERS: s.FS_KAFKA_BROKERS,
-      FLEETSTREAM_TOPICS__RAW: raw,
-      FLEETSTREAM_TOPICS__DEADLETTER: `${RUN}.dlq`,
-      FLEETSTREAM_BRIDGE__AUTH__FILE: devicesFile,
-      FLEETSTREAM_BRIDGE__MQTT__HOST: '127.0.0.1',
-      FLEETSTREAM_BRIDGE__MQTT__PORT: '0',
-      FLEETSTREAM_BRIDGE__HTTP__HOST: '127.0.0.1',
-      FLEETSTREAM_BRIDGE__HTTP__PORT: '0',
-      FLEETSTREAM_BRIDGE__LIMITS__RATE_PER_DEVICE: '0',
-      FLEETSTREAM_LOG__LEVEL: 'warn',
-    },
-  })
-  // Never leave the bridge behind, whatever happens below.
-  process.on('exit', () => bridge.kill('SIGKILL'))
-  const listening = await new Promise<{ mqtt: number; http: number }>((resolve) => {
-    let buf = ''
-    bridge.stdout!.on('data', (c: Buffer) => {
-      buf += c.toString()
-      const line = buf.split('\n').find((l) => l.includes('"event":"listening"'))
-      if (line) resolve(JSON.parse(line))
+  const startBridge = async (nodeArgs: string[]) => {
+    const proc = spawn(process.execPath, [...nodeArgs, path.join(ROOT, 'bin/fleetstream.js'), 'bridge'], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: {
+        PATH: process.env.PATH,
+        FLEETSTREAM_KAFKA__BROKERS: s.FS_KAFKA_BROKERS,
+        FLEETSTREAM_TOPICS__RAW: raw,
+        FLEETSTREAM_TOPICS__DEADLETTER: `${RUN}.dlq`,
+        FLEETSTREAM_BRIDGE__AUTH__FILE: devicesFile,
+        FLEETSTREAM_BRIDGE__MQTT__HOST: '127.0.0.1',
+        FLEETSTREAM_BRIDGE__MQTT__PORT: '0',
+        FLEETSTREAM_BRIDGE__HTTP__HOST: '127.0.0.1',
+        FLEETSTREAM_BRIDGE__HTTP__PORT: '0',
+        FLEETSTREAM_BRIDGE__LIMITS__RATE_PER_DEVICE: '0',
+        FLEETSTREAM_LOG__LEVEL: 'warn',
+      },
     })
-  })
-  const url = `mqtt://127.0.0.1:${listening.mqtt}`
+    // Never leave a bridge behind, whatever happens below.
+    process.on('exit', () => proc.kill('SIGKILL'))
+    const where = await new Promise<{ mqtt: number; http: number }>((resolve) => {
+      let buf = ''
+      proc.stdout!.on('data', (c: Buffer) => {
+        buf += c.toString()
+        const line = buf.split('\n').find((l) => l.includes('"event":"listening"'))
+        if (line) resolve(JSON.parse(line))
+      })
+    })
+    return { proc, url: `mqtt://127.0.0.1:${where.mqtt}` }
+  }
+  const { proc: bridge, url } = await startBridge(bridgeArgs)
   const kafkaPid = serverPid('kafka')
   const fs1 = await runPublishers(
     slices.map((ids) => ({
@@ -300,13 +303,18 @@ async function main(): Promise<void> {
   }
   out(qos0)
 
-  // --- memory: idle connected clients (one device's credentials, so logins hit the verify cache) ---
-  const rss0 = rssMiB(bridge.pid!)
+  bridge.kill('SIGTERM')
+  await new Promise((r) => bridge.once('exit', r))
+
+  // --- memory: idle connected clients, on a fresh bridge (one device's credentials: logins share one scrypt) ---
+  const fresh = await startBridge([])
+  await new Promise((r) => setTimeout(r, 2000))
+  const rss0 = rssMiB(fresh.proc.pid!)
   const idleDevice = all[0]!
   const per = Math.ceil(IDLE / 4)
   const idle = Array.from({ length: 4 }, () =>
     worker('bridge/publisher.ts', {
-      url,
+      url: fresh.url,
       qos: 1,
       devices: [{ id: idleDevice, token: tokens.get(idleDevice)! }],
       repeat: per,
@@ -325,7 +333,7 @@ async function main(): Promise<void> {
     )
   ).reduce((a, b) => a + b, 0)
   await new Promise((r) => setTimeout(r, 3000))
-  const rss1 = rssMiB(bridge.pid!)
+  const rss1 = rssMiB(fresh.proc.pid!)
   for (const w of idle) w.proc.stdin!.write('stop\n')
   await Promise.all(idle.map((w) => w.done))
   const memory = {
@@ -337,8 +345,8 @@ async function main(): Promise<void> {
   }
   out(memory)
 
-  bridge.kill('SIGTERM')
-  await new Promise((r) => bridge.once('exit', r))
+  fresh.proc.kill('SIGTERM')
+  await new Promise((r) => fresh.proc.once('exit', r))
 
   let profile: { selfMs: number; fn: string }[] | undefined
   if (bridgeArgs.length) profile = summarizeProfile(profileDir)

@@ -1,4 +1,5 @@
-import mqtt, { type MqttClient } from 'mqtt'
+import type { IClientOptions, MqttClient } from 'mqtt'
+import { connectMqtt } from '../test/mqtt'
 import { pack } from 'msgpackr'
 import { LocalSchemaRegistry } from '../core/envelope/registry'
 import { createTelemetryCodec } from '../core/envelope/telemetry'
@@ -15,20 +16,8 @@ import { DLQ_HEADERS } from './ingest/pipeline'
 
 const NOW = () => Date.now()
 
-function connect(port: number, opts: mqtt.IClientOptions): Promise<MqttClient> {
-  return new Promise((resolve, reject) => {
-    const c = mqtt.connect(`mqtt://127.0.0.1:${port}`, {
-      protocolVersion: 4,
-      reconnectPeriod: 0,
-      connectTimeout: 5000,
-      ...opts,
-    })
-    c.once('connect', () => resolve(c))
-    c.once('error', (err) => {
-      c.end(true)
-      reject(err)
-    })
-  })
+function connect(port: number, opts: IClientOptions): Promise<MqttClient> {
+  return connectMqtt(`mqtt://127.0.0.1:${port}`, { protocolVersion: 4, connectTimeout: 5000, ...opts })
 }
 
 /** Waits for a connection to be closed by the broker. */

@@ -1,4 +1,5 @@
-import mqtt, { type MqttClient } from 'mqtt'
+import type { MqttClient } from 'mqtt'
+import { connectMqtt } from '../test/mqtt'
 import { LocalSchemaRegistry } from '../core/envelope/registry'
 import { createTelemetryCodec, type Telemetry } from '../core/envelope/telemetry'
 import { partitionForKey } from '../core/kafka/murmur2'
@@ -15,16 +16,11 @@ const DEVICES = 100
 const PER_DEVICE = 500
 
 function connect(port: number, username: string, password: string): Promise<MqttClient> {
-  return new Promise((resolve, reject) => {
-    const c = mqtt.connect(`mqtt://127.0.0.1:${port}`, {
-      username,
-      password,
-      protocolVersion: 4,
-      reconnectPeriod: 0,
-      clientId: `${username}-${process.pid}`,
-    })
-    c.once('connect', () => resolve(c))
-    c.once('error', reject)
+  return connectMqtt(`mqtt://127.0.0.1:${port}`, {
+    username,
+    password,
+    protocolVersion: 4,
+    clientId: `${username}-${process.pid}`,
   })
 }
 

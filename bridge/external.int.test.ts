@@ -1,4 +1,5 @@
-import mqtt, { type MqttClient } from 'mqtt'
+import type { MqttClient } from 'mqtt'
+import { connectMqtt } from '../test/mqtt'
 import { LocalSchemaRegistry } from '../core/envelope/registry'
 import { createTelemetryCodec, type Telemetry } from '../core/envelope/telemetry'
 import { partitionForKey } from '../core/kafka/murmur2'
@@ -8,16 +9,11 @@ import { serverEnv, uniqueName } from '../test/servers'
 
 function connectMosquitto(clientId: string): Promise<MqttClient> {
   const s = serverEnv()
-  return new Promise((resolve, reject) => {
-    const c = mqtt.connect(s.FS_MOSQUITTO_URL, {
-      username: s.FS_MOSQUITTO_USER,
-      password: s.FS_MOSQUITTO_PASSWORD,
-      clientId,
-      protocolVersion: 5,
-      reconnectPeriod: 0,
-    })
-    c.once('connect', () => resolve(c))
-    c.once('error', reject)
+  return connectMqtt(s.FS_MOSQUITTO_URL, {
+    username: s.FS_MOSQUITTO_USER,
+    password: s.FS_MOSQUITTO_PASSWORD,
+    clientId,
+    protocolVersion: 5,
   })
 }
 

@@ -1,21 +1,9 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
-import type { Logger } from '../../core/logging/logger'
-import type { DeviceIdentity, DeviceStore } from '../auth/credentials'
-import type { BridgeConfig } from '../config'
+import type { DeviceIdentity } from '../auth/credentials'
+import type { AdapterDeps } from '../registry'
 import { formatFromContentType } from '../decode/formats'
 import { PushbackError, RateLimitError } from '../errors'
-import type { IngestOutcome, IngestPipeline } from '../ingest/pipeline'
-import type { BridgeMetrics } from '../metrics'
-
-interface Deps {
-  config: BridgeConfig
-  pipeline: IngestPipeline
-  devices: DeviceStore
-  metrics: BridgeMetrics
-  logger: Logger
-  /** True once the bridge can write to Kafka. */
-  ready: () => boolean
-}
+import type { IngestOutcome } from '../ingest/pipeline'
 
 /** A JSON error body: the same shape on every endpoint. */
 function errorBody(status: number, code: string, message: string) {
@@ -53,7 +41,7 @@ function credentials(
  * with Retry-After under rate limits and pushback.
  */
 export async function startHttpIngest(
-  deps: Deps,
+  deps: AdapterDeps,
 ): Promise<{ app: FastifyInstance; port: number; close(): Promise<void> }> {
   const { config, pipeline, devices, metrics } = deps
   const log = deps.logger.child({ component: 'bridge.http' })

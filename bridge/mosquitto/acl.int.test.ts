@@ -2,22 +2,18 @@ import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import mqtt, { type MqttClient } from 'mqtt'
+import type { MqttClient } from 'mqtt'
+import { connectMqtt } from '../../test/mqtt'
 import { within } from '../../test/kafka'
 
 const PORT = 11984
 
 function connect(username: string, password: string): Promise<MqttClient> {
-  return new Promise((resolve, reject) => {
-    const c = mqtt.connect(`mqtt://127.0.0.1:${PORT}`, {
-      username,
-      password,
-      clientId: `${username}-${Date.now()}`,
-      protocolVersion: 5,
-      reconnectPeriod: 0,
-    })
-    c.once('connect', () => resolve(c))
-    c.once('error', (e) => (c.end(true), reject(e)))
+  return connectMqtt(`mqtt://127.0.0.1:${PORT}`, {
+    username,
+    password,
+    clientId: `${username}-${Date.now()}`,
+    protocolVersion: 5,
   })
 }
 

@@ -12,13 +12,9 @@ import type { Duplex } from 'node:stream'
 // imported by jest tests: they run the bridge as a real process.
 import { Aedes, type AedesOptions, type Client } from 'aedes'
 import { WebSocketServer, createWebSocketStream } from 'ws'
-import type { Logger } from '../../core/logging/logger'
-import type { DeviceIdentity, DeviceStore } from '../auth/credentials'
-import type { BridgeConfig } from '../config'
+import type { DeviceIdentity } from '../auth/credentials'
+import type { AdapterDeps } from '../registry'
 import { PushbackError, RateLimitError } from '../errors'
-import type { IngestPipeline } from '../ingest/pipeline'
-import type { BridgeMetrics } from '../metrics'
-import type { TopicTemplate } from '../topic-template'
 import { PacketSizeGuard } from './packet-guard'
 
 /** aedes's CONNACK return codes (MQTT 3.1.1 §3.2.2.3). */
@@ -39,15 +35,6 @@ export interface EmbeddedMqtt {
   close(): Promise<void>
 }
 
-interface Deps {
-  config: BridgeConfig
-  pipeline: IngestPipeline
-  devices: DeviceStore
-  downlink: TopicTemplate
-  metrics: BridgeMetrics
-  logger: Logger
-}
-
 type IdentifiedClient = Client & { fsIdentity?: DeviceIdentity }
 
 function authError(message: string, code: number): Error & { returnCode: number } {
@@ -62,7 +49,7 @@ function authError(message: string, code: number): Error & { returnCode: number 
  * record is durable (so a device does not resend poison forever); under pushback the ack is
  * withheld and the connection closed, and the device resends later.
  */
-export async function startEmbeddedMqtt(deps: Deps): Promise<EmbeddedMqtt> {
+export async function startEmbeddedMqtt(deps: AdapterDeps): Promise<EmbeddedMqtt> {
   const { config, pipeline, devices, metrics } = deps
   const { limits } = config
   const log = deps.logger.child({ component: 'bridge.mqtt' })

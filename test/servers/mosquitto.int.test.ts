@@ -1,20 +1,10 @@
-import mqtt, { type MqttClient } from 'mqtt'
+import type { IClientOptions, MqttClient } from 'mqtt'
+import { connectMqtt } from '../mqtt'
 import { serverEnv } from '../servers'
 import { within } from '../kafka'
 
-function connect(opts: mqtt.IClientOptions): Promise<MqttClient> {
-  return new Promise((resolve, reject) => {
-    const c = mqtt.connect(serverEnv().FS_MOSQUITTO_URL, {
-      reconnectPeriod: 0,
-      connectTimeout: 5000,
-      ...opts,
-    })
-    c.once('connect', () => resolve(c))
-    c.once('error', (err) => {
-      c.end(true)
-      reject(err)
-    })
-  })
+function connect(opts: IClientOptions): Promise<MqttClient> {
+  return connectMqtt(serverEnv().FS_MOSQUITTO_URL, { connectTimeout: 5000, ...opts })
 }
 
 describe('test > servers > mosquitto smoke [mosquitto]', () => {

@@ -12,6 +12,8 @@ export interface BridgeProcess {
   proc: ChildProcess
   mqttPort: number
   httpPort: number
+  /** Every listener the bridge reported (mqtt, mqttWs, mqttTls, http). */
+  listening: Record<string, number | undefined>
   env: Record<string, string>
   /** Sends a signal and waits for the process to exit. */
   stop(signal?: NodeJS.Signals): Promise<number | null>
@@ -76,10 +78,11 @@ export function startBridgeProcess(env: Record<string, string>, logName: string)
       clearTimeout(timer)
       proc.removeAllListeners('exit')
       buf = ''
-      const where = JSON.parse(line) as { mqtt?: number; http?: number }
+      const where = JSON.parse(line) as { mqtt?: number; http?: number; [k: string]: number | undefined }
       resolve({
         proc,
         env,
+        listening: where,
         mqttPort: where.mqtt ?? -1,
         httpPort: where.http ?? -1,
         stop: (signal = 'SIGTERM') =>

@@ -1,0 +1,184 @@
+import fc from 'fast-check'
+import { WindowTestDriver } from '../testing/window-driver'
+import { aggregateOf, combine, type Aggregate } from './aggregate'
+import type { WindowResult } from './window-aggregate'
+import { windowsFor } from './windows'
+
+const MIN = 60_000
+const time = { outOfOrdernessMs: 5_000, idleTimeoutMs: 30_000, maxFutureMs: 60_000 }
+const r = (key: string, ts: number, value: number) => ({ key, ts, value })
+const brief = (x: WindowResult) =>
+  `${x.kind} ${x.key} [${x.window.start / 1000},${x.window.end / 1000}) n=${x.agg.count} sum=${x.agg.sum}`
+
+describe('stream-jobs > windows > tumbling 1 min', () => {
+  const spec = { kind: 'tumbling', sizeMs: MIN } as const
+
+  it('fires a window once the watermark passes its end, out-of-order readings included', () => {
+    const d = new WindowTestDriver({ spec, allowedLatenessMs: MIN }, time)
+    d.pipe(r('a', 10_000, 1))
+      .pipe(r('a', 58_000, 2))
+      .pipe(r('a', 61_000, 3)) // watermark 56 s: nothing fires
+    expect(d.results).toEqual([])
+    d.pipe(r('a', 50_000, 4)) // out of order but within the 5 s bound
+    d.pipe(r('a', 65_000, 5)) // watermark 60 s: [0, 60) fires with 3 readings
+    expect(d.results.map(brief)).toEqual(['final a [0,60) n=3 sum=7'])
+  })
+
+  // Table: a reading behind the watermark, the allowed lateness, and what happens.
+  const lateCases: { name: string; lateness: number; lateTs: number; expected: string[]; late: number }[] = [
+    {
+      name: 'inside allowed lateness: the window is corrected and re-emitted',
+      lateness: MIN,
+      lateTs: 30_000,
+      expected: ['final a [0,60) n=1 sum=1', 'update a [0,60) n=2 sum=11'],
+      late: 0,
+    },
+    {
+      name: 'no lateness allowed: to the late topic',
+      lateness: 0,
+      lateTs: 30_000,
+      expected: ['final a [0,60) n=1 sum=1'],
+      late: 1,
+    },
+    {
+      name: 'beyond allowed lateness: to the late topic',
+      lateness: 10_000,
+      lateTs: 30_000,
+      expected: ['final a [0,60) n=1 sum=1'],
+      late: 1,
+    },
+  ]
+  it.each(lateCases)('$name', ({ lateness, lateTs, expected, late }) => {
+    const d = new WindowTestDriver({ spec, allowedLatenessMs: lateness }, time)
+    d.pipe(r('a', 1_000, 1)).pipe(r('a', 75_000, 5)) // watermark 70 s: [0,60) fired
+    d.pipe(r('a', lateTs, 10))
+    expect(d.results.map(brief)).toEqual(expected)
+    expect(d.late).toHaveLength(late)
+  })
+
+  it('keeps keys apart and orders results by window end, then key', () => {
+    const d = new WindowTestDriver({ spec, allowedLatenessMs: 0 }, time)
+    d.pipe(r('b', 1_000, 1))
+      .pipe(r('a', 2_000, 2))
+      .pipe(r('a', 61_000, 3))
+      .pipe(r('b', 130_000, 4))
+    expect(d.results.map(brief)).toEqual([
+      'final a [0,60) n=1 sum=2',
+      'final b [0,60) n=1 sum=1',
+      'final a [60,120) n=1 sum=3',
+    ])
+  })
+
+  it('an idle stream still closes its windows after the idle timeout', () => {
+    const d = new WindowTestDriver({ spec, allowedLatenessMs: 0 }, time)
+    d.pipe(r('a', 10_000, 1), 10_000)
+    d.tick(35_000)
+    expect(d.results).toEqual([])
+    d.tick(95_000) // idle since 10 s: watermark 10 + 85 - 5 = 90 s
+    expect(d.results.map(brief)).toEqual(['final a [0,60) n=1 sum=1'])
+  })
+
+  it('forgets windows once past their allowed lateness', () => {
+    const d = new WindowTestDriver({ spec, allowedLatenessMs: MIN }, time)
+    d.pipe(r('a', 1_000, 1)).pipe(r('a', 80_000, 1))
+    expect(d.windowState.keys.get('a')!.map((w) => w.window.start)).toEqual([0, 60_000])
+    d.pipe(r('a', 130_000, 1)) // watermark 125 s > 60 + 60
+    expect(d.windowState.keys.get('a')!.map((w) => w.window.start)).toEqual([60_000, 120_000])
+  })
+})
+
+describe('stream-jobs > windows > hopping', () => {
+  it('adds a reading to every window it falls in', () => {
+    const d = new WindowTestDriver(
+      { spec: { kind: 'hopping', sizeMs: 60_000, advanceMs: 30_000 }, allowedLatenessMs: 0 },
+      time,
+    )
+    d.pipe(r('a', 40_000, 1)).pipe(r('a', 100_000, 2))
+    expect(d.results.map(brief)).toEqual(['final a [0,60) n=1 sum=1', 'final a [30,90) n=1 sum=1'])
+  })
+})
+
+describe('stream-jobs > windows > session', () => {
+  const spec = { kind: 'session', gapMs: 10_000 } as const
+
+  it('groups readings closer than the gap, and closes a session once the gap has passed', () => {
+    const d = new WindowTestDriver({ spec, allowedLatenessMs: 0 }, time)
+    d.pipe(r('a', 1_000, 1))
+      .pipe(r('a', 8_000, 2))
+      .pipe(r('a', 15_000, 3)) // one session 1–15 s
+    d.pipe(r('a', 40_000, 4)) // watermark 35 s > 15 + 10: closes
+    expect(d.results.map(brief)).toEqual(['final a [1,15.001) n=3 sum=6'])
+  })
+
+  it('merges two sessions that a late reading bridges, and corrects the emitted one', () => {
+    const d = new WindowTestDriver({ spec, allowedLatenessMs: 60_000 }, time)
+    // Sessions at 1 s and at 20 s; the reading at 34 s (watermark 29 s) closes the first only.
+    d.pipe(r('a', 1_000, 1))
+      .pipe(r('a', 20_000, 2))
+      .pipe(r('a', 34_000, 3))
+    expect(d.results.map(brief)).toEqual(['final a [1,1.001) n=1 sum=1'])
+    d.pipe(r('a', 10_000, 10)) // late, within the gap of both: one session 1–20 s
+    expect(d.results.slice(1).map(brief)).toEqual(['update a [1,20.001) n=3 sum=13'])
+    d.pipe(r('a', 12_000, 100)) // joins the merged session, which had fired: corrected again
+    expect(d.results.slice(2).map(brief)).toEqual(['update a [1,20.001) n=4 sum=113'])
+  })
+
+  it('retracts a fired session whose start moves when it merges with an earlier one', () => {
+    const d = new WindowTestDriver({ spec, allowedLatenessMs: 60_000 }, time)
+    d.pipe(r('a', 20_000, 1)).pipe(r('a', 40_000, 2)) // watermark 35 s: [20] fired
+    d.pipe(r('a', 11_000, 3)) // a new session at 11 s touches the one at 20 s: merged start moves to 11 s
+    expect(d.results.map(brief)).toEqual([
+      'final a [20,20.001) n=1 sum=1',
+      'retract a [20,20.001) n=1 sum=1',
+      'update a [11,20.001) n=2 sum=4',
+    ])
+  })
+})
+
+describe('stream-jobs > windows > property: order within the bound does not matter', () => {
+  // Integer values keep sums exact (floating-point addition is not associative).
+  const reading = fc.record({
+    key: fc.constantFrom('d1/t', 'd2/t', 'd3/h'),
+    ts: fc.integer({ min: 0, max: 600_000 }),
+    value: fc.integer({ min: -1000, max: 1000 }),
+  })
+
+  /** The expected 1-minute results, computed directly by grouping (no watermark, no operator). */
+  function reference(rs: { key: string; ts: number; value: number }[]): Map<string, Aggregate> {
+    const m = new Map<string, Aggregate>()
+    for (const x of rs) {
+      const w = windowsFor(x.ts, { kind: 'tumbling', sizeMs: MIN })[0]!
+      const k = `${x.key}@${w.start}`
+      const a = aggregateOf(x.value, x.ts)
+      m.set(k, m.has(k) ? combine(m.get(k)!, a) : a)
+    }
+    return m
+  }
+
+  it('any arrival order within the out-of-orderness bound gives exactly the directly computed windows', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(reading, fc.integer({ min: 0, max: time.outOfOrdernessMs })), {
+          minLength: 1,
+          maxLength: 200,
+        }),
+        (items) => {
+          // Arrival order: by event time plus a jitter of at most the bound. No reading then arrives
+          // after one more than the bound ahead of it, so none is late.
+          const arrival = [...items].sort((a, b) => a[0].ts + a[1] - (b[0].ts + b[1])).map(([x]) => x)
+          const d = new WindowTestDriver(
+            { spec: { kind: 'tumbling', sizeMs: MIN }, allowedLatenessMs: 0 },
+            time,
+          )
+          for (const x of arrival) d.pipe(x)
+          d.tick(10_000_000_000) // idle long enough: everything closes
+          expect(d.late).toEqual([])
+          expect(d.results.every((x) => x.kind === 'final')).toBe(true)
+          const got = new Map(d.results.map((x) => [`${x.key}@${x.window.start}`, x.agg]))
+          expect(got).toEqual(reference(items.map(([x]) => x)))
+        },
+      ),
+      { numRuns: 300 },
+    )
+  })
+})

@@ -1,0 +1,143 @@
+import { aggregateOf, combine, type Aggregate } from './aggregate'
+import { checkWindowSpec, windowsFor, type Window, type WindowSpec } from './windows'
+
+/** A numeric reading of one key (device and metric). */
+export interface KeyedReading {
+  key: string
+  ts: number
+  value: number
+}
+
+/** A window's aggregate as emitted: `final` when the watermark passes its end, `update` for a
+ * late reading inside the allowed lateness (downstream upserts), `retract` when a session
+ * that was already emitted merged into another one. */
+export interface WindowResult {
+  key: string
+  window: Window
+  agg: Aggregate
+  kind: 'final' | 'update' | 'retract'
+}
+
+/** Settings of the windowed aggregation. */
+export interface WindowOptions {
+  spec: WindowSpec
+  /** How long after a window closes a late reading still updates it (and re-emits it), ms. */
+  allowedLatenessMs: number
+}
+
+interface OpenWindow {
+  window: Window
+  agg: Aggregate
+  /** When the watermark passing this closes the window: `end` (sessions: last reading + gap). */
+  closesAt: number
+  fired: boolean
+}
+
+/** The operator's state: open windows per key. Mutated in place by advance/fire (no I/O, no clock). */
+export interface WindowState {
+  keys: Map<string, OpenWindow[]>
+  options: WindowOptions
+}
+
+/** An empty state for `options` (validated). */
+export function newWindowState(options: WindowOptions): WindowState {
+  checkWindowSpec(options.spec)
+  if (!Number.isInteger(options.allowedLatenessMs) || options.allowedLatenessMs < 0)
+    throw new RangeError('allowedLatenessMs must be a non-negative integer')
+  return { keys: new Map(), options }
+}
+
+/** Open windows with one kept per key (for memory figures and tests). */
+export function openWindowCount(state: WindowState): number {
+  let n = 0
+  for (const ws of state.keys.values()) n += ws.length
+  return n
+}
+
+const purgeAt = (w: OpenWindow, lateness: number) => w.closesAt + lateness
+
+/**
+ * Adds one reading at the current `watermark`. Returns the results it causes (updates of
+ * windows that already fired, retractions of merged sessions) and whether it was too late
+ * for every window it belongs to (then it goes to the late topic, counted).
+ */
+export function advance(
+  state: WindowState,
+  r: KeyedReading,
+  watermark: number,
+): { results: WindowResult[]; late: boolean } {
+  const { spec, allowedLatenessMs } = state.options
+  let open = state.keys.get(r.key)
+  if (!open) state.keys.set(r.key, (open = []))
+  const results: WindowResult[] = []
+  const single = aggregateOf(r.value, r.ts)
+
+  if (spec.kind === 'session') {
+    const closesAt = r.ts + spec.gapMs
+    // Sessions this reading touches: within the gap of their first or last reading.
+    // Sessions still within their allowed lateness that this reading touches (within the gap).
+    const touching = open.filter(
+      (w) =>
+        r.ts >= w.window.start - spec.gapMs && r.ts < w.closesAt && purgeAt(w, allowedLatenessMs) > watermark,
+    )
+    if (touching.length === 0 && closesAt + allowedLatenessMs <= watermark) return { results, late: true }
+    let merged: OpenWindow = { window: { start: r.ts, end: r.ts + 1 }, agg: single, closesAt, fired: false }
+    for (const w of touching) {
+      merged = {
+        window: {
+          start: Math.min(merged.window.start, w.window.start),
+          end: Math.max(merged.window.end, w.window.end),
+        },
+        agg: combine(merged.agg, w.agg),
+        closesAt: Math.max(merged.closesAt, w.closesAt),
+        fired: merged.fired || w.fired,
+      }
+      open.splice(open.indexOf(w), 1)
+      if (w.fired && w.window.start !== merged.window.start)
+        results.push({ key: r.key, window: w.window, agg: w.agg, kind: 'retract' })
+    }
+    open.push(merged)
+    if (merged.fired) results.push({ key: r.key, window: merged.window, agg: merged.agg, kind: 'update' })
+    return { results, late: false }
+  }
+
+  let placed = false
+  for (const window of windowsFor(r.ts, spec)) {
+    if (window.end + allowedLatenessMs <= watermark) continue // too late for this window
+    placed = true
+    const w = open.find((o) => o.window.start === window.start)
+    if (!w) {
+      open.push({ window, agg: single, closesAt: window.end, fired: false })
+      continue
+    }
+    w.agg = combine(w.agg, single)
+    if (w.fired) results.push({ key: r.key, window: w.window, agg: w.agg, kind: 'update' })
+  }
+  return { results, late: !placed }
+}
+
+/**
+ * Fires every window the watermark has passed (`final`, once each) and forgets those past
+ * their allowed lateness. Results come ordered by window end, then key, then start.
+ */
+export function fire(state: WindowState, watermark: number): WindowResult[] {
+  const results: WindowResult[] = []
+  const lateness = state.options.allowedLatenessMs
+  for (const [key, open] of state.keys) {
+    for (const w of open) {
+      if (!w.fired && w.closesAt <= watermark) {
+        w.fired = true
+        results.push({ key, window: w.window, agg: w.agg, kind: 'final' })
+      }
+    }
+    const keep = open.filter((w) => purgeAt(w, lateness) > watermark)
+    if (keep.length === 0) state.keys.delete(key)
+    else if (keep.length !== open.length) state.keys.set(key, keep)
+  }
+  return results.sort(
+    (a, b) =>
+      a.window.end - b.window.end ||
+      (a.key < b.key ? -1 : a.key > b.key ? 1 : 0) ||
+      a.window.start - b.window.start,
+  )
+}

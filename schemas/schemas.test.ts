@@ -1,6 +1,8 @@
 import { readFileSync, readdirSync } from 'node:fs'
 import path from 'node:path'
 import avro from 'avsc'
+import { AvroCodec } from '../core/envelope/codec'
+import { LocalSchemaRegistry, loadBundledSchema } from '../core/envelope/registry'
 import { generate } from '../scripts/gen-schema-types'
 
 describe('schemas', () => {
@@ -24,4 +26,32 @@ describe('schemas', () => {
     expect(new Set(manifest.schemas.map((s) => s.id)).size).toBe(manifest.schemas.length)
     for (const f of files) expect(manifest.schemas.some((s) => s.file === f)).toBe(true)
   })
+})
+
+describe('schemas > fixtures', () => {
+  const fixtures = path.join(__dirname, '__fixtures__')
+  const manifest = JSON.parse(readFileSync(path.join(__dirname, 'registry.json'), 'utf8')) as {
+    schemas: { id: number; subject: string; file: string }[]
+  }
+  const pairs = readdirSync(fixtures)
+    .filter((f) => f.endsWith('.json'))
+    .map((f) => f.replace(/\.json$/, ''))
+
+  it.each(pairs)(
+    '%s: the committed bytes decode to the committed value, and encode back to the same bytes',
+    async (name) => {
+      const [schemaName] = name.split('.')
+      const entry = manifest.schemas.find((s) => s.file === `${schemaName}.avsc`)!
+      const codec = await AvroCodec.create(
+        new LocalSchemaRegistry(),
+        entry.subject,
+        loadBundledSchema(entry.file),
+      )
+      const bytes = Buffer.from(readFileSync(path.join(fixtures, `${name}.hex`), 'utf8').trim(), 'hex')
+      const value = JSON.parse(readFileSync(path.join(fixtures, `${name}.json`), 'utf8'))
+      expect(bytes.readInt32BE(1)).toBe(entry.id)
+      expect(await codec.decode(bytes)).toEqual(value)
+      expect(codec.encode(value).equals(bytes)).toBe(true)
+    },
+  )
 })

@@ -1,5 +1,32 @@
 // Generated from schemas/*.avsc by scripts/gen-schema-types.ts. Do not edit by hand.
 
+/** Symbols of the Avro enum RollupKind. */
+export type RollupKind = 'final' | 'update' | 'retract'
+
+/** The aggregate of one metric of one device over one event-time window (iot.rollups.1m / iot.rollups.1h). Keyed by deviceId; a later record for the same (deviceId, metric, windowStart) corrects the earlier one. */
+export interface Rollup {
+  /** Device id; also the Kafka record key. */
+  deviceId: string
+  /** Metric name. */
+  metric: string
+  /** Window start (inclusive), ms. */
+  windowStart: number
+  /** Window end (exclusive), ms. */
+  windowEnd: number
+  /** Readings in the window. */
+  count: number
+  min: number
+  max: number
+  sum: number
+  avg: number
+  /** Value of the earliest reading by event time. */
+  first: number
+  /** Value of the latest reading by event time. */
+  last: number
+  /** final: the window closed; update: a late reading corrected it; retract: a session merged away. */
+  kind: RollupKind
+}
+
 /** Symbols of the Avro enum Source. */
 export type Source = 'mqtt' | 'http' | 'bridge'
 

@@ -72,7 +72,7 @@ export function kafkaJsConfig(cfg: KafkaConfig, logger: Logger): KafkaJsConfig {
   }
 }
 
-/** A kafkajs partitioner that uses Java's murmur2 for keyed records (round-robin for null keys). */
+/** A kafkajs partitioner: an explicit partition if the message has one, else Java's murmur2 of the key (round-robin for null keys). */
 export function murmur2Partitioner() {
   let next = 0
   return ({
@@ -83,6 +83,8 @@ export function murmur2Partitioner() {
     message: Message
   }): number => {
     const n = partitionMetadata.length
+    // kafkajs always asks the partitioner: an explicit partition must win (changelogs, planned sends).
+    if (message.partition !== undefined && message.partition !== null) return message.partition
     if (message.key === null || message.key === undefined) return partitionMetadata[next++ % n]!.partitionId
     return partitionForKey(typeof message.key === 'string' ? message.key : new Uint8Array(message.key), n)
   }
@@ -140,7 +142,16 @@ class PartitionPlanner {
     const where: { topic: string; partition: number; index: number }[] = []
     for (const r of records) {
       const n = await this.partitions(r.topic)
-      const partition = r.key === null ? Math.floor(Math.random() * n) : partitionForKey(r.key, n)
+      const partition =
+        r.partition !== undefined
+          ? r.partition
+          : r.key === null
+            ? Math.floor(Math.random() * n)
+            : partitionForKey(r.key, n)
+      if (partition < 0 || partition >= n)
+        throw new LogError(`partition ${partition} does not exist in ${r.topic} (${n} partitions)`, {
+          retriable: false,
+        })
       const tp = `${r.topic}\u0000${partition}`
       const index = perPartition.get(tp) ?? 0
       perPartition.set(tp, index + 1)
@@ -298,6 +309,10 @@ export class KafkaEventLog implements EventLog {
       await c.disconnect().catch(() => undefined)
       throw logError(`cannot subscribe group ${opts.groupId}`, err)
     }
+    let assigned = new Map<string, number[]>()
+    c.on(c.events.GROUP_JOIN, ({ payload }) => {
+      assigned = new Map(Object.entries(payload.memberAssignment))
+    })
     const commit = async (offsets: PartitionOffset[]): Promise<void> => {
       if (offsets.length === 0) return
       await c.commitOffsets(offsets.map((o) => ({ ...o }))).catch((err: unknown) => {
@@ -325,7 +340,57 @@ export class KafkaEventLog implements EventLog {
         })
       },
       commit,
+      assignment: () => assigned,
       close: () => c.disconnect(),
+    }
+  }
+
+  /**
+   * kafkajs has no manual partition assignment, so this reads the whole topic with a
+   * throwaway consumer group and keeps `partition`'s records: fine for compacted changelogs,
+   * costly for large topics. It stops at the end offset found on entry; the stop is taken from
+   * kafkajs's END_BATCH_PROCESS event, which also reports batches holding only transaction
+   * markers (a committed changelog usually ends with one).
+   */
+  async readPartition(topic: string, partition: number, onRecord: (r: InRecord) => void): Promise<void> {
+    const admin = await this.metadataAdmin()
+    const end = BigInt(
+      (await admin.fetchTopicOffsets(topic)).find((o) => o.partition === partition)?.high ?? '0',
+    )
+    if (end === 0n) return
+    const c = this.kafka.consumer({
+      groupId: `fleetstream-restore-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`,
+      allowAutoTopicCreation: false,
+    })
+    await c.connect()
+    try {
+      await c.subscribe({ topics: [topic], fromBeginning: true })
+      await new Promise<void>((resolve, reject) => {
+        c.on(c.events.END_BATCH_PROCESS, ({ payload }) => {
+          if (payload.partition === partition && BigInt(payload.lastOffset) + 1n >= end) resolve()
+        })
+        c.on(c.events.CRASH, ({ payload }) => reject(payload.error))
+        c.run({
+          autoCommit: false,
+          eachBatch: async ({ batch }) => {
+            if (batch.partition !== partition) return
+            for (const m of batch.messages) {
+              if (BigInt(m.offset) >= end) break
+              onRecord({
+                topic,
+                partition,
+                offset: m.offset,
+                key: m.key === null ? null : m.key.toString('utf8'),
+                value: m.value,
+                headers: headersOf(m.headers as Record<string, unknown> | undefined),
+                timestamp: Number(m.timestamp),
+              })
+            }
+          },
+        }).catch(reject)
+      })
+    } finally {
+      await c.disconnect()
     }
   }
 

@@ -15,6 +15,8 @@ export interface OutRecord {
   headers?: OutHeaders
   /** Event time in ms; the log's append time when omitted. */
   timestamp?: number
+  /** An explicit partition (changelogs follow their input partition); otherwise murmur2 of the key. */
+  partition?: number
 }
 
 /** Where a produced record was written. */
@@ -92,6 +94,8 @@ export interface Consumer {
   /** Starts consuming; resolves once the consumer is running. Batches of one partition are sequential. */
   run(handler: (batch: RecordBatch, ctx: BatchContext) => Promise<void>): Promise<void>
   commit(offsets: PartitionOffset[]): Promise<void>
+  /** Partitions currently assigned to this member, by topic (empty before the first join). */
+  assignment(): Map<string, number[]>
   close(): Promise<void>
 }
 
@@ -121,6 +125,8 @@ export interface EventLog {
   producer(): Promise<Producer>
   transactionalProducer(transactionalId: string): Promise<TransactionalProducer>
   consumer(opts: ConsumerOptions): Promise<Consumer>
+  /** Reads one partition from its start to the end offset it has now (committed records only). */
+  readPartition(topic: string, partition: number, onRecord: (r: InRecord) => void): Promise<void>
   admin(): Promise<LogAdmin>
   /** Releases what the log itself holds (not the producers and consumers it handed out). */
   close(): Promise<void>

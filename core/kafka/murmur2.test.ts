@@ -39,3 +39,24 @@ describe('core > kafka > murmur2', () => {
     expect(() => partitionForKey('a', 0)).toThrow(RangeError)
   })
 })
+
+describe('core > kafka > murmur2 partitioner for kafkajs', () => {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { murmur2Partitioner } = require('./kafkajs-log') as typeof import('./kafkajs-log')
+  const meta = Array.from({ length: 6 }, (_, partitionId) => ({ partitionId }))
+
+  it('honours an explicit partition (kafkajs always asks the partitioner)', () => {
+    expect(
+      murmur2Partitioner()({
+        partitionMetadata: meta,
+        message: { key: 'device-1', value: null, partition: 4 },
+      }),
+    ).toBe(4)
+  })
+
+  it('hashes the key otherwise, as the Java client does', () => {
+    expect(murmur2Partitioner()({ partitionMetadata: meta, message: { key: 'foobar', value: null } })).toBe(
+      partitionForKey('foobar', 6),
+    )
+  })
+})

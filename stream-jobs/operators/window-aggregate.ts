@@ -25,7 +25,8 @@ export interface WindowOptions {
   allowedLatenessMs: number
 }
 
-interface OpenWindow {
+/** One open window of a key: plain data, so it can be written to a changelog as JSON. */
+export interface OpenWindow {
   window: Window
   agg: Aggregate
   /** When the watermark passing this closes the window: `end` (sessions: last reading + gap). */
@@ -118,19 +119,22 @@ export function advance(
 
 /**
  * Fires every window the watermark has passed (`final`, once each) and forgets those past
- * their allowed lateness. Results come ordered by window end, then key, then start.
+ * their allowed lateness; keys whose windows changed are added to `changed` (for the
+ * changelog). Results come ordered by window end, then key, then start.
  */
-export function fire(state: WindowState, watermark: number): WindowResult[] {
+export function fire(state: WindowState, watermark: number, changed?: Set<string>): WindowResult[] {
   const results: WindowResult[] = []
   const lateness = state.options.allowedLatenessMs
   for (const [key, open] of state.keys) {
     for (const w of open) {
       if (!w.fired && w.closesAt <= watermark) {
         w.fired = true
+        changed?.add(key)
         results.push({ key, window: w.window, agg: w.agg, kind: 'final' })
       }
     }
     const keep = open.filter((w) => purgeAt(w, lateness) > watermark)
+    if (keep.length !== open.length) changed?.add(key)
     if (keep.length === 0) state.keys.delete(key)
     else if (keep.length !== open.length) state.keys.set(key, keep)
   }
@@ -140,4 +144,16 @@ export function fire(state: WindowState, watermark: number): WindowResult[] {
       (a.key < b.key ? -1 : a.key > b.key ? 1 : 0) ||
       a.window.start - b.window.start,
   )
+}
+
+/** A key's open windows, for its changelog entry; undefined when it has none (a tombstone). */
+export function snapshotKey(state: WindowState, key: string): OpenWindow[] | undefined {
+  const open = state.keys.get(key)
+  return open && open.length ? open : undefined
+}
+
+/** Puts back a key's open windows read from the changelog (undefined: the key has none). */
+export function restoreKey(state: WindowState, key: string, windows: OpenWindow[] | undefined): void {
+  if (windows && windows.length) state.keys.set(key, windows)
+  else state.keys.delete(key)
 }

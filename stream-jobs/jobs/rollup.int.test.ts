@@ -1,0 +1,239 @@
+import { AvroCodec } from '../../core/envelope/codec'
+import { LocalSchemaRegistry, loadBundledSchema } from '../../core/envelope/registry'
+import { createTelemetryCodec, type Telemetry } from '../../core/envelope/telemetry'
+import type { KafkaEventLog } from '../../core/kafka/kafkajs-log'
+import type { InRecord, OutRecord } from '../../core/kafka/log'
+import { partitionForKey } from '../../core/kafka/murmur2'
+import type { Rollup } from '../../schemas/types.generated'
+import { collect, testKafkaLog, testLogger } from '../../test/kafka'
+import { uniqueName } from '../../test/servers'
+import { runJob } from '../runtime/runner'
+import { rollupJob } from './rollup'
+
+const MIN = 60_000
+const HOUR = 3_600_000
+const PARTITIONS = 4
+const DEVICES = 60
+
+describe('stream-jobs > rollup job on Kafka [kafka]', () => {
+  let log: KafkaEventLog
+  let telemetry: AvroCodec<Telemetry>
+  let rollupCodec: AvroCodec<Rollup>
+
+  beforeAll(async () => {
+    log = testKafkaLog()
+    const registry = new LocalSchemaRegistry()
+    telemetry = await createTelemetryCodec(registry)
+    rollupCodec = await AvroCodec.create<Rollup>(
+      registry,
+      'dev.fleetstream.Rollup',
+      loadBundledSchema('rollup.avsc'),
+    )
+  })
+  afterAll(async () => {
+    await log?.close()
+  })
+
+  /** A data set: DEVICES devices, a reading every 10 s for 10 minutes ending just before an hour, out of order within 4 s. */
+  function dataset() {
+    const H = Math.floor((Date.now() - 3 * HOUR) / HOUR) * HOUR
+    const T0 = H + 48 * MIN
+    const readings: Telemetry[] = []
+    for (let d = 0; d < DEVICES; d++) {
+      for (let i = 0; i < 60; i++) {
+        const ts = T0 + i * 10_000 + (d % 7) * 100
+        readings.push({
+          deviceId: `dev-${d}`,
+          tenant: null,
+          ts,
+          receivedAt: ts,
+          seq: i,
+          metrics: { temp: (d * 7 + i * 3) % 50, status: 'ok' },
+          meta: {},
+          source: 'mqtt',
+        })
+      }
+    }
+    // Arrival order: event time plus a jitter below the 5 s bound (deterministic).
+    const arrival = readings
+      .map((r, k) => ({ r, at: r.ts + ((k * 7919) % 4000) }))
+      .sort((a, b) => a.at - b.at)
+      .map((x) => x.r)
+    // Late: from the previous hour, sent after everything else: late for both window sizes.
+    const late = Array.from({ length: 5 }, (_, d) => ({ ...readings[d * 60]!, ts: H - 10 * MIN, seq: 999 }))
+    // A sentinel per partition (string metric only): moves every partition's watermark past the hour.
+    const lastTs = Math.max(...readings.map((r) => r.ts))
+    const sentinels: Telemetry[] = []
+    for (let p = 0, n = 0; p < PARTITIONS; n++) {
+      const id = `clock-${n}`
+      if (partitionForKey(id, PARTITIONS) !== p) continue
+      sentinels.push({
+        deviceId: id,
+        tenant: null,
+        ts: lastTs + 3 * MIN,
+        receivedAt: 0,
+        seq: null,
+        metrics: { tick: 'x' },
+        meta: {},
+        source: 'bridge',
+      })
+      p++
+    }
+    return { H, readings, arrival, late, sentinels }
+  }
+
+  /** What the rollups must be, computed directly from the readings (no windows operator). */
+  function expected(
+    readings: Telemetry[],
+    size: number,
+  ): Map<string, { count: number; min: number; max: number; sum: number; first: number; last: number }> {
+    const m = new Map<
+      string,
+      {
+        count: number
+        min: number
+        max: number
+        sum: number
+        first: number
+        last: number
+        firstTs: number
+        lastTs: number
+      }
+    >()
+    for (const r of readings) {
+      const v = r.metrics.temp as number
+      const k = `${r.deviceId}/${Math.floor(r.ts / size) * size}`
+      const a = m.get(k)
+      if (!a) m.set(k, { count: 1, min: v, max: v, sum: v, first: v, last: v, firstTs: r.ts, lastTs: r.ts })
+      else {
+        a.count++
+        a.min = Math.min(a.min, v)
+        a.max = Math.max(a.max, v)
+        a.sum += v
+        if (r.ts < a.firstTs) {
+          a.first = v
+          a.firstTs = r.ts
+        }
+        if (r.ts > a.lastTs) {
+          a.last = v
+          a.lastTs = r.ts
+        }
+      }
+    }
+    return new Map(
+      [...m].map(([k, a]) => [
+        k,
+        { count: a.count, min: a.min, max: a.max, sum: a.sum, first: a.first, last: a.last },
+      ]),
+    )
+  }
+
+  async function setup(name: string) {
+    const id = uniqueName(name)
+    const topics = {
+      input: `${id}.enriched`,
+      m1: `${id}.r1m`,
+      h1: `${id}.r1h`,
+      late: `${id}.late`,
+      dlq: `${id}.dlq`,
+      changelog: `${id}.rollup-changelog`,
+    }
+    const admin = await log.admin()
+    await admin.ensureTopics([{ name: topics.input, partitions: PARTITIONS, replicationFactor: 1 }])
+    await admin.close()
+    const job = rollupJob({
+      inputTopic: topics.input,
+      outputs: [
+        { sizeMs: MIN, topic: topics.m1 },
+        { sizeMs: HOUR, topic: topics.h1 },
+      ],
+      lateTopic: topics.late,
+      deadletterTopic: topics.dlq,
+      allowedLatenessMs: 30_000,
+      time: { outOfOrdernessMs: 5_000, idleTimeoutMs: 600_000, maxFutureMs: 300_000 },
+      telemetry,
+      rollup: rollupCodec,
+    })
+    const start = (instanceId: string) =>
+      runJob(job, log, {
+        groupId: `${id}-rollup`,
+        instanceId,
+        changelogTopic: topics.changelog,
+        tickMs: 500,
+        logger: testLogger('rollup-job'),
+      })
+    const produce = async (rs: Telemetry[]) => {
+      const p = await log.producer()
+      const recs: OutRecord[] = rs.map((r) => ({
+        topic: topics.input,
+        key: r.deviceId,
+        value: telemetry.encode(r),
+      }))
+      for (let i = 0; i < recs.length; i += 500) await p.send(recs.slice(i, i + 500))
+      await p.close()
+    }
+    const read = async (topic: string, done: (rs: InRecord[]) => boolean) =>
+      collect(log, { groupId: `${id}-read-${Math.random()}`, topics: [topic] }, done, 90_000)
+    return { topics, start, produce, read }
+  }
+
+  function check(records: InRecord[], want: ReturnType<typeof expected>) {
+    const got = new Map<string, Rollup>()
+    const finals = new Map<string, number>()
+    for (const r of records) {
+      const x = rollupCodec.type.fromBuffer(r.value!.subarray(5)) as Rollup
+      if (x.metric !== 'temp') throw new Error(`unexpected metric ${x.metric}`)
+      const k = `${x.deviceId}/${x.windowStart}`
+      got.set(k, x) // the last record for a window is its current value (downstream upserts)
+      if (x.kind === 'final') finals.set(k, (finals.get(k) ?? 0) + 1)
+    }
+    expect(
+      new Map(
+        [...got].map(([k, x]) => [
+          k,
+          { count: x.count, min: x.min, max: x.max, sum: x.sum, first: x.first, last: x.last },
+        ]),
+      ),
+    ).toEqual(want)
+    // Exactly once: one `final` per window, even across a restart.
+    expect([...finals.values()].every((n) => n === 1)).toBe(true)
+    expect(finals.size).toBe(want.size)
+  }
+
+  it('computes exactly the 1-minute and 1-hour rollups of out-of-order input, and routes late readings to the late topic', async () => {
+    const { topics, start, produce, read } = await setup('rollup')
+    const { arrival, late, sentinels, readings } = dataset()
+    const job = await start('a')
+    try {
+      await produce([...arrival, ...late, ...sentinels])
+      const want1m = expected(readings, MIN)
+      const want1h = expected(readings, HOUR)
+      check(await read(topics.m1, (rs) => rs.length >= want1m.size), want1m)
+      check(await read(topics.h1, (rs) => rs.length >= want1h.size), want1h)
+      const lateRecs = await read(topics.late, (rs) => rs.length >= late.length)
+      expect(lateRecs).toHaveLength(late.length)
+    } finally {
+      await job.close()
+    }
+  })
+
+  it('restores window state from the changelog: a run stopped mid-stream and resumed gives the clean result', async () => {
+    const { topics, start, produce, read } = await setup('restore')
+    const { arrival, sentinels, readings } = dataset()
+    const want1m = expected(readings, MIN)
+    // The split falls inside a minute, so that minute's window spans the restart.
+    const half = Math.floor(arrival.length / 2) + 17
+    let job = await start('a')
+    await produce(arrival.slice(0, half))
+    // Wait until the first instance has committed some output, then stop it.
+    await read(topics.m1, (rs) => rs.length >= 10)
+    await job.close()
+    job = await start('b')
+    try {
+      await produce([...arrival.slice(half), ...sentinels])
+      check(await read(topics.m1, (rs) => rs.length >= want1m.size), want1m)
+    } finally {
+      await job.close()
+    }
+  })
+})

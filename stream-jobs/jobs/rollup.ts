@@ -1,0 +1,191 @@
+import type { AvroCodec } from '../../core/envelope/codec'
+import type { Telemetry } from '../../core/envelope/telemetry'
+import type { InRecord, OutRecord } from '../../core/kafka/log'
+import type { Rollup } from '../../schemas/types.generated'
+import { avg } from '../operators/aggregate'
+import {
+  checkEventTime,
+  newWatermark,
+  observe,
+  watermarkAt,
+  type WatermarkOptions,
+  type WatermarkState,
+} from '../operators/watermark'
+import {
+  advance,
+  fire,
+  newWindowState,
+  restoreKey,
+  snapshotKey,
+  type OpenWindow,
+  type WindowResult,
+  type WindowState,
+} from '../operators/window-aggregate'
+import { defineJob, type StepResult, type StreamJob } from '../runtime/job'
+
+/** One rollup output: a tumbling window size and the topic it goes to. */
+export interface RollupOutput {
+  sizeMs: number
+  topic: string
+}
+
+/** Settings of the rollup job. */
+export interface RollupJobOptions {
+  inputTopic: string
+  outputs: RollupOutput[]
+  lateTopic: string
+  deadletterTopic: string
+  allowedLatenessMs: number
+  time: WatermarkOptions
+  telemetry: AvroCodec<Telemetry>
+  rollup: AvroCodec<Rollup>
+}
+
+/** Per input partition: the partition's watermark and one window state per output. */
+export interface RollupState {
+  wm: WatermarkState
+  windows: WindowState[]
+}
+
+const WATERMARK_KEY = '__watermark'
+const SEP = '\u0000'
+
+/**
+ * Rolls numeric metrics of telemetry up into tumbling windows per device and metric (by
+ * default 1 minute → `iot.rollups.1m` and 1 hour → `iot.rollups.1h`). Event time with a
+ * per-partition watermark; a late reading inside the allowed lateness re-emits a corrected
+ * rollup (`update`); later than that it goes to the late topic. Non-numeric metrics are not
+ * rolled up.
+ */
+export function rollupJob(o: RollupJobOptions): StreamJob<RollupState> {
+  const newState = (): RollupState => ({
+    wm: newWatermark(),
+    windows: o.outputs.map((out) =>
+      newWindowState({
+        spec: { kind: 'tumbling', sizeMs: out.sizeMs },
+        allowedLatenessMs: o.allowedLatenessMs,
+      }),
+    ),
+  })
+
+  const rollupRecord = (out: RollupOutput, r: WindowResult): OutRecord => {
+    const [deviceId, metric] = r.key.split(SEP) as [string, string]
+    const value: Rollup = {
+      deviceId,
+      metric,
+      windowStart: r.window.start,
+      windowEnd: r.window.end,
+      count: r.agg.count,
+      min: r.agg.min,
+      max: r.agg.max,
+      sum: r.agg.sum,
+      avg: avg(r.agg),
+      first: r.agg.first,
+      last: r.agg.last,
+      kind: r.kind,
+    }
+    return { topic: out.topic, key: deviceId, value: o.rollup.encode(value), timestamp: r.window.start }
+  }
+
+  /** Fires what the watermark passed and writes the changed keys to the changelog. */
+  const finish = (state: RollupState, outputs: OutRecord[], changed: Set<string>): StepResult => {
+    state.windows.forEach((ws, i) => {
+      for (const r of fire(ws, state.wm.watermark, changed)) outputs.push(rollupRecord(o.outputs[i]!, r))
+    })
+    const changelog = new Map<string, Buffer | null>()
+    for (const key of changed) {
+      const snaps = state.windows.map((ws) => snapshotKey(ws, key) ?? null)
+      changelog.set(key, snaps.every((x) => x === null) ? null : Buffer.from(JSON.stringify(snaps)))
+    }
+    changelog.set(
+      WATERMARK_KEY,
+      Buffer.from(JSON.stringify({ maxEventTs: state.wm.maxEventTs, watermark: state.wm.watermark })),
+    )
+    return { outputs, changelog }
+  }
+
+  const deadLetter = (r: InRecord, code: string, reason: string): OutRecord => ({
+    topic: o.deadletterTopic,
+    key: r.key,
+    value: r.value,
+    headers: {
+      'fs-reason-code': code,
+      'fs-reason': reason,
+      'fs-source': `job:rollup:${r.topic}/${r.partition}/${r.offset}`,
+    },
+  })
+
+  return defineJob<RollupState>({
+    name: 'rollup',
+    inputTopics: [o.inputTopic],
+    outputTopics: [...o.outputs.map((x) => x.topic), o.lateTopic, o.deadletterTopic],
+    initState: newState,
+    restore(state, key, value) {
+      const data = JSON.parse(value.toString()) as unknown
+      if (key === WATERMARK_KEY) {
+        const w = data as { maxEventTs: number | null; watermark: number | null }
+        // JSON has no -Infinity: null means "nothing seen yet".
+        state.wm = {
+          maxEventTs: w.maxEventTs ?? Number.NEGATIVE_INFINITY,
+          watermark: w.watermark ?? Number.NEGATIVE_INFINITY,
+          lastArrival: Date.now(),
+        }
+        return
+      }
+      ;(data as (OpenWindow[] | null)[]).forEach(
+        (snap, i) => state.windows[i] && restoreKey(state.windows[i], key, snap ?? undefined),
+      )
+    },
+    async process(state, records, now) {
+      const outputs: OutRecord[] = []
+      const changed = new Set<string>()
+      for (const r of records) {
+        let e: Telemetry
+        try {
+          e = await o.telemetry.decode(r.value ?? Buffer.alloc(0))
+        } catch (err) {
+          outputs.push(deadLetter(r, 'FS_JOBS_DECODE', (err as Error).message))
+          continue
+        }
+        if (checkEventTime(e.ts, now, o.time) === 'future') {
+          outputs.push(
+            deadLetter(
+              r,
+              'FS_JOBS_FUTURE',
+              `event time ${new Date(e.ts).toISOString()} is too far ahead of processing time`,
+            ),
+          )
+          continue
+        }
+        state.wm = observe(state.wm, e.ts, now, o.time)
+        let numeric = false
+        let placed = false
+        for (const [metric, value] of Object.entries(e.metrics)) {
+          if (typeof value !== 'number') continue
+          numeric = true
+          const key = `${e.deviceId}${SEP}${metric}`
+          state.windows.forEach((ws, i) => {
+            const { results, late } = advance(ws, { key, ts: e.ts, value }, state.wm.watermark)
+            if (!late) placed = true
+            for (const x of results) outputs.push(rollupRecord(o.outputs[i]!, x))
+          })
+          changed.add(key)
+        }
+        if (numeric && !placed)
+          outputs.push({
+            topic: o.lateTopic,
+            key: r.key,
+            value: r.value,
+            headers: { 'fs-reason-code': 'FS_JOBS_LATE' },
+          })
+      }
+      return finish(state, outputs, changed)
+    },
+    tick(state, now) {
+      const before = state.wm.watermark
+      state.wm = watermarkAt(state.wm, now, o.time)
+      if (state.wm.watermark === before) return { outputs: [], changelog: new Map() }
+      return finish(state, [], new Set())
+    },
+  })
+}

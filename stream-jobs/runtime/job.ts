@@ -1,0 +1,31 @@
+import type { InRecord, OutRecord } from '../../core/kafka/log'
+
+/** What processing a batch (or a tick) produced: output records and changelog updates. */
+export interface StepResult {
+  outputs: OutRecord[]
+  /** Changelog entries of this partition's state: key → value, or null to delete the key. */
+  changelog: Map<string, Buffer | null>
+}
+
+/**
+ * A stream job: a pure step over the records of one input partition and that partition's
+ * state. The runner owns Kafka: it restores state from the changelog, calls `process`, and
+ * commits outputs, changelog entries and input offsets in one transaction.
+ */
+export interface StreamJob<S> {
+  name: string
+  inputTopics: string[]
+  /** Topics the job writes (for creating them); the changelog is added by the runner. */
+  outputTopics: string[]
+  initState(): S
+  /** Applies one changelog entry while restoring. */
+  restore(state: S, key: string, value: Buffer): void
+  process(state: S, records: InRecord[], now: number): Promise<StepResult> | StepResult
+  /** Processing time passes with no input (idle advance of watermarks). */
+  tick?(state: S, now: number): StepResult
+}
+
+/** Declares a stream job (STYLE: units are plain objects made by a define* helper). */
+export function defineJob<S>(job: StreamJob<S>): StreamJob<S> {
+  return job
+}

@@ -1,0 +1,141 @@
+import type { EventLog, OutRecord, PartitionOffset } from '../../core/kafka/log'
+import type { Logger } from '../../core/logging/logger'
+import type { StepResult, StreamJob } from './job'
+
+/** How a job runs. */
+export interface RunOptions {
+  /** Consumer group: instances of one job share its partitions. */
+  groupId: string
+  /** Stable per instance: the transactional id is `<groupId>-<instanceId>`, so a restarted
+   * instance fences its previous incarnation's open transaction. */
+  instanceId: string
+  changelogTopic: string
+  /** Processing-time tick for idle watermarks, ms. */
+  tickMs?: number
+  logger: Logger
+}
+
+/** A running job. */
+export interface RunningJob {
+  /** Stops taking records, finishes the current transaction, leaves the group. */
+  close(): Promise<void>
+}
+
+/**
+ * Runs a stream job on the event log with exactly-once results: for each batch of a
+ * partition, the outputs, the changelog entries of the partition's state and the input offsets
+ * are committed in one transaction (read_committed consumers see all or nothing). A
+ * partition's state is restored from the changelog the first time it is seen, and again
+ * whenever its offsets are not continuous (another instance processed it meanwhile).
+ */
+export async function runJob<S>(job: StreamJob<S>, log: EventLog, opts: RunOptions): Promise<RunningJob> {
+  const logger = opts.logger.child({ component: `stream-jobs.${job.name}` })
+  const admin = await log.admin()
+  try {
+    const partitions = await admin.partitionCount(job.inputTopics[0]!)
+    await admin.ensureTopics([
+      { name: opts.changelogTopic, partitions, replicationFactor: 1, compacted: true },
+      ...job.outputTopics.map((name) => ({ name, partitions, replicationFactor: 1 })),
+    ])
+  } finally {
+    await admin.close()
+  }
+  const producer = await log.transactionalProducer(`${opts.groupId}-${opts.instanceId}`)
+  const consumer = await log.consumer({
+    groupId: opts.groupId,
+    topics: job.inputTopics,
+    fromBeginning: true,
+    readCommitted: true,
+  })
+  const states = new Map<number, S>()
+  const nextOffset = new Map<number, bigint>()
+  let chain: Promise<void> = Promise.resolve()
+  let closed = false
+  // One step at a time: batches and ticks never interleave.
+  const serial = (fn: () => Promise<void>): Promise<void> => (chain = chain.then(fn, fn))
+
+  async function stateFor(partition: number, firstOffset: bigint): Promise<S> {
+    const known = states.get(partition)
+    if (known !== undefined && nextOffset.get(partition) === firstOffset) return known
+    const t0 = Date.now()
+    const st = job.initState()
+    let entries = 0
+    const latest = new Map<string, Buffer | null>()
+    await log.readPartition(opts.changelogTopic, partition, (r) => {
+      if (r.key !== null) latest.set(r.key, r.value)
+    })
+    for (const [k, v] of latest) {
+      if (!v) continue // deleted (tombstone)
+      job.restore(st, k, v)
+      entries++
+    }
+    states.set(partition, st)
+    logger.info('state restored from changelog', {
+      partition,
+      entries,
+      ms: Date.now() - t0,
+      expectedOffset: nextOffset.get(partition)?.toString(),
+      firstOffset: firstOffset.toString(),
+    })
+    return st
+  }
+
+  async function commit(partition: number, step: StepResult, offsets: PartitionOffset[]): Promise<void> {
+    if (step.outputs.length === 0 && step.changelog.size === 0 && offsets.length === 0) return
+    const changelog: OutRecord[] = [...step.changelog].map(([key, value]) => ({
+      topic: opts.changelogTopic,
+      key,
+      value,
+      partition,
+    }))
+    const tx = await producer.begin()
+    try {
+      await tx.send([...step.outputs, ...changelog])
+      if (offsets.length) await tx.sendOffsets(opts.groupId, offsets)
+      await tx.commit()
+    } catch (err) {
+      await tx.abort().catch(() => undefined)
+      // The in-memory state has this step applied; what is committed has not: reload it.
+      states.delete(partition)
+      throw err
+    }
+  }
+
+  await consumer.run((batch) =>
+    serial(async () => {
+      const first = BigInt(batch.records[0]!.offset)
+      const st = await stateFor(batch.partition, first)
+      const step = await job.process(st, batch.records, Date.now())
+      const next = BigInt(batch.records[batch.records.length - 1]!.offset) + 1n
+      await commit(batch.partition, step, [
+        { topic: batch.topic, partition: batch.partition, offset: next.toString() },
+      ])
+      nextOffset.set(batch.partition, next)
+    }),
+  )
+
+  const timer = setInterval(() => {
+    if (closed || !job.tick) return
+    void serial(async () => {
+      const mine = new Set(job.inputTopics.flatMap((t) => consumer.assignment().get(t) ?? []))
+      for (const [partition, st] of states) {
+        if (!mine.has(partition)) {
+          states.delete(partition) // revoked: another instance owns it now
+          continue
+        }
+        await commit(partition, job.tick!(st, Date.now()), [])
+      }
+    }).catch((err: unknown) => logger.warn('tick failed', { error: (err as Error).message }))
+  }, opts.tickMs ?? 1000)
+
+  logger.info('job started', { groupId: opts.groupId, instanceId: opts.instanceId })
+  return {
+    close: async () => {
+      closed = true
+      clearInterval(timer)
+      await chain.catch(() => undefined)
+      await consumer.close()
+      await producer.close()
+    },
+  }
+}

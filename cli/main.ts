@@ -1,5 +1,6 @@
 import { Command } from 'commander'
 import { registerBridgeCommands } from '../bridge/cli'
+import { registerJobCommands } from '../stream-jobs/cli'
 import { loadConfig } from '../core/config/load'
 import { coreConfig, type CoreConfig } from '../core/config/schema'
 import { FleetError } from '../core/errors'
@@ -69,6 +70,7 @@ export function buildCli(): Command {
       }),
     )
   registerBridgeCommands(program)
+  registerJobCommands(program)
   return program
 }
 

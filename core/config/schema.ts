@@ -38,6 +38,8 @@ export const kafkaConfig = z.strictObject({
     .optional(),
   connectionTimeoutMs: z.number().int().positive().default(3000),
   requestTimeoutMs: z.number().int().positive().default(30000),
+  /** Consumer group session timeout: how long a crashed member holds its partitions, ms. */
+  sessionTimeoutMs: z.number().int().min(6000).default(30000),
 })
 
 /** Topic names (defaults from ARCHITECTURE.md) and how new topics are created. */

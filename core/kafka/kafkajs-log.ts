@@ -174,7 +174,10 @@ export class KafkaEventLog implements EventLog {
   private readonly planner: PartitionPlanner
   private readonly logger: Logger
 
-  constructor(cfg: KafkaConfig, logger: Logger) {
+  constructor(
+    private readonly cfg: KafkaConfig,
+    logger: Logger,
+  ) {
     this.logger = logger.child({ component: 'core.kafka' })
     this.kafka = new Kafka(kafkaJsConfig(cfg, logger))
     this.planner = new PartitionPlanner(() => this.metadataAdmin())
@@ -299,8 +302,8 @@ export class KafkaEventLog implements EventLog {
       groupId: opts.groupId,
       readUncommitted: opts.readCommitted === false,
       allowAutoTopicCreation: false,
-      sessionTimeout: 30_000,
-      heartbeatInterval: 3_000,
+      sessionTimeout: this.cfg.sessionTimeoutMs,
+      heartbeatInterval: Math.min(3_000, Math.floor(this.cfg.sessionTimeoutMs / 3)),
     })
     try {
       await c.connect()

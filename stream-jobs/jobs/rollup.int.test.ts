@@ -1,3 +1,5 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import path from 'node:path'
 import { AvroCodec } from '../../core/envelope/codec'
 import { LocalSchemaRegistry, loadBundledSchema } from '../../core/envelope/registry'
 import { createTelemetryCodec, type Telemetry } from '../../core/envelope/telemetry'
@@ -6,7 +8,7 @@ import type { InRecord, OutRecord } from '../../core/kafka/log'
 import { partitionForKey } from '../../core/kafka/murmur2'
 import type { Rollup } from '../../schemas/types.generated'
 import { collect, testKafkaLog, testLogger } from '../../test/kafka'
-import { uniqueName } from '../../test/servers'
+import { serverEnv, uniqueName } from '../../test/servers'
 import { runJob } from '../runtime/runner'
 import { rollupJob } from './rollup'
 
@@ -234,6 +236,60 @@ describe('stream-jobs > rollup job on Kafka [kafka]', () => {
       check(await read(topics.m1, (rs) => rs.length >= want1m.size), want1m)
     } finally {
       await job.close()
+    }
+  })
+
+  it('gives the clean result after the job process is killed with SIGKILL twice mid-stream', async () => {
+    const { topics, produce, read } = await setup('kill')
+    const appId = uniqueName('app')
+    const env = {
+      PATH: process.env.PATH!,
+      FLEETSTREAM_KAFKA__BROKERS: serverEnv().FS_KAFKA_BROKERS,
+      FLEETSTREAM_TOPICS__ENRICHED: topics.input,
+      FLEETSTREAM_TOPICS__ROLLUPS1M: topics.m1,
+      FLEETSTREAM_TOPICS__ROLLUPS1H: topics.h1,
+      FLEETSTREAM_TOPICS__LATE: topics.late,
+      FLEETSTREAM_TOPICS__DEADLETTER: topics.dlq,
+      FLEETSTREAM_JOBS__APPLICATION_ID: appId,
+      FLEETSTREAM_JOBS__INSTANCE_ID: 'i0',
+      FLEETSTREAM_JOBS__ALLOWED_LATENESS_MS: '30000',
+      FLEETSTREAM_JOBS__IDLE_TIMEOUT_MS: '600000',
+      FLEETSTREAM_JOBS__TICK_MS: '500',
+      FLEETSTREAM_LOG__LEVEL: 'warn',
+      // A killed member holds its partitions for the session timeout: keep it short here.
+      FLEETSTREAM_KAFKA__SESSION_TIMEOUT_MS: '8000',
+    }
+    const startProcess = () =>
+      new Promise<ChildProcess>((resolve, reject) => {
+        const p = spawn(
+          process.execPath,
+          [path.resolve(__dirname, '../../bin/fleetstream.js'), 'job', 'rollup'],
+          { env, stdio: ['ignore', 'pipe', 'inherit'] },
+        )
+        p.stdout!.on('data', (c: Buffer) => c.toString().includes('"event":"running"') && resolve(p))
+        p.once('exit', (code) => reject(new Error(`job exited with ${code}`)))
+      })
+    const kill9 = (p: ChildProcess) =>
+      new Promise<void>((r) => (p.once('exit', () => r()), p.kill('SIGKILL')))
+    const { arrival, sentinels, readings } = dataset()
+    const want1m = expected(readings, MIN)
+    const third = Math.floor(arrival.length / 3)
+
+    let p = await startProcess()
+    await produce(arrival.slice(0, third))
+    await read(topics.m1, (rs) => rs.length >= 20)
+    await kill9(p) // 1st SIGKILL
+    p = await startProcess()
+    await produce(arrival.slice(third, 2 * third))
+    await read(topics.m1, (rs) => rs.length >= 200)
+    await kill9(p) // 2nd SIGKILL
+    p = await startProcess()
+    try {
+      await produce([...arrival.slice(2 * third), ...sentinels])
+      // read_committed: what the killed processes had not committed is invisible; one final per window.
+      check(await read(topics.m1, (rs) => rs.length >= want1m.size), want1m)
+    } finally {
+      await new Promise<void>((r) => (p.once('exit', () => r()), p.kill('SIGTERM')))
     }
   })
 })

@@ -1,0 +1,35 @@
+import os from 'node:os'
+import { z } from 'zod'
+import { coreConfig } from '../core/config/schema'
+
+/** Settings of stream jobs (`jobs:` in the YAML file). */
+export const jobsConfig = z.strictObject({
+  /** Prefix of a deployment's consumer groups and changelog topics (like Kafka Streams' application.id). */
+  applicationId: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]+$/)
+    .default('fleetstream'),
+  /** Stable per running instance (a pod name): the transactional id of its producer, so a
+   * restarted instance fences the transactions its previous incarnation left open. */
+  instanceId: z.string().min(1).default(os.hostname()),
+  /** Bounded out-of-orderness of event time, ms. */
+  outOfOrdernessMs: z.number().int().min(0).default(5_000),
+  /** A partition with no readings for this long (processing time) moves its watermark on, ms. */
+  idleTimeoutMs: z.number().int().min(1).default(30_000),
+  /** Readings further ahead of processing time are dead-lettered (device clock skew), ms. */
+  maxFutureMs: z.number().int().min(0).default(300_000),
+  /** A late reading inside this updates its window and re-emits it; later ones go to the late topic, ms. */
+  allowedLatenessMs: z.number().int().min(0).default(60_000),
+  tickMs: z.number().int().min(50).default(1_000),
+  rollup: z
+    .strictObject({
+      /** Which topic the rollups read: `enriched` (after the enrichment job) or `raw`. */
+      input: z.enum(['enriched', 'raw']).default('enriched'),
+    })
+    .prefault({}),
+})
+
+/** Configuration of a process running a stream job. */
+export const jobsRoleConfig = coreConfig.extend({ jobs: jobsConfig.prefault({}) })
+/** The validated configuration of a job process. */
+export type JobsRoleConfig = z.infer<typeof jobsRoleConfig>

@@ -239,6 +239,25 @@ describe('stream-jobs > rollup job on Kafka [kafka]', () => {
     }
   })
 
+  it('two instances split the partitions and the output is still exact', async () => {
+    const { topics, start, produce, read } = await setup('two')
+    const { arrival, sentinels, readings } = dataset()
+    const want1m = expected(readings, MIN)
+    const a = await start('a')
+    const b = await start('b')
+    try {
+      await produce([...arrival, ...sentinels])
+      const recs = await read(topics.m1, (rs) => rs.length >= want1m.size)
+      check(recs, want1m)
+      // Both took part, and between them covered every partition.
+      expect(a.processedPartitions().length).toBeGreaterThan(0)
+      expect(b.processedPartitions().length).toBeGreaterThan(0)
+      expect(new Set([...a.processedPartitions(), ...b.processedPartitions()]).size).toBe(PARTITIONS)
+    } finally {
+      await Promise.all([a.close(), b.close()])
+    }
+  })
+
   it('gives the clean result after the job process is killed with SIGKILL twice mid-stream', async () => {
     const { topics, produce, read } = await setup('kill')
     const appId = uniqueName('app')

@@ -17,6 +17,8 @@ export interface RunOptions {
 
 /** A running job. */
 export interface RunningJob {
+  /** Partitions this instance has processed batches of (for metrics and tests). */
+  processedPartitions(): number[]
   /** Stops taking records, finishes the current transaction, leaves the group. */
   close(): Promise<void>
 }
@@ -49,6 +51,7 @@ export async function runJob<S>(job: StreamJob<S>, log: EventLog, opts: RunOptio
   })
   const states = new Map<number, S>()
   const nextOffset = new Map<number, bigint>()
+  const processed = new Set<number>()
   let chain: Promise<void> = Promise.resolve()
   let closed = false
   // One step at a time: batches and ticks never interleave.
@@ -111,6 +114,7 @@ export async function runJob<S>(job: StreamJob<S>, log: EventLog, opts: RunOptio
         { topic: batch.topic, partition: batch.partition, offset: next.toString() },
       ])
       nextOffset.set(batch.partition, next)
+      processed.add(batch.partition)
     }),
   )
 
@@ -130,6 +134,7 @@ export async function runJob<S>(job: StreamJob<S>, log: EventLog, opts: RunOptio
 
   logger.info('job started', { groupId: opts.groupId, instanceId: opts.instanceId })
   return {
+    processedPartitions: () => [...processed].sort((x, y) => x - y),
     close: async () => {
       closed = true
       clearInterval(timer)

@@ -1,5 +1,26 @@
 // Generated from schemas/*.avsc by scripts/gen-schema-types.ts. Do not edit by hand.
 
+export interface MetricLimit {
+  min: null | number
+  max: null | number
+}
+
+/** A device's registry entry (compacted topic iot.devices, keyed by deviceId; a tombstone removes the device). */
+export interface Device {
+  /** Device id; also the Kafka record key. */
+  deviceId: string
+  /** Owning tenant. */
+  tenant: null | string
+  /** Where the device is installed. */
+  site: null | string
+  /** Hardware model. */
+  model: null | string
+  /** Free-form labels. */
+  tags: Record<string, string>
+  /** Expected range per metric (used by range rules). */
+  limits: Record<string, MetricLimit>
+}
+
 /** Symbols of the Avro enum RollupKind. */
 export type RollupKind = 'final' | 'update' | 'retract'
 

@@ -21,6 +21,12 @@ export const jobsConfig = z.strictObject({
   /** A late reading inside this updates its window and re-emits it; later ones go to the late topic, ms. */
   allowedLatenessMs: z.number().int().min(0).default(60_000),
   tickMs: z.number().int().min(50).default(1_000),
+  enrich: z
+    .strictObject({
+      /** A reading of a device the registry does not know: pass it on flagged, or dead-letter it. */
+      unknownDevices: z.enum(['pass', 'deadletter']).default('pass'),
+    })
+    .prefault({}),
   rollup: z
     .strictObject({
       /** Which topic the rollups read: `enriched` (after the enrichment job) or `raw`. */

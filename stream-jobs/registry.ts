@@ -1,8 +1,9 @@
 import { AvroCodec } from '../core/envelope/codec'
 import { loadBundledSchema } from '../core/envelope/registry'
 import { createSchemaRegistry, createTelemetryCodec } from '../core/envelope/telemetry'
-import type { Rollup } from '../schemas/types.generated'
+import type { Device, Rollup } from '../schemas/types.generated'
 import type { JobsRoleConfig } from './config'
+import { enrichJob } from './jobs/enrich'
 import { rollupJob } from './jobs/rollup'
 import type { StreamJob } from './runtime/job'
 
@@ -15,6 +16,26 @@ export interface JobEntry {
 
 /** The stream jobs fleetstream ships: the only place that names them. */
 export const jobRegistry: JobEntry[] = [
+  {
+    name: 'enrich',
+    description: 'raw telemetry joined with the device registry (iot.devices) into iot.telemetry.enriched',
+    build: async (cfg) => {
+      const registry = createSchemaRegistry(cfg.schemaRegistry)
+      return enrichJob({
+        rawTopic: cfg.topics.raw,
+        devicesTopic: cfg.topics.devices,
+        enrichedTopic: cfg.topics.enriched,
+        deadletterTopic: cfg.topics.deadletter,
+        unknownDevices: cfg.jobs.enrich.unknownDevices,
+        telemetry: await createTelemetryCodec(registry),
+        device: await AvroCodec.create<Device>(
+          registry,
+          'dev.fleetstream.Device',
+          loadBundledSchema('device.avsc'),
+        ),
+      }) as StreamJob<unknown>
+    },
+  },
   {
     name: 'rollup',
     description:

@@ -50,16 +50,18 @@ export async function runJob<S>(job: StreamJob<S>, log: EventLog, opts: RunOptio
     readCommitted: true,
   })
   const states = new Map<number, S>()
-  const nextOffset = new Map<number, bigint>()
+  const nextOffset = new Map<string, bigint>()
   const processed = new Set<number>()
   let chain: Promise<void> = Promise.resolve()
   let closed = false
   // One step at a time: batches and ticks never interleave.
   const serial = (fn: () => Promise<void>): Promise<void> => (chain = chain.then(fn, fn))
 
-  async function stateFor(partition: number, firstOffset: bigint): Promise<S> {
+  /** A partition's state, trusted only while the offsets of `topic` continue where they stopped. */
+  async function stateFor(topic: string, partition: number, firstOffset: bigint): Promise<S> {
     const known = states.get(partition)
-    if (known !== undefined && nextOffset.get(partition) === firstOffset) return known
+    const expected = nextOffset.get(`${topic}:${partition}`)
+    if (known !== undefined && (expected === undefined || expected === firstOffset)) return known
     const t0 = Date.now()
     const st = job.initState()
     let entries = 0
@@ -77,7 +79,7 @@ export async function runJob<S>(job: StreamJob<S>, log: EventLog, opts: RunOptio
       partition,
       entries,
       ms: Date.now() - t0,
-      expectedOffset: nextOffset.get(partition)?.toString(),
+      expectedOffset: expected?.toString(),
       firstOffset: firstOffset.toString(),
     })
     return st
@@ -100,6 +102,7 @@ export async function runJob<S>(job: StreamJob<S>, log: EventLog, opts: RunOptio
       await tx.abort().catch(() => undefined)
       // The in-memory state has this step applied; what is committed has not: reload it.
       states.delete(partition)
+      for (const k of nextOffset.keys()) if (k.endsWith(`:${partition}`)) nextOffset.delete(k)
       throw err
     }
   }
@@ -107,13 +110,13 @@ export async function runJob<S>(job: StreamJob<S>, log: EventLog, opts: RunOptio
   await consumer.run((batch) =>
     serial(async () => {
       const first = BigInt(batch.records[0]!.offset)
-      const st = await stateFor(batch.partition, first)
+      const st = await stateFor(batch.topic, batch.partition, first)
       const step = await job.process(st, batch.records, Date.now())
       const next = BigInt(batch.records[batch.records.length - 1]!.offset) + 1n
       await commit(batch.partition, step, [
         { topic: batch.topic, partition: batch.partition, offset: next.toString() },
       ])
-      nextOffset.set(batch.partition, next)
+      nextOffset.set(`${batch.topic}:${batch.partition}`, next)
       processed.add(batch.partition)
     }),
   )

@@ -1,8 +1,8 @@
 import type { AvroCodec } from '../../core/envelope/codec'
 import type { Telemetry } from '../../core/envelope/telemetry'
-import type { OutRecord } from '../../core/kafka/log'
+import type { InRecord, OutRecord } from '../../core/kafka/log'
 import type { Device } from '../../schemas/types.generated'
-import { defineJob, type StreamJob } from '../runtime/job'
+import { deadLetterRecord, defineJob, type StreamJob } from '../runtime/job'
 
 /** What to do with a reading of a device the registry does not know. */
 export type UnknownDevicePolicy = 'pass' | 'deadletter'
@@ -31,6 +31,8 @@ export interface EnrichState {
  * topic, by policy.
  */
 export function enrichJob(o: EnrichJobOptions): StreamJob<EnrichState> {
+  const deadLetter = (r: InRecord, code: string, reason: string) =>
+    deadLetterRecord(o.deadletterTopic, 'enrich', r, code, reason)
   return defineJob<EnrichState>({
     name: 'enrich',
     inputTopics: [o.devicesTopic, o.rawTopic],
@@ -55,12 +57,7 @@ export function enrichJob(o: EnrichJobOptions): StreamJob<EnrichState> {
             state.devices.set(d.deviceId, d)
             changelog.set(d.deviceId, Buffer.from(JSON.stringify(d)))
           } catch (err) {
-            outputs.push({
-              topic: o.deadletterTopic,
-              key: r.key,
-              value: r.value,
-              headers: { 'fs-reason-code': 'FS_JOBS_DECODE', 'fs-reason': (err as Error).message },
-            })
+            outputs.push(deadLetter(r, 'FS_JOBS_DECODE', (err as Error).message))
           }
           continue
         }
@@ -68,25 +65,12 @@ export function enrichJob(o: EnrichJobOptions): StreamJob<EnrichState> {
         try {
           e = await o.telemetry.decode(r.value ?? Buffer.alloc(0))
         } catch (err) {
-          outputs.push({
-            topic: o.deadletterTopic,
-            key: r.key,
-            value: r.value,
-            headers: { 'fs-reason-code': 'FS_JOBS_DECODE', 'fs-reason': (err as Error).message },
-          })
+          outputs.push(deadLetter(r, 'FS_JOBS_DECODE', (err as Error).message))
           continue
         }
         const d = state.devices.get(e.deviceId)
         if (!d && o.unknownDevices === 'deadletter') {
-          outputs.push({
-            topic: o.deadletterTopic,
-            key: r.key,
-            value: r.value,
-            headers: {
-              'fs-reason-code': 'FS_JOBS_UNKNOWN_DEVICE',
-              'fs-reason': `device ${e.deviceId} is not in the registry`,
-            },
-          })
+          outputs.push(deadLetter(r, 'FS_JOBS_UNKNOWN_DEVICE', `device ${e.deviceId} is not in the registry`))
           continue
         }
         const meta = { ...e.meta }

@@ -21,7 +21,7 @@ import {
   type WindowResult,
   type WindowState,
 } from '../operators/window-aggregate'
-import { defineJob, type StepResult, type StreamJob } from '../runtime/job'
+import { deadLetterRecord, defineJob, type StepResult, type StreamJob } from '../runtime/job'
 
 /** One rollup output: a tumbling window size and the topic it goes to. */
 export interface RollupOutput {
@@ -104,16 +104,8 @@ export function rollupJob(o: RollupJobOptions): StreamJob<RollupState> {
     return { outputs, changelog }
   }
 
-  const deadLetter = (r: InRecord, code: string, reason: string): OutRecord => ({
-    topic: o.deadletterTopic,
-    key: r.key,
-    value: r.value,
-    headers: {
-      'fs-reason-code': code,
-      'fs-reason': reason,
-      'fs-source': `job:rollup:${r.topic}/${r.partition}/${r.offset}`,
-    },
-  })
+  const deadLetter = (r: InRecord, code: string, reason: string) =>
+    deadLetterRecord(o.deadletterTopic, 'rollup', r, code, reason)
 
   return defineJob<RollupState>({
     name: 'rollup',

@@ -29,3 +29,23 @@ export interface StreamJob<S> {
 export function defineJob<S>(job: StreamJob<S>): StreamJob<S> {
   return job
 }
+
+/** A consumed record, refused by a job, as a dead-letter record: its bytes, why, and where it came from. */
+export function deadLetterRecord(
+  topic: string,
+  job: string,
+  r: InRecord,
+  code: string,
+  reason: string,
+): OutRecord {
+  return {
+    topic,
+    key: r.key,
+    value: r.value,
+    headers: {
+      'fs-reason-code': code,
+      'fs-reason': reason.slice(0, 1000),
+      'fs-source': `job:${job}:${r.topic}/${r.partition}/${r.offset}`,
+    },
+  }
+}

@@ -140,25 +140,4 @@ describe('stream-jobs > enrichment job on Kafka [kafka]', () => {
       await t.close()
     }
   })
-
-  it('dead-letters readings of unknown devices under the deadletter policy', async () => {
-    const t = await setup('deadletter')
-    try {
-      await t.sendDevices([device(1)])
-      await t.until('e1', (e) => e.meta.site === 'site-1')
-      await t.sendReadings([reading('ghost-1', 1), reading('ghost-2', 1)])
-      const dlq = await collect(
-        log,
-        { groupId: `dlq-${Date.now()}`, topics: [t.topics.dlq] },
-        (rs) => rs.length >= 2,
-      )
-      expect(dlq.map((r) => r.headers['fs-reason-code']!.toString())).toEqual([
-        'FS_JOBS_UNKNOWN_DEVICE',
-        'FS_JOBS_UNKNOWN_DEVICE',
-      ])
-      expect(dlq.map((r) => r.key).sort()).toEqual(['ghost-1', 'ghost-2'])
-    } finally {
-      await t.close()
-    }
-  })
 })

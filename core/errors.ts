@@ -58,8 +58,3 @@ export class LogError extends FleetError {
     super(message, { code: 'FS_CORE_LOG', retriable: opts.retriable, cause: opts.cause })
   }
 }
-
-/** True when `err` is a FleetError that says a retry may succeed. */
-export function isRetriable(err: unknown): boolean {
-  return err instanceof FleetError && err.retriable
-}

@@ -34,11 +34,6 @@ export function startServers(names: string[] = []): void {
   execFileSync('bash', [SCRIPT, 'start', ...names], { stdio: ['ignore', 'inherit', 'inherit'] })
 }
 
-/** Stops servers through the harness. */
-export function stopServers(names: string[] = []): void {
-  execFileSync('bash', [SCRIPT, 'stop', ...names], { stdio: ['ignore', 'inherit', 'inherit'] })
-}
-
 /** A name unique to this run, for topics, groups, keyspaces and tables. */
 export function uniqueName(prefix: string): string {
   return `${prefix}_${process.pid}_${Date.now().toString(36)}_${Math.floor(Math.random() * 1e6).toString(36)}`

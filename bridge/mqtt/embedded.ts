@@ -27,8 +27,6 @@ export interface EmbeddedMqtt {
   port: number
   wsPort: number | undefined
   tlsPort: number | undefined
-  /** Publishes to a device's downlink topic (alerts, commands). */
-  publishDownlink(deviceId: string, payload: Buffer): Promise<void>
   /** Stops accepting new connections; connected devices keep publishing until close(). */
   stopAccepting(): Promise<void>
   /** Disconnects every client and stops the broker. */
@@ -226,20 +224,6 @@ export async function startEmbeddedMqtt(deps: AdapterDeps): Promise<EmbeddedMqtt
     port,
     wsPort,
     tlsPort,
-    publishDownlink: (deviceId, payload) =>
-      new Promise((resolve, reject) =>
-        broker.publish(
-          {
-            cmd: 'publish',
-            topic: deps.downlink.format({ deviceId }),
-            payload,
-            qos: 1,
-            retain: false,
-            dup: false,
-          },
-          (err) => (err ? reject(err) : resolve()),
-        ),
-      ),
     stopAccepting: async () => {
       // close() stops listening at once; its callback waits for open connections, so don't wait for it.
       for (const s of servers) s.close(() => undefined)

@@ -48,13 +48,6 @@ export function newWindowState(options: WindowOptions): WindowState {
   return { keys: new Map(), options }
 }
 
-/** Open windows with one kept per key (for memory figures and tests). */
-export function openWindowCount(state: WindowState): number {
-  let n = 0
-  for (const ws of state.keys.values()) n += ws.length
-  return n
-}
-
 const purgeAt = (w: OpenWindow, lateness: number) => w.closesAt + lateness
 
 /**

@@ -1,6 +1,6 @@
 import os from 'node:os'
 import { z } from 'zod'
-import { coreConfig } from '../core/config/schema'
+import { coreConfig, stringList } from '../core/config/schema'
 
 /** Settings of stream jobs (`jobs:` in the YAML file). */
 export const jobsConfig = z.strictObject({
@@ -31,6 +31,8 @@ export const jobsConfig = z.strictObject({
     .strictObject({
       /** Which topic the rollups read: `enriched` (after the enrichment job) or `raw`. */
       input: z.enum(['enriched', 'raw']).default('enriched'),
+      /** Which tumbling rollups to compute: `1m` → topics.rollups1m, `1h` → topics.rollups1h. */
+      windows: stringList(z.enum(['1m', '1h'])).default(['1m', '1h']),
     })
     .prefault({}),
 })

@@ -45,10 +45,11 @@ export const jobRegistry: JobEntry[] = [
       const j = cfg.jobs
       return rollupJob({
         inputTopic: j.rollup.input === 'raw' ? cfg.topics.raw : cfg.topics.enriched,
-        outputs: [
-          { sizeMs: 60_000, topic: cfg.topics.rollups1m },
-          { sizeMs: 3_600_000, topic: cfg.topics.rollups1h },
-        ],
+        outputs: j.rollup.windows.map((w) =>
+          w === '1m'
+            ? { sizeMs: 60_000, topic: cfg.topics.rollups1m }
+            : { sizeMs: 3_600_000, topic: cfg.topics.rollups1h },
+        ),
         lateTopic: cfg.topics.late,
         deadletterTopic: cfg.topics.deadletter,
         allowedLatenessMs: j.allowedLatenessMs,

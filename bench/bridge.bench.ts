@@ -18,6 +18,7 @@ import path from 'node:path'
 import { FileDeviceStore } from '../bridge/auth/credentials'
 import { serverEnv } from '../test/servers'
 import { testKafkaLog } from '../test/kafka'
+import { cpuOfPid, pct, rssMiB, serverPid } from './lib/proc'
 
 const ROOT = path.resolve(__dirname, '..')
 const WORK = path.join(ROOT, 'bench/.work/bridge')
@@ -27,21 +28,7 @@ const M = Number(process.env.BENCH_MESSAGES_PER_DEVICE ?? 2000)
 const WINDOW = Number(process.env.BENCH_WINDOW ?? 32)
 const IDLE = Number(process.env.BENCH_IDLE_CLIENTS ?? 10_000)
 const TOTAL = P * DPP * M
-const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim())
 const RUN = `b${Date.now().toString(36)}`
-
-const cpuOfPid = (pid: number): number => {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
-  return (Number(f[11]) + Number(f[12])) / CLK_TCK
-}
-const rssMiB = (pid: number): number =>
-  Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024
-const serverPid = (name: string) =>
-  Number(readFileSync(`/tmp/fleetstream-servers/${name}/pid`, 'utf8').trim())
-const pct = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b)
-  return s.length ? +s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!.toFixed(2) : null
-}
 const out = (o: object) => process.stdout.write(`${JSON.stringify({ bench: 'bridge', ...o })}\n`)
 
 interface Worker {

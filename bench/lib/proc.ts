@@ -1,0 +1,25 @@
+/** Process measurements shared by the benchmarks: CPU-seconds and RSS from /proc, percentiles. */
+import { execFileSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim())
+
+/** User + system CPU-seconds a process has used so far. */
+export const cpuOfPid = (pid: number): number => {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+  return (Number(f[11]) + Number(f[12])) / CLK_TCK
+}
+
+/** Resident memory of a process, MiB. */
+export const rssMiB = (pid: number): number =>
+  Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024
+
+/** The pid of a server started by scripts/servers.sh. */
+export const serverPid = (name: string): number =>
+  Number(readFileSync(`/tmp/fleetstream-servers/${name}/pid`, 'utf8').trim())
+
+/** The p-th percentile (nearest rank) of xs, rounded to 2 decimals; null when empty. */
+export const pct = (xs: number[], p: number): number | null => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s.length ? +s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]!.toFixed(2) : null
+}

@@ -1,10 +1,12 @@
 import type { Command } from 'commander'
 import { loadConfig } from '../core/config/load'
 import { ConfigError } from '../core/errors'
+import { startOpsServer } from '../core/http/ops'
 import { KafkaEventLog } from '../core/kafka/kafkajs-log'
 import { createLogger } from '../core/logging/logger'
 import { jobsRoleConfig } from './config'
 import { jobRegistry } from './registry'
+import { JobMetrics } from './runtime/metrics'
 import { runJob } from './runtime/runner'
 
 /** Adds `fleetstream job <name>`. */
@@ -26,23 +28,36 @@ export function registerJobCommands(program: Command): void {
       })
       const logger = createLogger(cfg.log)
       const log = new KafkaEventLog(cfg.kafka, logger)
+      const metrics = new JobMetrics({ processMetrics: true })
+      let ready = false
+      const ops = await startOpsServer({
+        ...cfg.jobs.metrics,
+        registry: metrics.registry,
+        ready: () => ready,
+        logger,
+      })
       const running = await runJob(await entry.build(cfg), log, {
         groupId: `${cfg.jobs.applicationId}-${name}`,
         instanceId: cfg.jobs.instanceId,
         changelogTopic: `${cfg.jobs.applicationId}-${name}-changelog`,
         tickMs: cfg.jobs.tickMs,
+        metrics,
         logger,
+        // Exit non-zero: a supervisor restarts the job, which resumes from its last transaction.
+        onFatal: () => process.exit(1),
       })
+      ready = true
       process.stdout.write(
-        `${JSON.stringify({ event: 'running', job: name, instanceId: cfg.jobs.instanceId })}\n`,
+        `${JSON.stringify({ event: 'running', job: name, instanceId: cfg.jobs.instanceId, metricsPort: ops.port })}\n`,
       )
       let stopping = false
       const stop = () => {
         if (stopping) return
         stopping = true
         // Drain: finish the transaction under way, leave the group, then exit.
+        ready = false
         running.close().then(
-          () => log.close().then(() => process.exit(0)),
+          () => Promise.all([log.close(), ops.close()]).then(() => process.exit(0)),
           () => process.exit(1),
         )
       }

@@ -21,6 +21,13 @@ export const jobsConfig = z.strictObject({
   /** A late reading inside this updates its window and re-emits it; later ones go to the late topic, ms. */
   allowedLatenessMs: z.number().int().min(0).default(60_000),
   tickMs: z.number().int().min(50).default(1_000),
+  /** Prometheus `/metrics`, `/healthz` and `/readyz` of the job process (port 0: any free port). */
+  metrics: z
+    .strictObject({
+      host: z.string().default('0.0.0.0'),
+      port: z.number().int().min(0).max(65535).default(9464),
+    })
+    .prefault({}),
   enrich: z
     .strictObject({
       /** A reading of a device the registry does not know: pass it on flagged, or dead-letter it. */

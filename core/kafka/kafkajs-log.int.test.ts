@@ -268,4 +268,30 @@ describe('core > kafka > kafkajs event log [kafka]', () => {
       await producer.close()
     }
   })
+
+  it('sends more than the broker takes in one batch (3 MiB to one partition, in a transaction) in order', async () => {
+    const topic = await newTopic('big', 1)
+    const tp = await log.transactionalProducer(uniqueName('big-tx'))
+    const value = Buffer.alloc(1_000, 7)
+    const records: OutRecord[] = Array.from({ length: 3_000 }, (_, i) => ({
+      topic,
+      key: `k${i}`,
+      value: Buffer.concat([Buffer.from(`${i}:`), value]),
+      partition: 0,
+    }))
+    try {
+      const tx = await tp.begin()
+      await tx.send(records)
+      await tx.commit()
+      const got = await collect(
+        log,
+        { groupId: uniqueName('big-read'), topics: [topic] },
+        (r) => r.length >= 3_000,
+      )
+      expect(got.map((r) => r.key)).toEqual(records.map((r) => r.key))
+      expect(got.map((r) => Number(r.offset))).toEqual(records.map((_, i) => i))
+    } finally {
+      await tp.close()
+    }
+  })
 })

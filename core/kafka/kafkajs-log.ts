@@ -164,6 +164,20 @@ class PartitionPlanner {
   }
 }
 
+type SendBatch = (
+  topicMessages: TopicMessages[],
+) => Promise<{ topicName: string; partition: number; baseOffset?: string }[]>
+
+/** Most record bytes sent in one produce request (half the broker's default message.max.bytes). */
+const SEND_CHUNK_BYTES = 512 * 1024
+
+/** A record's bytes on the wire, roughly (key, value, headers, per-record overhead). */
+function recordSize(r: OutRecord): number {
+  let n = 64 + (r.key?.length ?? 0) * 3 + (r.value?.length ?? 0)
+  for (const [k, v] of Object.entries(r.headers ?? {})) n += k.length + (v?.length ?? 0) + 8
+  return n
+}
+
 /**
  * The event log on Apache Kafka through kafkajs. Producers are idempotent with acks=all, so
  * `send` resolving means every in-sync replica has the records.
@@ -212,13 +226,31 @@ export class KafkaEventLog implements EventLog {
     })
   }
 
-  private async sendPlanned(
-    send: (
-      topicMessages: TopicMessages[],
-    ) => Promise<{ topicName: string; partition: number; baseOffset?: string }[]>,
-    records: OutRecord[],
-  ): Promise<RecordMeta[]> {
-    if (records.length === 0) return []
+  /**
+   * Sends records in requests of at most SEND_CHUNK_BYTES, one after the other: kafkajs puts
+   * all of one call's records for a partition into one record batch, and the broker refuses a
+   * batch over its message.max.bytes (1 MiB by default), which a big job step (thousands of
+   * changelog entries) exceeds. Order holds: one request in flight.
+   */
+  private async sendPlanned(send: SendBatch, records: OutRecord[]): Promise<RecordMeta[]> {
+    const metas: RecordMeta[] = []
+    let chunk: OutRecord[] = []
+    let bytes = 0
+    for (const r of records) {
+      const size = recordSize(r)
+      if (chunk.length > 0 && bytes + size > SEND_CHUNK_BYTES) {
+        metas.push(...(await this.sendChunk(send, chunk)))
+        chunk = []
+        bytes = 0
+      }
+      chunk.push(r)
+      bytes += size
+    }
+    if (chunk.length) metas.push(...(await this.sendChunk(send, chunk)))
+    return metas
+  }
+
+  private async sendChunk(send: SendBatch, records: OutRecord[]): Promise<RecordMeta[]> {
     const { topicMessages, where } = await this.planner.plan(records)
     let results
     try {
@@ -315,6 +347,10 @@ export class KafkaEventLog implements EventLog {
     let assigned = new Map<string, number[]>()
     c.on(c.events.GROUP_JOIN, ({ payload }) => {
       assigned = new Map(Object.entries(payload.memberAssignment))
+    })
+    c.on(c.events.CRASH, ({ payload }) => {
+      // kafkajs restarts the consumer itself after retriable errors; otherwise it has stopped.
+      if (!payload.restart) opts.onFatal?.(payload.error)
     })
     const commit = async (offsets: PartitionOffset[]): Promise<void> => {
       if (offsets.length === 0) return

@@ -81,6 +81,9 @@ export interface ConsumerOptions {
   fromBeginning?: boolean
   /** Read only committed transactional records (Kafka's read_committed). Default: true. */
   readCommitted?: boolean
+  /** The consumer stopped for good (an error retries could not clear): the owner must fail
+   * loudly (exit, so a supervisor restarts it) rather than sit idle. */
+  onFatal?: (err: Error) => void
 }
 
 /** What a batch handler may do besides processing: commit positions, keep its session alive. */

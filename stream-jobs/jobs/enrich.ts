@@ -91,5 +91,6 @@ export function enrichJob(o: EnrichJobOptions): StreamJob<EnrichState> {
       }
       return { outputs, changelog }
     },
+    stateSize: (state) => state.devices.size,
   })
 }

@@ -15,6 +15,7 @@ import {
   advance,
   fire,
   newWindowState,
+  openWindowCount,
   restoreKey,
   snapshotKey,
   type OpenWindow,
@@ -46,6 +47,8 @@ export interface RollupState {
   wm: WatermarkState
   windows: WindowState[]
 }
+
+type Firings = NonNullable<StepResult['firings']>
 
 const WATERMARK_KEY = '__watermark'
 const SEP = '\u0000'
@@ -88,9 +91,14 @@ export function rollupJob(o: RollupJobOptions): StreamJob<RollupState> {
   }
 
   /** Fires what the watermark passed and writes the changed keys to the changelog. */
-  const finish = (state: RollupState, outputs: OutRecord[], changed: Set<string>): StepResult => {
+  const finish = (
+    state: RollupState,
+    outputs: OutRecord[],
+    changed: Set<string>,
+    firings: Firings = {},
+  ): StepResult => {
     state.windows.forEach((ws, i) => {
-      for (const r of fire(ws, state.wm.watermark, changed)) outputs.push(rollupRecord(o.outputs[i]!, r))
+      for (const r of fire(ws, state.wm.watermark, changed)) emit(outputs, firings, o.outputs[i]!, r)
     })
     const changelog = new Map<string, Buffer | null>()
     for (const key of changed) {
@@ -101,7 +109,12 @@ export function rollupJob(o: RollupJobOptions): StreamJob<RollupState> {
       WATERMARK_KEY,
       Buffer.from(JSON.stringify({ maxEventTs: state.wm.maxEventTs, watermark: state.wm.watermark })),
     )
-    return { outputs, changelog }
+    return { outputs, changelog, firings }
+  }
+
+  const emit = (outputs: OutRecord[], firings: Firings, out: RollupOutput, r: WindowResult) => {
+    outputs.push(rollupRecord(out, r))
+    firings[r.kind] = (firings[r.kind] ?? 0) + 1
   }
 
   const deadLetter = (r: InRecord, code: string, reason: string) =>
@@ -130,6 +143,7 @@ export function rollupJob(o: RollupJobOptions): StreamJob<RollupState> {
     },
     async process(state, records, now) {
       const outputs: OutRecord[] = []
+      const firings: Firings = {}
       const changed = new Set<string>()
       for (const r of records) {
         let e: Telemetry
@@ -159,7 +173,7 @@ export function rollupJob(o: RollupJobOptions): StreamJob<RollupState> {
           state.windows.forEach((ws, i) => {
             const { results, late } = advance(ws, { key, ts: e.ts, value }, state.wm.watermark)
             if (!late) placed = true
-            for (const x of results) outputs.push(rollupRecord(o.outputs[i]!, x))
+            for (const x of results) emit(outputs, firings, o.outputs[i]!, x)
           })
           changed.add(key)
         }
@@ -171,7 +185,7 @@ export function rollupJob(o: RollupJobOptions): StreamJob<RollupState> {
             headers: { 'fs-reason-code': 'FS_JOBS_LATE' },
           })
       }
-      return finish(state, outputs, changed)
+      return finish(state, outputs, changed, firings)
     },
     tick(state, now) {
       const before = state.wm.watermark
@@ -179,5 +193,7 @@ export function rollupJob(o: RollupJobOptions): StreamJob<RollupState> {
       if (state.wm.watermark === before) return { outputs: [], changelog: new Map() }
       return finish(state, [], new Set())
     },
+    watermark: (state) => state.wm.watermark,
+    stateSize: (state) => state.windows.reduce((n, ws) => n + openWindowCount(ws), 0),
   })
 }

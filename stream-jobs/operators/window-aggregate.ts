@@ -150,3 +150,10 @@ export function restoreKey(state: WindowState, key: string, windows: OpenWindow[
   if (windows && windows.length) state.keys.set(key, windows)
   else state.keys.delete(key)
 }
+
+/** How many windows are held (open, or fired and kept for their allowed lateness). */
+export function openWindowCount(state: WindowState): number {
+  let n = 0
+  for (const open of state.keys.values()) n += open.length
+  return n
+}

@@ -2,9 +2,13 @@ import type { InRecord, OutRecord } from '../../core/kafka/log'
 
 /** What processing a batch (or a tick) produced: output records and changelog updates. */
 export interface StepResult {
+  /** Records to commit. An output with an `fs-reason-code` header is counted as refused by
+   * that reason (`FS_JOBS_LATE`: late), as the dead-letter and late helpers write them. */
   outputs: OutRecord[]
   /** Changelog entries of this partition's state: key → value, or null to delete the key. */
   changelog: Map<string, Buffer | null>
+  /** Window results in `outputs`, by kind (for the firing metric). */
+  firings?: Partial<Record<'final' | 'update' | 'retract', number>>
 }
 
 /**
@@ -23,6 +27,10 @@ export interface StreamJob<S> {
   process(state: S, records: InRecord[], now: number): Promise<StepResult> | StepResult
   /** Processing time passes with no input (idle advance of watermarks). */
   tick?(state: S, now: number): StepResult
+  /** The partition's event-time watermark, for the watermark-lag metric (windowed jobs). */
+  watermark?(state: S): number | undefined
+  /** How many entries the state holds (open windows, registry entries), for the state-size metric. */
+  stateSize?(state: S): number
 }
 
 /** Declares a stream job (STYLE: units are plain objects made by a define* helper). */

@@ -1,6 +1,7 @@
 import type { EventLog, OutRecord, PartitionOffset } from '../../core/kafka/log'
 import type { Logger } from '../../core/logging/logger'
 import type { StepResult, StreamJob } from './job'
+import { JobMetrics } from './metrics'
 
 /** How a job runs. */
 export interface RunOptions {
@@ -12,6 +13,12 @@ export interface RunOptions {
   changelogTopic: string
   /** Processing-time tick for idle watermarks, ms. */
   tickMs?: number
+  /** How often the gauges (consumer lag, watermark lag, state size) are updated, ms. */
+  gaugeIntervalMs?: number
+  /** The job stopped for good (its consumer crashed on an error retries cannot clear). */
+  onFatal?: (err: Error) => void
+  /** Where the job's metrics go (a fresh registry when absent). */
+  metrics?: JobMetrics
   logger: Logger
 }
 
@@ -19,6 +26,7 @@ export interface RunOptions {
 export interface RunningJob {
   /** Partitions this instance has processed batches of (for metrics and tests). */
   processedPartitions(): number[]
+  metrics: JobMetrics
   /** Stops taking records, finishes the current transaction, leaves the group. */
   close(): Promise<void>
 }
@@ -32,6 +40,8 @@ export interface RunningJob {
  */
 export async function runJob<S>(job: StreamJob<S>, log: EventLog, opts: RunOptions): Promise<RunningJob> {
   const logger = opts.logger.child({ component: `stream-jobs.${job.name}` })
+  const metrics = opts.metrics ?? new JobMetrics()
+  const jl = { job: job.name }
   const admin = await log.admin()
   try {
     const partitions = await admin.partitionCount(job.inputTopics[0]!)
@@ -39,8 +49,9 @@ export async function runJob<S>(job: StreamJob<S>, log: EventLog, opts: RunOptio
       { name: opts.changelogTopic, partitions, replicationFactor: 1, compacted: true },
       ...job.outputTopics.map((name) => ({ name, partitions, replicationFactor: 1 })),
     ])
-  } finally {
+  } catch (err) {
     await admin.close()
+    throw err
   }
   const producer = await log.transactionalProducer(`${opts.groupId}-${opts.instanceId}`)
   const consumer = await log.consumer({
@@ -48,6 +59,10 @@ export async function runJob<S>(job: StreamJob<S>, log: EventLog, opts: RunOptio
     topics: job.inputTopics,
     fromBeginning: true,
     readCommitted: true,
+    onFatal: (err) => {
+      logger.error('job stopped: its consumer crashed', { error: err.message })
+      opts.onFatal?.(err)
+    },
   })
   const states = new Map<number, S>()
   const nextOffset = new Map<string, bigint>()
@@ -75,6 +90,8 @@ export async function runJob<S>(job: StreamJob<S>, log: EventLog, opts: RunOptio
       entries++
     }
     states.set(partition, st)
+    metrics.restoreSeconds.observe(jl, (Date.now() - t0) / 1000)
+    metrics.restoredEntries.inc(jl, entries)
     logger.info('state restored from changelog', {
       partition,
       entries,
@@ -98,17 +115,33 @@ export async function runJob<S>(job: StreamJob<S>, log: EventLog, opts: RunOptio
       await tx.send([...step.outputs, ...changelog])
       if (offsets.length) await tx.sendOffsets(opts.groupId, offsets)
       await tx.commit()
+      metrics.transactions.inc({ ...jl, outcome: 'committed' })
     } catch (err) {
       await tx.abort().catch(() => undefined)
+      metrics.transactions.inc({ ...jl, outcome: 'aborted' })
       // The in-memory state has this step applied; what is committed has not: reload it.
       states.delete(partition)
       for (const k of nextOffset.keys()) if (k.endsWith(`:${partition}`)) nextOffset.delete(k)
       throw err
     }
+    count(step)
+  }
+
+  /** Metrics of a committed step. */
+  function count(step: StepResult): void {
+    for (const r of step.outputs) {
+      metrics.recordsOut.inc({ ...jl, topic: r.topic })
+      const code = r.headers?.['fs-reason-code']
+      if (code === 'FS_JOBS_LATE') metrics.late.inc(jl)
+      else if (code !== undefined) metrics.dropped.inc({ ...jl, reason: code.toString() })
+    }
+    for (const [kind, n] of Object.entries(step.firings ?? {})) metrics.firings.inc({ ...jl, kind }, n)
   }
 
   await consumer.run((batch) =>
     serial(async () => {
+      const t0 = Date.now()
+      metrics.recordsIn.inc({ ...jl, topic: batch.topic }, batch.records.length)
       const first = BigInt(batch.records[0]!.offset)
       const st = await stateFor(batch.topic, batch.partition, first)
       const step = await job.process(st, batch.records, Date.now())
@@ -118,6 +151,7 @@ export async function runJob<S>(job: StreamJob<S>, log: EventLog, opts: RunOptio
       ])
       nextOffset.set(`${batch.topic}:${batch.partition}`, next)
       processed.add(batch.partition)
+      metrics.batchSeconds.observe(jl, (Date.now() - t0) / 1000)
     }),
   )
 
@@ -128,6 +162,8 @@ export async function runJob<S>(job: StreamJob<S>, log: EventLog, opts: RunOptio
       for (const [partition, st] of states) {
         if (!mine.has(partition)) {
           states.delete(partition) // revoked: another instance owns it now
+          metrics.watermarkLag.remove({ ...jl, partition: String(partition) })
+          metrics.stateEntries.remove({ ...jl, partition: String(partition) })
           continue
         }
         await commit(partition, job.tick!(st, Date.now()), [])
@@ -135,15 +171,45 @@ export async function runJob<S>(job: StreamJob<S>, log: EventLog, opts: RunOptio
     }).catch((err: unknown) => logger.warn('tick failed', { error: (err as Error).message }))
   }, opts.tickMs ?? 1000)
 
+  /** Gauges: watermark lag and state size per partition, consumer lag of the assigned
+   * partitions this instance has positions for. */
+  const readGauges = async () => {
+    for (const [partition, st] of states) {
+      const p = { ...jl, partition: String(partition) }
+      const wm = job.watermark?.(st)
+      if (wm !== undefined && Number.isFinite(wm)) metrics.watermarkLag.set(p, Date.now() - wm)
+      if (job.stateSize) metrics.stateEntries.set(p, job.stateSize(st))
+    }
+    for (const topic of job.inputTopics) {
+      const ends = await admin.endOffsets(topic)
+      for (const p of consumer.assignment().get(topic) ?? []) {
+        const next = nextOffset.get(`${topic}:${p}`)
+        const end = ends.get(p)
+        if (next === undefined || end === undefined) continue
+        const lag = BigInt(end) - next
+        metrics.consumerLag.set({ ...jl, topic, partition: String(p) }, Number(lag > 0n ? lag : 0n))
+      }
+    }
+  }
+  const lagTimer = setInterval(() => {
+    if (closed) return
+    readGauges().catch((err: unknown) =>
+      logger.warn('cannot read consumer lag', { error: (err as Error).message }),
+    )
+  }, opts.gaugeIntervalMs ?? 5_000)
+
   logger.info('job started', { groupId: opts.groupId, instanceId: opts.instanceId })
   return {
     processedPartitions: () => [...processed].sort((x, y) => x - y),
+    metrics,
     close: async () => {
       closed = true
       clearInterval(timer)
+      clearInterval(lagTimer)
       await chain.catch(() => undefined)
       await consumer.close()
       await producer.close()
+      await admin.close()
     },
   }
 }

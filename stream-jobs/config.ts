@@ -30,8 +30,13 @@ export const jobsConfig = z.strictObject({
     .prefault({}),
   enrich: z
     .strictObject({
-      /** A reading of a device the registry does not know: pass it on flagged, or dead-letter it. */
-      unknownDevices: z.enum(['pass', 'deadletter']).default('pass'),
+      /** A reading of a device the registry does not know: pass it on flagged, hold it until the
+       * device is registered (at most holdMs, then dead-letter), or dead-letter it. */
+      unknownDevices: z.enum(['pass', 'hold', 'deadletter']).default('pass'),
+      /** `hold`: how long a reading waits for its device to be registered, ms. */
+      holdMs: z.number().int().min(1).default(60_000),
+      /** `hold`: most readings waiting per partition; beyond that they are dead-lettered. */
+      maxHeld: z.number().int().min(1).default(10_000),
     })
     .prefault({}),
   rollup: z

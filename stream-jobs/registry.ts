@@ -27,6 +27,8 @@ export const jobRegistry: JobEntry[] = [
         enrichedTopic: cfg.topics.enriched,
         deadletterTopic: cfg.topics.deadletter,
         unknownDevices: cfg.jobs.enrich.unknownDevices,
+        holdMs: cfg.jobs.enrich.holdMs,
+        maxHeld: cfg.jobs.enrich.maxHeld,
         telemetry: await createTelemetryCodec(registry),
         device: await AvroCodec.create<Device>(
           registry,

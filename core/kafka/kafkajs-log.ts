@@ -1,5 +1,6 @@
 import {
   Kafka,
+  KafkaJSError,
   logLevel as KafkaLogLevel,
   type Admin,
   type KafkaConfig as KafkaJsConfig,
@@ -374,7 +375,17 @@ export class KafkaEventLog implements EventLog {
               timestamp: Number(m.timestamp),
             }))
             if (records.length === 0) return
-            await handler({ topic: batch.topic, partition: batch.partition, records }, { commit, heartbeat })
+            try {
+              await handler(
+                { topic: batch.topic, partition: batch.partition, records },
+                { commit, heartbeat },
+              )
+            } catch (err) {
+              // kafkajs stops a consumer for good on an error it does not know as retriable; a
+              // handler's failure (a produce, a lookup) is worth retrying: the batch comes again
+              // (its offsets were not resolved), then the consumer restarts after its retries.
+              throw err instanceof KafkaJSError ? err : new KafkaJSError(err as Error, { retriable: true })
+            }
           },
         })
       },
@@ -391,11 +402,36 @@ export class KafkaEventLog implements EventLog {
    * kafkajs's END_BATCH_PROCESS event, which also reports batches holding only transaction
    * markers (a committed changelog usually ends with one).
    */
+  /**
+   * A partition's end offset, from an admin client of its own. kafkajs's fetchTopicOffsets
+   * can fail with a TypeError ("Cannot destructure property 'partitions' of 'low.pop(...)'")
+   * while a just-created topic's leaders are missing from its cached metadata; a fresh client
+   * and a short backoff clear it. (Found as a stream job that stopped reading in CI.)
+   */
+  private async endOffset(topic: string, partition: number): Promise<bigint> {
+    for (let attempt = 1; ; attempt++) {
+      const admin = this.kafka.admin()
+      try {
+        await admin.connect()
+        const offsets = await admin.fetchTopicOffsets(topic)
+        return BigInt(offsets.find((o) => o.partition === partition)?.high ?? '0')
+      } catch (err) {
+        if (attempt >= 8) throw logError(`cannot read the end offset of ${topic}/${partition}`, err)
+        this.logger.warn('end offset lookup failed; retrying', {
+          topic,
+          partition,
+          attempt,
+          error: (err as Error).message,
+        })
+        await new Promise((r) => setTimeout(r, 100 * attempt))
+      } finally {
+        await admin.disconnect().catch(() => undefined)
+      }
+    }
+  }
+
   async readPartition(topic: string, partition: number, onRecord: (r: InRecord) => void): Promise<void> {
-    const admin = await this.metadataAdmin()
-    const end = BigInt(
-      (await admin.fetchTopicOffsets(topic)).find((o) => o.partition === partition)?.high ?? '0',
-    )
+    const end = await this.endOffset(topic, partition)
     if (end === 0n) return
     const c = this.kafka.consumer({
       groupId: `fleetstream-restore-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`,

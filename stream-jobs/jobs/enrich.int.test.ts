@@ -161,4 +161,33 @@ describe('stream-jobs > enrichment job on Kafka [kafka]', () => {
       await t.close()
     }
   })
+
+  it('holds readings of a device until it is registered, then sends them enriched', async () => {
+    const t = await setup('hold')
+    try {
+      await t.sendReadings([reading('newcomer', 1), reading('newcomer', 2)])
+      // Nothing comes out while the device is unknown (the job has read the readings: they are held).
+      const early = await collect(
+        log,
+        { groupId: `early-${Date.now()}`, topics: [t.topics.enriched] },
+        () => false,
+        3_000,
+      )
+      expect(early).toHaveLength(0)
+      await t.sendDevices([device(77, 'dock')].map((d) => ({ ...d, deviceId: 'newcomer' })))
+      const out = t.decodeAll(
+        await collect(
+          log,
+          { groupId: `hold-${Date.now()}`, topics: [t.topics.enriched] },
+          (rs) => rs.length >= 2,
+        ),
+      )
+      expect(out.map((e) => [e.deviceId, e.seq, e.meta.site])).toEqual([
+        ['newcomer', 1, 'dock'],
+        ['newcomer', 2, 'dock'],
+      ])
+    } finally {
+      await t.close()
+    }
+  })
 })

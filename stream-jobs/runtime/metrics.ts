@@ -39,6 +39,12 @@ export class JobMetrics {
     labelNames: ['job', 'outcome'],
     registers: [this.registry],
   })
+  readonly batchFailures = new Counter({
+    name: 'fleetstream_job_batch_failures_total',
+    help: 'Batches whose step or transaction failed (state restored, batch retried)',
+    labelNames: ['job'],
+    registers: [this.registry],
+  })
   readonly watermarkLag = new Gauge({
     name: 'fleetstream_job_watermark_lag_ms',
     help: 'Processing time minus the watermark, per input partition',

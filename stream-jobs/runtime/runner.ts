@@ -119,9 +119,6 @@ export async function runJob<S>(job: StreamJob<S>, log: EventLog, opts: RunOptio
     } catch (err) {
       await tx.abort().catch(() => undefined)
       metrics.transactions.inc({ ...jl, outcome: 'aborted' })
-      // The in-memory state has this step applied; what is committed has not: reload it.
-      states.delete(partition)
-      for (const k of nextOffset.keys()) if (k.endsWith(`:${partition}`)) nextOffset.delete(k)
       throw err
     }
     count(step)
@@ -138,18 +135,35 @@ export async function runJob<S>(job: StreamJob<S>, log: EventLog, opts: RunOptio
     for (const [kind, n] of Object.entries(step.firings ?? {})) metrics.firings.inc({ ...jl, kind }, n)
   }
 
+  /** After a failed step the in-memory state may hold what was not committed: restore it next time. */
+  function forget(partition: number): void {
+    states.delete(partition)
+    for (const k of nextOffset.keys()) if (k.endsWith(`:${partition}`)) nextOffset.delete(k)
+  }
+
   await consumer.run((batch) =>
     serial(async () => {
       const t0 = Date.now()
+      try {
+        const first = BigInt(batch.records[0]!.offset)
+        const st = await stateFor(batch.topic, batch.partition, first)
+        const step = await job.process(st, batch.records, Date.now())
+        const next = BigInt(batch.records[batch.records.length - 1]!.offset) + 1n
+        await commit(batch.partition, step, [
+          { topic: batch.topic, partition: batch.partition, offset: next.toString() },
+        ])
+        nextOffset.set(`${batch.topic}:${batch.partition}`, next)
+      } catch (err) {
+        forget(batch.partition)
+        metrics.batchFailures.inc(jl)
+        logger.warn('batch failed: the partition state will be restored and the batch retried', {
+          topic: batch.topic,
+          partition: batch.partition,
+          error: (err as Error).message,
+        })
+        throw err
+      }
       metrics.recordsIn.inc({ ...jl, topic: batch.topic }, batch.records.length)
-      const first = BigInt(batch.records[0]!.offset)
-      const st = await stateFor(batch.topic, batch.partition, first)
-      const step = await job.process(st, batch.records, Date.now())
-      const next = BigInt(batch.records[batch.records.length - 1]!.offset) + 1n
-      await commit(batch.partition, step, [
-        { topic: batch.topic, partition: batch.partition, offset: next.toString() },
-      ])
-      nextOffset.set(`${batch.topic}:${batch.partition}`, next)
       processed.add(batch.partition)
       metrics.batchSeconds.observe(jl, (Date.now() - t0) / 1000)
     }),
@@ -166,7 +180,10 @@ export async function runJob<S>(job: StreamJob<S>, log: EventLog, opts: RunOptio
           metrics.stateEntries.remove({ ...jl, partition: String(partition) })
           continue
         }
-        await commit(partition, job.tick!(st, Date.now()), [])
+        await commit(partition, job.tick!(st, Date.now()), []).catch((err: unknown) => {
+          forget(partition)
+          throw err
+        })
       }
     }).catch((err: unknown) => logger.warn('tick failed', { error: (err as Error).message }))
   }, opts.tickMs ?? 1000)

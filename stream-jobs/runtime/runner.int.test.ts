@@ -1,0 +1,87 @@
+import type { KafkaEventLog } from '../../core/kafka/kafkajs-log'
+import { collect, testKafkaLog, testLogger } from '../../test/kafka'
+import { uniqueName } from '../../test/servers'
+import { defineJob } from './job'
+import { JobMetrics } from './metrics'
+import { runJob } from './runner'
+
+// The runtime with a job of its own: a per-key running count (stateful, changelogged) that
+// fails once, after changing its state, in the middle of the stream.
+describe('stream-jobs > runtime on Kafka [kafka]', () => {
+  let log: KafkaEventLog
+  beforeAll(() => {
+    log = testKafkaLog()
+  })
+  afterAll(async () => {
+    await log?.close()
+  })
+
+  it('retries a failed step from restored state: no count lost or doubled', async () => {
+    const id = uniqueName('runner')
+    const topics = { input: `${id}.in`, output: `${id}.out` }
+    const admin = await log.admin()
+    await admin.ensureTopics([{ name: topics.input, partitions: 2, replicationFactor: 1 }])
+    await admin.close()
+    let failed = false
+    const job = defineJob<Map<string, number>>({
+      name: 'counter',
+      inputTopics: [topics.input],
+      outputTopics: [topics.output],
+      initState: () => new Map(),
+      restore: (st, key, value) => st.set(key, Number(value.toString())),
+      process(st, records) {
+        const outputs = []
+        const changelog = new Map<string, Buffer | null>()
+        for (const r of records) {
+          const n = (st.get(r.key!) ?? 0) + 1
+          st.set(r.key!, n)
+          if (r.value!.toString() === 'boom' && !failed) {
+            failed = true
+            throw new Error('injected failure after a state change')
+          }
+          changelog.set(r.key!, Buffer.from(String(n)))
+          outputs.push({ topic: topics.output, key: r.key, value: Buffer.from(`${r.key}=${n}`) })
+        }
+        return { outputs, changelog }
+      },
+    })
+    const metrics = new JobMetrics()
+    const running = await runJob(job, log, {
+      groupId: `${id}-job`,
+      instanceId: 'a',
+      changelogTopic: `${id}.changelog`,
+      metrics,
+      logger: testLogger('runner'),
+    })
+    const producer = await log.producer()
+    try {
+      const keys = ['k1', 'k2', 'k3', 'k4']
+      const send = (round: number) =>
+        producer.send(
+          keys.map((k) => ({
+            topic: topics.input,
+            key: k,
+            value: Buffer.from(round === 5 && k === 'k2' ? 'boom' : 'x'),
+          })),
+        )
+      for (let round = 1; round <= 10; round++) await send(round)
+      const out = await collect(
+        log,
+        { groupId: `${id}-read`, topics: [topics.output] },
+        (rs) => rs.length >= 40,
+        60_000,
+      )
+      expect(failed).toBe(true)
+      const got = out.map((r) => r.value!.toString()).sort()
+      const want = keys.flatMap((k) => Array.from({ length: 10 }, (_, i) => `${k}=${i + 1}`)).sort()
+      expect(got).toEqual(want)
+      expect(
+        (await metrics.registry.getSingleMetric('fleetstream_job_batch_failures_total')!.get()).values[0]!
+          .value,
+      ).toBe(1)
+    } finally {
+      await producer.close()
+      await running.close()
+    }
+  })
+})

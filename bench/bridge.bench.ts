@@ -12,12 +12,13 @@
  * on stdout; the result goes to bench/results/bridge.json.
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
-import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { FileDeviceStore } from '../bridge/auth/credentials'
 import { serverEnv } from '../test/servers'
 import { testKafkaLog } from '../test/kafka'
+import { summarizeProfile } from './lib/profile'
 import { cpuOfPid, pct, rssMiB, serverPid } from './lib/proc'
 
 const ROOT = path.resolve(__dirname, '..')
@@ -349,32 +350,6 @@ async function main(): Promise<void> {
   writeFileSync(path.join(ROOT, 'bench/results/bridge.json'), `${JSON.stringify(result, null, 2)}\n`)
   out({ summary: { ratio: result.ratio, ratioPerCpuS: result.ratioPerCpuS } })
   process.exit(0)
-}
-
-/** Top self-time functions of the bridge's CPU profile, for "what limits the figure". */
-function summarizeProfile(dir: string): { selfMs: number; fn: string }[] {
-  const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'))
-  if (!file) return []
-  const prof = JSON.parse(readFileSync(path.join(dir, file), 'utf8')) as {
-    nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[]
-    samples: number[]
-    timeDeltas: number[]
-  }
-  const byId = new Map(prof.nodes.map((n) => [n.id, n]))
-  const self = new Map<string, number>()
-  prof.samples.forEach((id, i) => {
-    const n = byId.get(id)!
-    const where = n.callFrame.url
-      .replace(/^.*node_modules\//, '')
-      .replace(/^file:\/\/.*\/main\//, '')
-      .replace(/^.*\/main\//, '')
-    const key = `${n.callFrame.functionName || '(anonymous)'} ${where}${where ? `:${n.callFrame.lineNumber + 1}` : ''}`
-    self.set(key, (self.get(key) ?? 0) + (prof.timeDeltas[i] ?? 0) / 1000)
-  })
-  return [...self]
-    .sort((a, b) => b[1] - a[1])
-    .slice(0, 25)
-    .map(([fn, ms]) => ({ fn, selfMs: Math.round(ms) }))
 }
 
 main().catch((err) => {

@@ -269,7 +269,7 @@ describe('core > kafka > kafkajs event log [kafka]', () => {
     }
   })
 
-  it('sends more than the broker takes in one batch (3 MiB to one partition, in a transaction) in order', async () => {
+  it('sends more than the broker takes in one batch (3 MiB to one partition, in a transaction) in order, timestamps kept', async () => {
     const topic = await newTopic('big', 1)
     const tp = await log.transactionalProducer(uniqueName('big-tx'))
     const value = Buffer.alloc(1_000, 7)
@@ -278,6 +278,8 @@ describe('core > kafka > kafkajs event log [kafka]', () => {
       key: `k${i}`,
       value: Buffer.concat([Buffer.from(`${i}:`), value]),
       partition: 0,
+      // Out of order, and of different digit counts (the batch's first/max timestamps must be numeric).
+      timestamp: i % 2 ? 1_700_000_000_000 + ((i * 7919) % 3000) : 999_999_999_999 - i,
     }))
     try {
       const tx = await tp.begin()
@@ -290,6 +292,7 @@ describe('core > kafka > kafkajs event log [kafka]', () => {
       )
       expect(got.map((r) => r.key)).toEqual(records.map((r) => r.key))
       expect(got.map((r) => Number(r.offset))).toEqual(records.map((_, i) => i))
+      expect(got.map((r) => r.timestamp)).toEqual(records.map((r) => r.timestamp))
     } finally {
       await tp.close()
     }

@@ -1,7 +1,7 @@
 import fc from 'fast-check'
 import { WindowTestDriver } from '../testing/window-driver'
 import { aggregateOf, combine, type Aggregate } from './aggregate'
-import type { WindowResult } from './window-aggregate'
+import { advance, fire, newWindowState, type WindowResult } from './window-aggregate'
 import { windowsFor } from './windows'
 
 const MIN = 60_000
@@ -180,5 +180,14 @@ describe('stream-jobs > windows > property: order within the bound does not matt
       ),
       { numRuns: 300 },
     )
+  })
+
+  it('emits snapshots: a final result keeps its values when a late reading updates the window', () => {
+    const ws = newWindowState({ spec: { kind: 'tumbling', sizeMs: 10 }, allowedLatenessMs: 100 })
+    advance(ws, { key: 'k', ts: 1, value: 5 }, 0)
+    const [final] = fire(ws, 10)
+    const { results } = advance(ws, { key: 'k', ts: 2, value: 7 }, 10)
+    expect(final!.agg).toMatchObject({ count: 1, sum: 5 })
+    expect(results[0]).toMatchObject({ kind: 'update', agg: { count: 2, sum: 12 } })
   })
 })

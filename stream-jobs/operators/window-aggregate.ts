@@ -1,4 +1,4 @@
-import { aggregateOf, combine, type Aggregate } from './aggregate'
+import { addTo, aggregateOf, combine, type Aggregate } from './aggregate'
 import { checkWindowSpec, windowsFor, type Window, type WindowSpec } from './windows'
 
 /** A numeric reading of one key (device and metric). */
@@ -64,9 +64,9 @@ export function advance(
   let open = state.keys.get(r.key)
   if (!open) state.keys.set(r.key, (open = []))
   const results: WindowResult[] = []
-  const single = aggregateOf(r.value, r.ts)
 
   if (spec.kind === 'session') {
+    const single = aggregateOf(r.value, r.ts)
     const closesAt = r.ts + spec.gapMs
     // Sessions this reading touches: within the gap of their first or last reading.
     // Sessions still within their allowed lateness that this reading touches (within the gap).
@@ -101,11 +101,11 @@ export function advance(
     placed = true
     const w = open.find((o) => o.window.start === window.start)
     if (!w) {
-      open.push({ window, agg: single, closesAt: window.end, fired: false })
+      open.push({ window, agg: aggregateOf(r.value, r.ts), closesAt: window.end, fired: false })
       continue
     }
-    w.agg = combine(w.agg, single)
-    if (w.fired) results.push({ key: r.key, window: w.window, agg: w.agg, kind: 'update' })
+    addTo(w.agg, r.value, r.ts) // in place: results below carry copies
+    if (w.fired) results.push({ key: r.key, window: w.window, agg: { ...w.agg }, kind: 'update' })
   }
   return { results, late: !placed }
 }
@@ -123,7 +123,7 @@ export function fire(state: WindowState, watermark: number, changed?: Set<string
       if (!w.fired && w.closesAt <= watermark) {
         w.fired = true
         changed?.add(key)
-        results.push({ key, window: w.window, agg: w.agg, kind: 'final' })
+        results.push({ key, window: w.window, agg: { ...w.agg }, kind: 'final' })
       }
     }
     const keep = open.filter((w) => purgeAt(w, lateness) > watermark)

@@ -1,5 +1,35 @@
 // Generated from schemas/*.avsc by scripts/gen-schema-types.ts. Do not edit by hand.
 
+/** Symbols of the Avro enum AlertEvent. */
+export type AlertEvent = 'raised' | 'updated' | 'cleared' | 'acknowledged'
+
+/** Symbols of the Avro enum AlertSeverity. */
+export type AlertSeverity = 'info' | 'warning' | 'critical'
+
+/** One event in an alert's life (iot.alerts, keyed by deviceId). One open alert per (rule, device); alertId is derived from (ruleId, deviceId, raisedAt), so a replay, a crash or a rebalance produces the same id. */
+export interface Alert {
+  /** Deterministic id: hex SHA-256 of ruleId, deviceId and raisedAt (first 32 characters). */
+  alertId: string
+  /** What happened to the alert. */
+  event: AlertEvent
+  ruleId: string
+  ruleName: string
+  /** Device id; also the Kafka record key. */
+  deviceId: string
+  tenant: null | string
+  severity: AlertSeverity
+  /** Event time of this event (the reading, or the watermark for absence), ms. */
+  ts: number
+  /** Event time the alert was raised, ms. */
+  raisedAt: number
+  /** The metric the rule watches, when it watches one. */
+  metric: null | string
+  /** The value that caused this event, when there is one. */
+  value: null | number
+  /** Human-readable summary. */
+  message: string
+}
+
 export interface MetricLimit {
   min: null | number
   max: null | number

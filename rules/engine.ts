@@ -1,0 +1,358 @@
+/**
+ * The rule engine's pure core: what a rule says about a reading (a verdict), and the alert
+ * lifecycle that turns verdicts into alert events with debounce and hysteresis. No clock, no
+ * Kafka: time is the readings' event time (or a watermark for absence), so the live job and a
+ * backtest over the same input give the same events, with the same alert ids.
+ */
+import { createHash } from 'node:crypto'
+import type { Alert, Device } from '../schemas/types.generated'
+import { compileCondition, type Condition, type ConditionInput } from './expr'
+import type { Rule } from './schema'
+
+/** A reading as the rules see it: the enriched telemetry and the device's registry entry. */
+export interface RuleReading extends ConditionInput {
+  device?: Device | undefined
+}
+
+/** What one rule says about one reading. `hold`: inside the hysteresis band; `skip`: not applicable. */
+export type Verdict =
+  | { kind: 'trigger'; value: number | null; message: string }
+  | { kind: 'clear'; value: number | null }
+  | { kind: 'hold' }
+  | { kind: 'skip'; error?: string }
+
+/** Per (rule, device): debounce progress, the open alert, and what the rule kind remembers. */
+export interface RuleDeviceState {
+  pending: { count: number; since: number } | null
+  /** The open alert: its worst value so far, the worst value last reported, its last event's time. */
+  open: {
+    alertId: string
+    raisedAt: number
+    worst: number | null
+    reported: number | null
+    lastEventTs: number
+  } | null
+  /** rate: the previous reading. */
+  last?: { ts: number; value: number }
+  /** anomaly (zscore): the most recent values, oldest first. */
+  samples?: number[]
+  /** anomaly (ewma): running mean and variance. */
+  ewma?: { mean: number; variance: number; n: number }
+  /** absence: the latest event time seen. */
+  lastSeen?: number
+}
+
+/** A rule ready to run: the validated rule and its compiled conditions. */
+export interface CompiledRule {
+  rule: Rule
+  when?: Condition
+  clearWhen?: Condition
+}
+
+/** An `updated` event at most this often per alert (event time), so a long alert is not a storm. */
+export const UPDATE_INTERVAL_MS = 60_000
+
+/** Compiles a rule's conditions (throws ExpressionError on a bad one). */
+export function compileRule(rule: Rule): CompiledRule {
+  if (rule.kind !== 'condition') return { rule }
+  return {
+    rule,
+    when: compileCondition(rule.when),
+    clearWhen: rule.clearWhen ? compileCondition(rule.clearWhen) : undefined,
+  }
+}
+
+/** A fresh state for a (rule, device). */
+export function newRuleState(): RuleDeviceState {
+  return { pending: null, open: null }
+}
+
+/** The deterministic alert id: the same rule, device and raise time always give the same id. */
+export function alertIdOf(ruleId: string, deviceId: string, raisedAt: number): string {
+  return createHash('sha256').update(`${ruleId}\u0000${deviceId}\u0000${raisedAt}`).digest('hex').slice(0, 32)
+}
+
+/** Whether the rule's scope covers the reading's device (registry first, then the reading's meta). */
+export function inScope(rule: Rule, r: RuleReading): boolean {
+  const s = rule.scope
+  if (s.tenant !== undefined && (r.tenant ?? r.device?.tenant ?? null) !== s.tenant) return false
+  if (s.site !== undefined && (r.device?.site ?? r.meta.site) !== s.site) return false
+  if (s.model !== undefined && (r.device?.model ?? r.meta.model) !== s.model) return false
+  for (const [k, v] of Object.entries(s.tags ?? {}))
+    if ((r.device?.tags[k] ?? r.meta[`tag.${k}`]) !== v) return false
+  return true
+}
+
+const num = (r: RuleReading, metric: string): number | undefined => {
+  const v = r.metrics[metric]
+  return typeof v === 'number' && Number.isFinite(v) ? v : undefined
+}
+
+/** What the rule says about a reading; updates the kind's memory (rate, anomaly, absence). */
+export function judge(cr: CompiledRule, st: RuleDeviceState, r: RuleReading): Verdict {
+  const rule = cr.rule
+  switch (rule.kind) {
+    case 'threshold': {
+      const v = num(r, rule.metric)
+      if (v === undefined) return { kind: 'skip' }
+      if (rule.above !== undefined) {
+        if (v > rule.above)
+          return { kind: 'trigger', value: v, message: `${rule.metric} ${v} > ${rule.above}` }
+        return v <= (rule.clear ?? rule.above) ? { kind: 'clear', value: v } : { kind: 'hold' }
+      }
+      if (v < rule.below!)
+        return { kind: 'trigger', value: v, message: `${rule.metric} ${v} < ${rule.below}` }
+      return v >= (rule.clear ?? rule.below!) ? { kind: 'clear', value: v } : { kind: 'hold' }
+    }
+    case 'range': {
+      const v = num(r, rule.metric)
+      if (v === undefined) return { kind: 'skip' }
+      const lim = rule.limitsFrom === 'registry' ? r.device?.limits[rule.metric] : rule
+      const min = lim?.min ?? undefined
+      const max = lim?.max ?? undefined
+      if (min === undefined && max === undefined) return { kind: 'skip' }
+      if (min !== undefined && v < min)
+        return { kind: 'trigger', value: v, message: `${rule.metric} ${v} below the range minimum ${min}` }
+      if (max !== undefined && v > max)
+        return { kind: 'trigger', value: v, message: `${rule.metric} ${v} above the range maximum ${max}` }
+      const m = rule.clearMargin
+      const inside = (min === undefined || v >= min + m) && (max === undefined || v <= max - m)
+      return inside ? { kind: 'clear', value: v } : { kind: 'hold' }
+    }
+    case 'rate': {
+      const v = num(r, rule.metric)
+      if (v === undefined) return { kind: 'skip' }
+      const prev = st.last
+      if (prev && r.ts <= prev.ts) return { kind: 'skip' } // out of order: no rate
+      st.last = { ts: r.ts, value: v }
+      if (!prev) return { kind: 'skip' }
+      const perMinute = ((v - prev.value) * 60_000) / (r.ts - prev.ts)
+      const rounded = Math.round(perMinute * 1000) / 1000
+      if (rule.risePerMinute !== undefined && perMinute > rule.risePerMinute)
+        return {
+          kind: 'trigger',
+          value: rounded,
+          message: `${rule.metric} rising ${rounded}/min > ${rule.risePerMinute}/min`,
+        }
+      if (rule.fallPerMinute !== undefined && -perMinute > rule.fallPerMinute)
+        return {
+          kind: 'trigger',
+          value: rounded,
+          message: `${rule.metric} falling ${-rounded}/min > ${rule.fallPerMinute}/min`,
+        }
+      return { kind: 'clear', value: rounded }
+    }
+    case 'battery': {
+      const v = num(r, rule.metric)
+      if (v === undefined) return { kind: 'skip' }
+      if (v < rule.below)
+        return { kind: 'trigger', value: v, message: `${rule.metric} ${v}% < ${rule.below}%` }
+      return v >= (rule.clear ?? Math.min(100, rule.below + 5))
+        ? { kind: 'clear', value: v }
+        : { kind: 'hold' }
+    }
+    case 'anomaly': {
+      const v = num(r, rule.metric)
+      if (v === undefined) return { kind: 'skip' }
+      let mean: number
+      let sd: number
+      let n: number
+      if (rule.method === 'zscore') {
+        const xs = (st.samples ??= [])
+        n = xs.length
+        mean = xs.reduce((a, x) => a + x, 0) / Math.max(1, n)
+        sd = Math.sqrt(xs.reduce((a, x) => a + (x - mean) ** 2, 0) / Math.max(1, n - 1))
+        xs.push(v)
+        if (xs.length > rule.window) xs.shift()
+      } else {
+        const alpha = 2 / (rule.window + 1)
+        const e = (st.ewma ??= { mean: v, variance: 0, n: 0 })
+        n = e.n
+        mean = e.mean
+        sd = Math.sqrt(e.variance)
+        const d = v - e.mean
+        e.mean += alpha * d
+        e.variance = (1 - alpha) * (e.variance + alpha * d * d)
+        e.n++
+      }
+      if (n < rule.minSamples || sd === 0) return { kind: 'skip' }
+      const z = Math.abs(v - mean) / sd
+      if (z > rule.threshold)
+        return {
+          kind: 'trigger',
+          value: v,
+          message: `${rule.metric} ${v} is ${Math.round(z * 10) / 10} standard deviations from ${Math.round(mean * 1000) / 1000}`,
+        }
+      return { kind: 'clear', value: v }
+    }
+    case 'absence':
+      st.lastSeen = Math.max(st.lastSeen ?? r.ts, r.ts)
+      return { kind: 'clear', value: null }
+    case 'condition': {
+      const w = cr.when!(r)
+      if (!w.ok) return { kind: 'skip', error: w.error }
+      if (w.value) return { kind: 'trigger', value: null, message: `${rule.when} holds` }
+      if (!cr.clearWhen) return { kind: 'clear', value: null }
+      const c = cr.clearWhen(r)
+      if (!c.ok) return { kind: 'skip', error: c.error }
+      return c.value ? { kind: 'clear', value: null } : { kind: 'hold' }
+    }
+  }
+}
+
+/** Where an alert event comes from. */
+export interface Subject {
+  deviceId: string
+  tenant: string | null
+  /** Event time, ms. */
+  ts: number
+}
+
+const metricOf = (rule: Rule): string | null => ('metric' in rule ? rule.metric : null)
+
+/** One alert event of `rule` for `at`. */
+function alertEvent(
+  rule: Rule,
+  at: Subject,
+  event: Alert['event'],
+  value: number | null,
+  message: string,
+  alert: { alertId: string; raisedAt: number },
+): Alert {
+  return {
+    alertId: alert.alertId,
+    event,
+    ruleId: rule.id,
+    ruleName: rule.name ?? rule.id,
+    deviceId: at.deviceId,
+    tenant: at.tenant,
+    severity: rule.severity,
+    ts: at.ts,
+    raisedAt: alert.raisedAt,
+    metric: metricOf(rule),
+    value,
+    message,
+  }
+}
+
+/** Is `v` worse than `worst` for this rule (further past the threshold)? */
+function worse(rule: Rule, v: number, worst: number): boolean {
+  if (rule.kind === 'threshold' && rule.below !== undefined) return v < worst
+  if (rule.kind === 'battery') return v < worst
+  if (rule.kind === 'rate' || rule.kind === 'anomaly' || rule.kind === 'range')
+    return Math.abs(v) > Math.abs(worst)
+  return v > worst
+}
+
+/**
+ * The alert lifecycle: debounce (`for`) before raising, one open alert per (rule, device),
+ * `updated` with the worst value when it got worse (at most once per UPDATE_INTERVAL_MS), `cleared` on a
+ * clear verdict; `hold` (the hysteresis band) changes nothing. Returns the events.
+ */
+export function applyVerdict(cr: CompiledRule, st: RuleDeviceState, v: Verdict, at: Subject): Alert[] {
+  const rule = cr.rule
+  const event = (
+    kind: Alert['event'],
+    value: number | null,
+    message: string,
+    raisedAt: number,
+    alertId: string,
+  ) => alertEvent(rule, at, kind, value, message, { alertId, raisedAt })
+  switch (v.kind) {
+    case 'skip':
+      return []
+    case 'hold':
+      if (!st.open) st.pending = null
+      return []
+    case 'clear': {
+      st.pending = null
+      const open = st.open
+      if (!open) return []
+      st.open = null
+      return [
+        event('cleared', v.value, `${rule.name ?? rule.id}: back to normal`, open.raisedAt, open.alertId),
+      ]
+    }
+    case 'trigger': {
+      const open = st.open
+      if (open) {
+        if (v.value !== null && (open.worst === null || worse(rule, v.value, open.worst)))
+          open.worst = v.value
+        if (open.worst === open.reported || at.ts - open.lastEventTs < UPDATE_INTERVAL_MS) return []
+        open.reported = open.worst
+        open.lastEventTs = at.ts
+        return [
+          event(
+            'updated',
+            open.worst,
+            `${v.message} (worst so far: ${open.worst})`,
+            open.raisedAt,
+            open.alertId,
+          ),
+        ]
+      }
+      const p = (st.pending = st.pending ?? { count: 0, since: at.ts })
+      p.count++
+      const d = rule.for
+      const met = !d || (d.readings !== undefined ? p.count >= d.readings : at.ts - p.since >= d.duration!)
+      if (!met) return []
+      st.pending = null
+      const alertId = alertIdOf(rule.id, at.deviceId, at.ts)
+      st.open = { alertId, raisedAt: at.ts, worst: v.value, reported: v.value, lastEventTs: at.ts }
+      const why = !d
+        ? ''
+        : d.readings !== undefined
+          ? ` for ${d.readings} readings`
+          : ` for ${d.duration! / 1000} s`
+      return [event('raised', v.value, `${v.message}${why}`, at.ts, alertId)]
+    }
+  }
+}
+
+/** A reading through one rule: scope, verdict, lifecycle. */
+export function evaluateReading(
+  cr: CompiledRule,
+  st: RuleDeviceState,
+  r: RuleReading,
+): { events: Alert[]; verdict: Verdict } {
+  if (!cr.rule.enabled || !inScope(cr.rule, r)) return { events: [], verdict: { kind: 'skip' } }
+  const verdict = judge(cr, st, r)
+  return {
+    events: applyVerdict(cr, st, verdict, {
+      deviceId: r.deviceId,
+      tenant: r.tenant ?? r.device?.tenant ?? null,
+      ts: r.ts,
+    }),
+    verdict,
+  }
+}
+
+/**
+ * Absence rules at event time `now` (a watermark): a device silent for `after` raises
+ * "offline" (no debounce: the silence is the debounce); a reading clears it.
+ */
+export function evaluateSilence(
+  cr: CompiledRule,
+  st: RuleDeviceState,
+  deviceId: string,
+  tenant: string | null,
+  now: number,
+): Alert[] {
+  const rule = cr.rule
+  if (rule.kind !== 'absence' || !rule.enabled || st.open || st.lastSeen === undefined) return []
+  if (now - st.lastSeen < rule.after) return []
+  const raisedAt = st.lastSeen + rule.after
+  const alertId = alertIdOf(rule.id, deviceId, raisedAt)
+  st.pending = null
+  st.open = { alertId, raisedAt, worst: null, reported: null, lastEventTs: raisedAt }
+  return [
+    alertEvent(
+      rule,
+      { deviceId, tenant, ts: raisedAt },
+      'raised',
+      null,
+      `no reading for ${rule.after / 1000} s (device offline)`,
+      { alertId, raisedAt },
+    ),
+  ]
+}

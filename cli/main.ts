@@ -1,5 +1,6 @@
 import { Command } from 'commander'
 import { registerBridgeCommands } from '../bridge/cli'
+import { registerRuleCommands } from '../rules/cli'
 import { registerJobCommands } from '../stream-jobs/cli'
 import { loadConfig } from '../core/config/load'
 import { coreConfig, type CoreConfig } from '../core/config/schema'
@@ -71,6 +72,7 @@ export function buildCli(): Command {
     )
   registerBridgeCommands(program)
   registerJobCommands(program)
+  registerRuleCommands(program)
   return program
 }
 

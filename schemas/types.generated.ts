@@ -78,6 +78,18 @@ export interface Rollup {
   kind: RollupKind
 }
 
+/** A rule as published to the compacted topic iot.rules, keyed by ruleId (a tombstone removes the rule). The rule itself is the JSON of its YAML form, validated against rules/rule.schema.json by whoever reads it. */
+export interface RuleDefinition {
+  /** The rule's id; also the Kafka record key. */
+  ruleId: string
+  /** The rule, as JSON (the YAML form). */
+  definition: string
+  /** When it was published, ms. */
+  publishedAt: number
+  /** Where it came from (a file name), when known. */
+  source: null | string
+}
+
 /** Symbols of the Avro enum Source. */
 export type Source = 'mqtt' | 'http' | 'bridge'
 

@@ -36,7 +36,9 @@ export function registerJobCommands(program: Command): void {
         ready: () => ready,
         logger,
       })
-      const running = await runJob(await entry.build(cfg), log, {
+      const cleanups: (() => Promise<void>)[] = []
+      const job = await entry.build(cfg, { log, logger, metrics, onClose: (fn) => cleanups.push(fn) })
+      const running = await runJob(job, log, {
         groupId: `${cfg.jobs.applicationId}-${name}`,
         instanceId: cfg.jobs.instanceId,
         changelogTopic: `${cfg.jobs.applicationId}-${name}-changelog`,
@@ -56,10 +58,13 @@ export function registerJobCommands(program: Command): void {
         stopping = true
         // Drain: finish the transaction under way, leave the group, then exit.
         ready = false
-        running.close().then(
-          () => Promise.all([log.close(), ops.close()]).then(() => process.exit(0)),
-          () => process.exit(1),
-        )
+        running
+          .close()
+          .then(() => Promise.all(cleanups.map((fn) => fn())))
+          .then(
+            () => Promise.all([log.close(), ops.close()]).then(() => process.exit(0)),
+            () => process.exit(1),
+          )
       }
       process.once('SIGTERM', stop)
       process.once('SIGINT', stop)

@@ -5,13 +5,29 @@ import type { Device, Rollup } from '../schemas/types.generated'
 import type { JobsRoleConfig } from './config'
 import { enrichJob } from './jobs/enrich'
 import { rollupJob } from './jobs/rollup'
+import type { EventLog } from '../core/kafka/log'
+import type { Logger } from '../core/logging/logger'
+import { RuleMetrics } from '../rules/metrics'
+import { RuleTable } from '../rules/table'
+import type { Alert, RuleDefinition } from '../schemas/types.generated'
+import { rulesJob } from './jobs/rules'
 import type { StreamJob } from './runtime/job'
+import type { JobMetrics } from './runtime/metrics'
+
+/** What a job may need besides configuration: the event log, logging, metrics, and cleanup. */
+export interface JobContext {
+  log: EventLog
+  logger: Logger
+  metrics: JobMetrics
+  /** Registers work to do when the job stops (after the runner has closed). */
+  onClose(fn: () => Promise<void>): void
+}
 
 /** A job that `fleetstream job <name>` can run, built from configuration. */
 export interface JobEntry {
   name: string
   description: string
-  build(cfg: JobsRoleConfig): Promise<StreamJob<unknown>>
+  build(cfg: JobsRoleConfig, ctx: JobContext): Promise<StreamJob<unknown>>
 }
 
 /** The stream jobs fleetstream ships: the only place that names them. */
@@ -66,6 +82,56 @@ export const jobRegistry: JobEntry[] = [
           'dev.fleetstream.Rollup',
           loadBundledSchema('rollup.avsc'),
         ),
+      }) as StreamJob<unknown>
+    },
+  },
+  {
+    name: 'rules',
+    description:
+      'the rules in force (followed from iot.rules) over enriched readings and the device registry → alert events on iot.alerts',
+    build: async (cfg, ctx) => {
+      const registry = createSchemaRegistry(cfg.schemaRegistry)
+      const metrics = new RuleMetrics(ctx.metrics.registry)
+      const table = new RuleTable(
+        await AvroCodec.create<RuleDefinition>(
+          registry,
+          'dev.fleetstream.RuleDefinition',
+          loadBundledSchema('rule-definition.avsc'),
+        ),
+        ctx.logger.child({ component: 'rules' }),
+        metrics,
+      )
+      // Every instance reads every rule: a consumer group of its own for the rules topic.
+      const follower = await table.follow(
+        ctx.log,
+        cfg.topics.rules,
+        `${cfg.jobs.applicationId}-rules-table-${cfg.jobs.instanceId}-${Date.now().toString(36)}`,
+      )
+      ctx.onClose(() => follower.close())
+      const j = cfg.jobs
+      return rulesJob({
+        enrichedTopic: cfg.topics.enriched,
+        devicesTopic: cfg.topics.devices,
+        alertsTopic: cfg.topics.alerts,
+        deadletterTopic: cfg.topics.deadletter,
+        table,
+        time: {
+          outOfOrdernessMs: j.outOfOrdernessMs,
+          idleTimeoutMs: j.idleTimeoutMs,
+          maxFutureMs: j.maxFutureMs,
+        },
+        telemetry: await createTelemetryCodec(registry),
+        device: await AvroCodec.create<Device>(
+          registry,
+          'dev.fleetstream.Device',
+          loadBundledSchema('device.avsc'),
+        ),
+        alert: await AvroCodec.create<Alert>(
+          registry,
+          'dev.fleetstream.Alert',
+          loadBundledSchema('alert.avsc'),
+        ),
+        metrics,
       }) as StreamJob<unknown>
     },
   },

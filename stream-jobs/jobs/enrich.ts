@@ -3,6 +3,7 @@ import type { Telemetry } from '../../core/envelope/telemetry'
 import type { InRecord, OutRecord } from '../../core/kafka/log'
 import type { Device } from '../../schemas/types.generated'
 import { deadLetterRecord, defineJob, type StepResult, type StreamJob } from '../runtime/job'
+import { applyDeviceRecord, restoreDevice } from './device-table'
 
 /** What to do with a reading of a device the registry does not know. */
 export type UnknownDevicePolicy = 'pass' | 'hold' | 'deadletter'
@@ -116,29 +117,18 @@ export function enrichJob(o: EnrichJobOptions): StreamJob<EnrichState> {
         state.held.set(key.slice(HELD.length), list)
         return
       }
-      state.devices.set(key, JSON.parse(value.toString()) as Device)
+      restoreDevice(state.devices, key, value)
     },
     async process(state, records, now) {
       const outputs: OutRecord[] = []
       const changelog = new Map<string, Buffer | null>()
       for (const r of records) {
         if (r.topic === o.devicesTopic) {
-          if (r.key === null) continue
-          if (r.value === null) {
-            state.devices.delete(r.key)
-            changelog.set(r.key, null)
-            continue
-          }
-          let d: Device
-          try {
-            d = await o.device.decode(r.value)
-          } catch (err) {
-            outputs.push(deadLetter(r, 'FS_JOBS_DECODE', (err as Error).message))
-            continue
-          }
-          state.devices.set(d.deviceId, d)
-          changelog.set(d.deviceId, Buffer.from(JSON.stringify(d)))
+          const change = await applyDeviceRecord(state.devices, r, o.device, changelog)
+          if (change.kind === 'invalid') outputs.push(deadLetter(r, 'FS_JOBS_DECODE', change.error))
+          if (change.kind !== 'updated') continue
           // Readings held for this device go out now, in arrival order.
+          const d = change.device
           const waiting = state.held.get(d.deviceId)
           if (waiting) {
             for (const h of waiting) outputs.push(enriched(await o.telemetry.decode(h.record.value!), d))

@@ -1,0 +1,189 @@
+import type { AvroCodec } from '../../core/envelope/codec'
+import type { Telemetry } from '../../core/envelope/telemetry'
+import type { InRecord, OutRecord } from '../../core/kafka/log'
+import {
+  evaluateReading,
+  evaluateSilence,
+  inScope,
+  newRuleState,
+  type CompiledRule,
+  type RuleDeviceState,
+} from '../../rules/engine'
+import type { RuleMetrics } from '../../rules/metrics'
+import type { RuleTable } from '../../rules/table'
+import type { Alert, Device } from '../../schemas/types.generated'
+import {
+  checkEventTime,
+  newWatermark,
+  observe,
+  watermarkAt,
+  type WatermarkOptions,
+  type WatermarkState,
+} from '../operators/watermark'
+import { deadLetterRecord, defineJob, type StepResult, type StreamJob } from '../runtime/job'
+import { applyDeviceRecord, restoreDevice } from './device-table'
+
+/** Settings of the rules job. */
+export interface RulesJobOptions {
+  enrichedTopic: string
+  devicesTopic: string
+  alertsTopic: string
+  deadletterTopic: string
+  /** The rules in force (followed from `iot.rules` by the process). */
+  table: RuleTable
+  /** Event time: absence rules judge silence against the partition's watermark. */
+  time: WatermarkOptions
+  telemetry: AvroCodec<Telemetry>
+  device: AvroCodec<Device>
+  alert: AvroCodec<Alert>
+  metrics?: RuleMetrics
+}
+
+/** A (rule, device) state as the changelog keeps it: with the device's tenant, for absence alerts. */
+interface StoredRuleState {
+  st: RuleDeviceState
+  tenant: string | null
+}
+
+/** Per input partition: the registry copy, the rule states, the watermark. */
+export interface RulesState {
+  devices: Map<string, Device>
+  rules: Map<string, StoredRuleState>
+  /** What the changelog holds per rule-state key, to write only changes. */
+  written: Map<string, string>
+  wm: WatermarkState
+}
+
+const DEVICE = 'device\u0000'
+const RULE = 'rule\u0000'
+const WATERMARK = '__watermark'
+const SEP = '\u0000'
+
+/**
+ * Evaluates the rules in force on every enriched reading (with the device's registry entry,
+ * co-partitioned from `iot.devices`) and writes alert events to `iot.alerts`: one open alert
+ * per (rule, device), deterministic alert ids, rule state in the changelog, everything in the
+ * runner's transactions, so a replay, a crash or a rebalance never duplicates an alert.
+ * Absence rules are judged on the partition's watermark (idle partitions advance by the idle
+ * timeout).
+ */
+export function rulesJob(o: RulesJobOptions): StreamJob<RulesState> {
+  const dead = (r: InRecord, code: string, reason: string) =>
+    deadLetterRecord(o.deadletterTopic, 'rules', r, code, reason)
+  const alertRecord = (a: Alert): OutRecord => {
+    o.metrics?.events.inc({ rule: a.ruleId, event: a.event })
+    return { topic: o.alertsTopic, key: a.deviceId, value: o.alert.encode(a), timestamp: a.ts }
+  }
+  /** Writes a rule state to the changelog when it differs from what is there; empty states are deleted. */
+  const persist = (
+    state: RulesState,
+    key: string,
+    s: StoredRuleState,
+    changelog: StepResult['changelog'],
+  ) => {
+    const st = s.st
+    const empty =
+      st.pending === null &&
+      st.open === null &&
+      !st.last &&
+      !st.samples &&
+      !st.ewma &&
+      st.lastSeen === undefined
+    if (empty) {
+      state.rules.delete(key)
+      if (state.written.delete(key)) changelog.set(key, null)
+      return
+    }
+    const json = JSON.stringify(s)
+    if (state.written.get(key) === json) return
+    state.written.set(key, json)
+    changelog.set(key, Buffer.from(json))
+  }
+  const watermarkEntry = (state: RulesState) => Buffer.from(JSON.stringify(state.wm.maxEventTs))
+
+  return defineJob<RulesState>({
+    name: 'rules',
+    inputTopics: [o.devicesTopic, o.enrichedTopic],
+    outputTopics: [o.alertsTopic, o.deadletterTopic],
+    initState: () => ({ devices: new Map(), rules: new Map(), written: new Map(), wm: newWatermark() }),
+    restore(state, key, value) {
+      if (key.startsWith(DEVICE)) return restoreDevice(state.devices, key.slice(DEVICE.length), value)
+      if (key === WATERMARK) {
+        const max = JSON.parse(value.toString()) as number | null
+        if (max !== null) state.wm = observe(state.wm, max, Date.now(), o.time)
+        return
+      }
+      state.rules.set(key, JSON.parse(value.toString()) as StoredRuleState)
+      state.written.set(key, value.toString())
+    },
+    async process(state, records, now) {
+      const outputs: OutRecord[] = []
+      const changelog = new Map<string, Buffer | null>()
+      const rules = o.table.list()
+      for (const r of records) {
+        if (r.topic === o.devicesTopic) {
+          const change = await applyDeviceRecord(state.devices, r, o.device, changelog, DEVICE)
+          if (change.kind === 'invalid') outputs.push(dead(r, 'FS_JOBS_DECODE', change.error))
+          continue
+        }
+        let e: Telemetry
+        try {
+          e = await o.telemetry.decode(r.value ?? Buffer.alloc(0))
+        } catch (err) {
+          outputs.push(dead(r, 'FS_JOBS_DECODE', (err as Error).message))
+          continue
+        }
+        if (checkEventTime(e.ts, now, o.time) === 'future') {
+          outputs.push(dead(r, 'FS_JOBS_FUTURE', 'event time too far ahead of processing time'))
+          continue
+        }
+        state.wm = observe(state.wm, e.ts, now, o.time)
+        const device = state.devices.get(e.deviceId)
+        const reading = { ...e, device }
+        const tenant = e.tenant ?? device?.tenant ?? null
+        for (const cr of rules) {
+          if (!cr.rule.enabled || !inScope(cr.rule, reading)) continue
+          const key = `${RULE}${cr.rule.id}${SEP}${e.deviceId}`
+          const stored = state.rules.get(key) ?? { st: newRuleState(), tenant }
+          stored.tenant = tenant
+          state.rules.set(key, stored)
+          const { events, verdict } = evaluateReading(cr, stored.st, reading)
+          o.metrics?.evaluations.inc()
+          if (verdict.kind === 'skip' && verdict.error) o.metrics?.errors.inc({ rule: cr.rule.id })
+          if (verdict.kind === 'trigger' && events.length === 0 && !stored.st.open)
+            o.metrics?.debounced.inc({ rule: cr.rule.id })
+          for (const a of events) outputs.push(alertRecord(a))
+          persist(state, key, stored, changelog)
+        }
+      }
+      changelog.set(WATERMARK, watermarkEntry(state))
+      return { outputs, changelog }
+    },
+    tick(state, now) {
+      const before = state.wm.watermark
+      state.wm = watermarkAt(state.wm, now, o.time)
+      const outputs: OutRecord[] = []
+      const changelog = new Map<string, Buffer | null>()
+      const absence = new Map<string, CompiledRule>(
+        o.table
+          .list()
+          .filter((cr) => cr.rule.kind === 'absence')
+          .map((cr) => [cr.rule.id, cr]),
+      )
+      if (absence.size === 0 || !Number.isFinite(state.wm.watermark)) return { outputs, changelog }
+      for (const [key, stored] of state.rules) {
+        const [, ruleId, deviceId] = key.split(SEP) as [string, string, string]
+        const cr = absence.get(ruleId)
+        if (!cr) continue
+        const events = evaluateSilence(cr, stored.st, deviceId, stored.tenant, state.wm.watermark)
+        if (events.length === 0) continue
+        for (const a of events) outputs.push(alertRecord(a))
+        persist(state, key, stored, changelog)
+      }
+      if (state.wm.watermark !== before) changelog.set(WATERMARK, watermarkEntry(state))
+      return { outputs, changelog }
+    },
+    watermark: (state) => state.wm.watermark,
+    stateSize: (state) => state.devices.size + state.rules.size,
+  })
+}

@@ -348,6 +348,8 @@ export class KafkaEventLog implements EventLog {
     let assigned = new Map<string, number[]>()
     c.on(c.events.GROUP_JOIN, ({ payload }) => {
       assigned = new Map(Object.entries(payload.memberAssignment))
+      // kafkajs calls listeners synchronously when it emits, before its first fetch.
+      opts.onAssign?.(assigned)
     })
     c.on(c.events.CRASH, ({ payload }) => {
       // kafkajs restarts the consumer itself after retriable errors; otherwise it has stopped.
@@ -391,6 +393,8 @@ export class KafkaEventLog implements EventLog {
       },
       commit,
       assignment: () => assigned,
+      pause: (topic, partitions) => c.pause([{ topic, partitions }]),
+      resume: (topic, partitions) => c.resume([{ topic, partitions }]),
       close: () => c.disconnect(),
     }
   }
@@ -510,6 +514,10 @@ export class KafkaEventLog implements EventLog {
       endOffsets: async (topic) => {
         const offs = await a.fetchTopicOffsets(topic)
         return new Map(offs.map((o) => [o.partition, o.high]))
+      },
+      committedOffsets: async (groupId, topic) => {
+        const [t] = await a.fetchOffsets({ groupId, topics: [topic] })
+        return new Map((t?.partitions ?? []).map((p) => [p.partition, p.offset]))
       },
       close: () => a.disconnect(),
     }

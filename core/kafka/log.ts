@@ -84,6 +84,8 @@ export interface ConsumerOptions {
   /** The consumer stopped for good (an error retries could not clear): the owner must fail
    * loudly (exit, so a supervisor restarts it) rather than sit idle. */
   onFatal?: (err: Error) => void
+  /** Called, before fetching starts, each time the group hands this member its partitions. */
+  onAssign?: (assignment: Map<string, number[]>) => void
 }
 
 /** What a batch handler may do besides processing: commit positions, keep its session alive. */
@@ -99,6 +101,9 @@ export interface Consumer {
   commit(offsets: PartitionOffset[]): Promise<void>
   /** Partitions currently assigned to this member, by topic (empty before the first join). */
   assignment(): Map<string, number[]>
+  /** Stops fetching these partitions until `resume` (records already handed over still come). */
+  pause(topic: string, partitions: number[]): void
+  resume(topic: string, partitions: number[]): void
   close(): Promise<void>
 }
 
@@ -120,6 +125,8 @@ export interface LogAdmin {
   deleteTopics(names: string[]): Promise<void>
   /** The end offset (next offset to be written) of each partition of `topic`. */
   endOffsets(topic: string): Promise<Map<number, string>>
+  /** A group's committed offset of each partition of `topic` (-1: none). */
+  committedOffsets(groupId: string, topic: string): Promise<Map<number, string>>
   close(): Promise<void>
 }
 

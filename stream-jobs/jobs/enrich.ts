@@ -108,6 +108,7 @@ export function enrichJob(o: EnrichJobOptions): StreamJob<EnrichState> {
   return defineJob<EnrichState>({
     name: 'enrich',
     inputTopics: [o.devicesTopic, o.rawTopic],
+    tableTopics: [o.devicesTopic],
     outputTopics: [o.enrichedTopic, o.deadletterTopic],
     initState: () => ({ devices: new Map(), held: new Map(), heldCount: 0 }),
     restore(state, key, value) {

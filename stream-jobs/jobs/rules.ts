@@ -104,6 +104,7 @@ export function rulesJob(o: RulesJobOptions): StreamJob<RulesState> {
   return defineJob<RulesState>({
     name: 'rules',
     inputTopics: [o.devicesTopic, o.enrichedTopic],
+    tableTopics: [o.devicesTopic],
     outputTopics: [o.alertsTopic, o.deadletterTopic],
     initState: () => ({ devices: new Map(), rules: new Map(), written: new Map(), wm: newWatermark() }),
     restore(state, key, value) {

@@ -19,6 +19,10 @@ export interface StepResult {
 export interface StreamJob<S> {
   name: string
   inputTopics: string[]
+  /** Inputs that are tables (a compacted registry): after each assignment, a partition's other
+   * inputs wait until its table partitions are read to their current end, so a replay joins
+   * with the whole table (like Kafka Streams bootstrapping a global table). */
+  tableTopics?: string[]
   /** Topics the job writes (for creating them); the changelog is added by the runner. */
   outputTopics: string[]
   initState(): S

@@ -1,4 +1,4 @@
-import type { EventLog, OutRecord, PartitionOffset } from '../../core/kafka/log'
+import type { Consumer, EventLog, OutRecord, PartitionOffset } from '../../core/kafka/log'
 import type { Logger } from '../../core/logging/logger'
 import type { StepResult, StreamJob } from './job'
 import { JobMetrics } from './metrics'
@@ -54,7 +54,14 @@ export async function runJob<S>(job: StreamJob<S>, log: EventLog, opts: RunOptio
     throw err
   }
   const producer = await log.transactionalProducer(`${opts.groupId}-${opts.instanceId}`)
-  const consumer = await log.consumer({
+  const tables = job.tableTopics ?? []
+  const streams = job.inputTopics.filter((t) => !tables.includes(t))
+  /** Per assigned partition still bootstrapping: the table topics' end offsets to reach first. */
+  const bootstrapping = new Map<number, Map<string, bigint>>()
+  let generation = 0
+  // eslint-disable-next-line prefer-const -- assigned once the consumer exists; onAssign needs it
+  let consumer: Consumer
+  const consumerReady = log.consumer({
     groupId: opts.groupId,
     topics: job.inputTopics,
     fromBeginning: true,
@@ -63,7 +70,63 @@ export async function runJob<S>(job: StreamJob<S>, log: EventLog, opts: RunOptio
       logger.error('job stopped: its consumer crashed', { error: err.message })
       opts.onFatal?.(err)
     },
+    onAssign: (assignment) => {
+      if (tables.length === 0) return
+      // Table topics first: a partition's stream records wait until its table partitions are
+      // read to the end offsets they have now (a replay then joins with the full table).
+      const mine = [...new Set(tables.flatMap((t) => assignment.get(t) ?? []))]
+      for (const t of streams) consumer.pause(t, mine)
+      bootstrapping.clear()
+      const gen = ++generation
+      void bootstrapEnds(mine).then(
+        (ends) => {
+          if (gen !== generation) return
+          for (const [p, m] of ends) bootstrapping.set(p, m)
+          for (const p of mine) if (!bootstrapping.has(p)) resumeStreams(p)
+        },
+        (err: unknown) => {
+          logger.error('cannot read the table topics end offsets; resuming without bootstrap', {
+            error: (err as Error).message,
+          })
+          for (const p of mine) resumeStreams(p)
+        },
+      )
+    },
   })
+  consumer = await consumerReady
+
+  /** For each partition: the table topics whose committed position is behind their end. */
+  async function bootstrapEnds(partitions: number[]): Promise<Map<number, Map<string, bigint>>> {
+    const out = new Map<number, Map<string, bigint>>()
+    for (const t of tables) {
+      const [ends, committed] = await Promise.all([
+        admin.endOffsets(t),
+        admin.committedOffsets(opts.groupId, t),
+      ])
+      for (const p of partitions) {
+        const end = BigInt(ends.get(p) ?? '0')
+        const at = BigInt(committed.get(p) ?? '-1')
+        if (end > 0n && at < end) {
+          if (!out.has(p)) out.set(p, new Map())
+          out.get(p)!.set(t, end)
+        }
+      }
+    }
+    return out
+  }
+  function resumeStreams(partition: number): void {
+    bootstrapping.delete(partition)
+    for (const t of streams) consumer.resume(t, [partition])
+    logger.info('partition bootstrapped from its table topics', { partition })
+  }
+  /** After a table batch: resume the partition's streams once every table partition is caught up. */
+  function tableProgress(topic: string, partition: number, next: bigint): void {
+    const waiting = bootstrapping.get(partition)
+    if (!waiting) return
+    const end = waiting.get(topic)
+    if (end !== undefined && next >= end) waiting.delete(topic)
+    if (waiting.size === 0) resumeStreams(partition)
+  }
   const states = new Map<number, S>()
   const nextOffset = new Map<string, bigint>()
   const processed = new Set<number>()
@@ -144,6 +207,9 @@ export async function runJob<S>(job: StreamJob<S>, log: EventLog, opts: RunOptio
   await consumer.run((batch) =>
     serial(async () => {
       const t0 = Date.now()
+      if (bootstrapping.has(batch.partition) && !tables.includes(batch.topic))
+        // Fetched just before the pause took effect: refuse it, so it comes again after the bootstrap.
+        throw new Error(`partition ${batch.partition} is still reading its table topics`)
       try {
         const first = BigInt(batch.records[0]!.offset)
         const st = await stateFor(batch.topic, batch.partition, first)
@@ -153,6 +219,7 @@ export async function runJob<S>(job: StreamJob<S>, log: EventLog, opts: RunOptio
           { topic: batch.topic, partition: batch.partition, offset: next.toString() },
         ])
         nextOffset.set(`${batch.topic}:${batch.partition}`, next)
+        if (tables.includes(batch.topic)) tableProgress(batch.topic, batch.partition, next)
       } catch (err) {
         forget(batch.partition)
         metrics.batchFailures.inc(jl)

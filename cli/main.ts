@@ -76,7 +76,8 @@ export function buildCli(): Command {
   return program
 }
 
-/** Runs the CLI; a FleetError prints its code and message and exits 2, never a stack trace. */
+/** Runs the CLI; a FleetError prints its code and message and exits 2, any other error its message
+ * and exits 1; never a stack trace (unless FLEETSTREAM_DEBUG is set). */
 export async function main(argv: string[]): Promise<void> {
   try {
     await buildCli().parseAsync(argv)
@@ -86,6 +87,10 @@ export async function main(argv: string[]): Promise<void> {
       process.exitCode = 2
       return
     }
-    throw err
+    // Not one of ours (a library's): its message, and the stack only when asked for.
+    const e = err as Error
+    process.stderr.write(`fleetstream: unexpected error: ${e.message}\n`)
+    if (process.env.FLEETSTREAM_DEBUG) process.stderr.write(`${e.stack}\n`)
+    process.exitCode = 1
   }
 }

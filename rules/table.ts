@@ -7,13 +7,18 @@ import { RuleValidationError } from './errors'
 import { parseRules } from './loader'
 import type { RuleMetrics } from './metrics'
 
+/** Where a rules job gets the rules in force. */
+export interface RuleSource {
+  list(): CompiledRule[]
+}
+
 /**
  * The rules in force, kept from the compacted `iot.rules` topic: every instance of the rules
  * job reads all of it (like a Kafka Streams global table) and applies changes while running. A
  * definition that does not validate is refused, logged and counted; the rule's previous
  * version stays in force.
  */
-export class RuleTable {
+export class RuleTable implements RuleSource {
   private readonly rules = new Map<string, CompiledRule>()
   private cached: CompiledRule[] = []
 

@@ -400,30 +400,22 @@ export class KafkaEventLog implements EventLog {
   }
 
   /**
-   * kafkajs has no manual partition assignment, so this reads the whole topic with a
-   * throwaway consumer group and keeps `partition`'s records: fine for compacted changelogs,
-   * costly for large topics. It stops at the end offset found on entry; the stop is taken from
-   * kafkajs's END_BATCH_PROCESS event, which also reports batches holding only transaction
-   * markers (a committed changelog usually ends with one).
-   */
-  /**
-   * A partition's end offset, from an admin client of its own. kafkajs's fetchTopicOffsets
+   * A topic's end offsets, from an admin client of its own. kafkajs's fetchTopicOffsets
    * can fail with a TypeError ("Cannot destructure property 'partitions' of 'low.pop(...)'")
    * while a just-created topic's leaders are missing from its cached metadata; a fresh client
    * and a short backoff clear it. (Found as a stream job that stopped reading in CI.)
    */
-  private async endOffset(topic: string, partition: number): Promise<bigint> {
+  private async endOffsets(topic: string): Promise<Map<number, bigint>> {
     for (let attempt = 1; ; attempt++) {
       const admin = this.kafka.admin()
       try {
         await admin.connect()
         const offsets = await admin.fetchTopicOffsets(topic)
-        return BigInt(offsets.find((o) => o.partition === partition)?.high ?? '0')
+        return new Map(offsets.map((o) => [o.partition, BigInt(o.high)]))
       } catch (err) {
-        if (attempt >= 8) throw logError(`cannot read the end offset of ${topic}/${partition}`, err)
+        if (attempt >= 8) throw logError(`cannot read the end offsets of ${topic}`, err)
         this.logger.warn('end offset lookup failed; retrying', {
           topic,
-          partition,
           attempt,
           error: (err as Error).message,
         })
@@ -434,30 +426,58 @@ export class KafkaEventLog implements EventLog {
     }
   }
 
+  /** Reads the whole topic and keeps `partition`'s records (kafkajs has no manual assignment):
+   * fine for compacted changelogs, costly for large topics. */
   async readPartition(topic: string, partition: number, onRecord: (r: InRecord) => void): Promise<void> {
-    const end = await this.endOffset(topic, partition)
+    const end = (await this.endOffsets(topic)).get(partition) ?? 0n
     if (end === 0n) return
+    await this.readTo(topic, new Map([[partition, end]]), onRecord)
+  }
+
+  async readTopic(topic: string, onRecord: (r: InRecord) => void): Promise<void> {
+    const admin = await this.metadataAdmin()
+    const ends = new Map<number, bigint>()
+    for (const o of await admin.fetchTopicOffsets(topic))
+      if (BigInt(o.high) > 0n) ends.set(o.partition, BigInt(o.high))
+    if (ends.size) await this.readTo(topic, ends, onRecord)
+  }
+
+  /**
+   * Reads partitions of `topic` from their start up to the given end offsets with a throwaway
+   * consumer group (kafkajs has no manual assignment). The stop is taken from kafkajs's
+   * END_BATCH_PROCESS event, which also reports batches holding only transaction markers (a
+   * committed changelog usually ends with one).
+   */
+  private async readTo(
+    topic: string,
+    ends: Map<number, bigint>,
+    onRecord: (r: InRecord) => void,
+  ): Promise<void> {
     const c = this.kafka.consumer({
-      groupId: `fleetstream-restore-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`,
+      groupId: `fleetstream-read-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`,
       allowAutoTopicCreation: false,
     })
-    await c.connect()
+    const waiting = new Set(ends.keys())
     try {
+      await c.connect()
       await c.subscribe({ topics: [topic], fromBeginning: true })
       await new Promise<void>((resolve, reject) => {
         c.on(c.events.END_BATCH_PROCESS, ({ payload }) => {
-          if (payload.partition === partition && BigInt(payload.lastOffset) + 1n >= end) resolve()
+          const end = ends.get(payload.partition)
+          if (end !== undefined && BigInt(payload.lastOffset) + 1n >= end) waiting.delete(payload.partition)
+          if (waiting.size === 0) resolve()
         })
         c.on(c.events.CRASH, ({ payload }) => reject(payload.error))
         c.run({
           autoCommit: false,
           eachBatch: async ({ batch }) => {
-            if (batch.partition !== partition) return
+            const end = ends.get(batch.partition)
+            if (end === undefined) return
             for (const m of batch.messages) {
               if (BigInt(m.offset) >= end) break
               onRecord({
                 topic,
-                partition,
+                partition: batch.partition,
                 offset: m.offset,
                 key: m.key === null ? null : m.key.toString('utf8'),
                 value: m.value,
@@ -468,8 +488,10 @@ export class KafkaEventLog implements EventLog {
           },
         }).catch(reject)
       })
+    } catch (err) {
+      throw logError(`cannot read topic ${topic}`, err)
     } finally {
-      await c.disconnect()
+      await c.disconnect().catch(() => undefined)
     }
   }
 

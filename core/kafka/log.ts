@@ -137,6 +137,8 @@ export interface EventLog {
   consumer(opts: ConsumerOptions): Promise<Consumer>
   /** Reads one partition from its start to the end offset it has now (committed records only). */
   readPartition(topic: string, partition: number, onRecord: (r: InRecord) => void): Promise<void>
+  /** Reads every partition of a topic from its start to the end offsets it has now (committed records only). */
+  readTopic(topic: string, onRecord: (r: InRecord) => void): Promise<void>
   admin(): Promise<LogAdmin>
   /** Releases what the log itself holds (not the producers and consumers it handed out). */
   close(): Promise<void>

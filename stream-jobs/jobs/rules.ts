@@ -10,7 +10,7 @@ import {
   type RuleDeviceState,
 } from '../../rules/engine'
 import type { RuleMetrics } from '../../rules/metrics'
-import type { RuleTable } from '../../rules/table'
+import type { RuleSource } from '../../rules/table'
 import type { Alert, Device } from '../../schemas/types.generated'
 import {
   checkEventTime,
@@ -29,8 +29,8 @@ export interface RulesJobOptions {
   devicesTopic: string
   alertsTopic: string
   deadletterTopic: string
-  /** The rules in force (followed from `iot.rules` by the process). */
-  table: RuleTable
+  /** The rules in force (a RuleTable following `iot.rules`, or a fixed list for a backtest). */
+  table: RuleSource
   /** Event time: absence rules judge silence against the partition's watermark. */
   time: WatermarkOptions
   telemetry: AvroCodec<Telemetry>

@@ -1,5 +1,6 @@
 import { Command } from 'commander'
 import { registerBridgeCommands } from '../bridge/cli'
+import { registerAlertCommands } from '../consumers/alerts/cli'
 import { registerRuleCommands } from '../rules/cli'
 import { registerJobCommands } from '../stream-jobs/cli'
 import { loadConfig } from '../core/config/load'
@@ -73,6 +74,7 @@ export function buildCli(): Command {
   registerBridgeCommands(program)
   registerJobCommands(program)
   registerRuleCommands(program)
+  registerAlertCommands(program)
   return program
 }
 

@@ -160,8 +160,12 @@ export function judge(cr: CompiledRule, st: RuleDeviceState, r: RuleReading): Ve
       if (rule.method === 'zscore') {
         const xs = (st.samples ??= [])
         n = xs.length
-        mean = xs.reduce((a, x) => a + x, 0) / Math.max(1, n)
-        sd = Math.sqrt(xs.reduce((a, x) => a + (x - mean) ** 2, 0) / Math.max(1, n - 1))
+        let sum = 0
+        for (const x of xs) sum += x
+        mean = sum / Math.max(1, n)
+        let sq = 0
+        for (const x of xs) sq += (x - mean) * (x - mean)
+        sd = Math.sqrt(sq / Math.max(1, n - 1))
         xs.push(v)
         if (xs.length > rule.window) xs.shift()
       } else {
@@ -251,13 +255,6 @@ function worse(rule: Rule, v: number, worst: number): boolean {
  */
 export function applyVerdict(cr: CompiledRule, st: RuleDeviceState, v: Verdict, at: Subject): Alert[] {
   const rule = cr.rule
-  const event = (
-    kind: Alert['event'],
-    value: number | null,
-    message: string,
-    raisedAt: number,
-    alertId: string,
-  ) => alertEvent(rule, at, kind, value, message, { alertId, raisedAt })
   switch (v.kind) {
     case 'skip':
       return []
@@ -269,9 +266,7 @@ export function applyVerdict(cr: CompiledRule, st: RuleDeviceState, v: Verdict, 
       const open = st.open
       if (!open) return []
       st.open = null
-      return [
-        event('cleared', v.value, `${rule.name ?? rule.id}: back to normal`, open.raisedAt, open.alertId),
-      ]
+      return [alertEvent(rule, at, 'cleared', v.value, `${rule.name ?? rule.id}: back to normal`, open)]
     }
     case 'trigger': {
       const open = st.open
@@ -282,13 +277,7 @@ export function applyVerdict(cr: CompiledRule, st: RuleDeviceState, v: Verdict, 
         open.reported = open.worst
         open.lastEventTs = at.ts
         return [
-          event(
-            'updated',
-            open.worst,
-            `${v.message} (worst so far: ${open.worst})`,
-            open.raisedAt,
-            open.alertId,
-          ),
+          alertEvent(rule, at, 'updated', open.worst, `${v.message} (worst so far: ${open.worst})`, open),
         ]
       }
       const p = (st.pending = st.pending ?? { count: 0, since: at.ts })
@@ -304,7 +293,7 @@ export function applyVerdict(cr: CompiledRule, st: RuleDeviceState, v: Verdict, 
         : d.readings !== undefined
           ? ` for ${d.readings} readings`
           : ` for ${d.duration! / 1000} s`
-      return [event('raised', v.value, `${v.message}${why}`, at.ts, alertId)]
+      return [alertEvent(rule, at, 'raised', v.value, `${v.message}${why}`, st.open)]
     }
   }
 }

@@ -55,9 +55,15 @@ function checkShape(source: string): void {
     throw new ExpressionError(`expression nested too deeply (${max} > ${MAX_EXPRESSION_DEPTH} levels)`)
 }
 
+/** Scopes already built, per reading: every condition rule on one reading shares one. */
+const scopes = new WeakMap<ConditionInput, Record<string, unknown>>()
+
 /** A variable scope with no prototype: names such as `constructor` resolve to nothing. */
 function bindings(input: ConditionInput): Record<string, unknown> {
+  const cached = scopes.get(input)
+  if (cached) return cached
   const b = Object.create(null) as Record<string, unknown>
+  scopes.set(input, b)
   b.deviceId = input.deviceId
   b.tenant = input.tenant
   b.ts = input.ts

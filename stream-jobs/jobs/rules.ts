@@ -48,7 +48,9 @@ interface StoredRuleState {
 /** Per input partition: the registry copy, the rule states, the watermark. */
 export interface RulesState {
   devices: Map<string, Device>
-  rules: Map<string, StoredRuleState>
+  /** Rule states by device, then rule id (lookups with the strings at hand, no key building). */
+  rules: Map<string, Map<string, StoredRuleState>>
+  ruleStates: number
   /** What the changelog holds per rule-state key, to write only changes. */
   written: Map<string, string>
   wm: WatermarkState
@@ -58,6 +60,8 @@ const DEVICE = 'device\u0000'
 const RULE = 'rule\u0000'
 const WATERMARK = '__watermark'
 const SEP = '\u0000'
+/** Rule kinds whose state changes with every reading (previous value, baseline, last seen). */
+const MEMORY_KINDS = new Set(['rate', 'anomaly', 'absence'])
 
 /**
  * Evaluates the rules in force on every enriched reading (with the device's registry entry,
@@ -77,10 +81,12 @@ export function rulesJob(o: RulesJobOptions): StreamJob<RulesState> {
   /** Writes a rule state to the changelog when it differs from what is there; empty states are deleted. */
   const persist = (
     state: RulesState,
-    key: string,
+    deviceId: string,
+    ruleId: string,
     s: StoredRuleState,
     changelog: StepResult['changelog'],
   ) => {
+    const key = `${RULE}${ruleId}${SEP}${deviceId}`
     const st = s.st
     const empty =
       st.pending === null &&
@@ -90,7 +96,9 @@ export function rulesJob(o: RulesJobOptions): StreamJob<RulesState> {
       !st.ewma &&
       st.lastSeen === undefined
     if (empty) {
-      state.rules.delete(key)
+      const byRule = state.rules.get(deviceId)
+      if (byRule?.delete(ruleId)) state.ruleStates--
+      if (byRule?.size === 0) state.rules.delete(deviceId)
       if (state.written.delete(key)) changelog.set(key, null)
       return
     }
@@ -99,6 +107,16 @@ export function rulesJob(o: RulesJobOptions): StreamJob<RulesState> {
     state.written.set(key, json)
     changelog.set(key, Buffer.from(json))
   }
+  const stateOf = (state: RulesState, deviceId: string, ruleId: string, tenant: string | null) => {
+    let byRule = state.rules.get(deviceId)
+    if (!byRule) state.rules.set(deviceId, (byRule = new Map()))
+    let stored = byRule.get(ruleId)
+    if (!stored) {
+      byRule.set(ruleId, (stored = { st: newRuleState(), tenant }))
+      state.ruleStates++
+    }
+    return stored
+  }
   const watermarkEntry = (state: RulesState) => Buffer.from(JSON.stringify(state.wm.maxEventTs))
 
   return defineJob<RulesState>({
@@ -106,7 +124,13 @@ export function rulesJob(o: RulesJobOptions): StreamJob<RulesState> {
     inputTopics: [o.devicesTopic, o.enrichedTopic],
     tableTopics: [o.devicesTopic],
     outputTopics: [o.alertsTopic, o.deadletterTopic],
-    initState: () => ({ devices: new Map(), rules: new Map(), written: new Map(), wm: newWatermark() }),
+    initState: () => ({
+      devices: new Map(),
+      rules: new Map(),
+      ruleStates: 0,
+      written: new Map(),
+      wm: newWatermark(),
+    }),
     restore(state, key, value) {
       if (key.startsWith(DEVICE)) return restoreDevice(state.devices, key.slice(DEVICE.length), value)
       if (key === WATERMARK) {
@@ -114,13 +138,18 @@ export function rulesJob(o: RulesJobOptions): StreamJob<RulesState> {
         if (max !== null) state.wm = observe(state.wm, max, Date.now(), o.time)
         return
       }
-      state.rules.set(key, JSON.parse(value.toString()) as StoredRuleState)
+      const [, ruleId, deviceId] = key.split(SEP) as [string, string, string]
+      const restored = JSON.parse(value.toString()) as StoredRuleState
+      const stored = stateOf(state, deviceId, ruleId, restored.tenant)
+      stored.st = restored.st
       state.written.set(key, value.toString())
     },
     async process(state, records, now) {
       const outputs: OutRecord[] = []
       const changelog = new Map<string, Buffer | null>()
       const rules = o.table.list()
+      /** Rule states that may have changed in this batch, by device. */
+      const dirty = new Map<string, Set<string>>()
       for (const r of records) {
         if (r.topic === o.devicesTopic) {
           const change = await applyDeviceRecord(state.devices, r, o.device, changelog, DEVICE)
@@ -142,21 +171,43 @@ export function rulesJob(o: RulesJobOptions): StreamJob<RulesState> {
         const device = state.devices.get(e.deviceId)
         const reading = { ...e, device }
         const tenant = e.tenant ?? device?.tenant ?? null
+        let evaluations = 0
+        let changed: Set<string> | undefined
         for (const cr of rules) {
           if (!cr.rule.enabled || !inScope(cr.rule, reading)) continue
-          const key = `${RULE}${cr.rule.id}${SEP}${e.deviceId}`
-          const stored = state.rules.get(key) ?? { st: newRuleState(), tenant }
+          const ruleId = cr.rule.id
+          const stored = stateOf(state, e.deviceId, ruleId, tenant)
+          const hadPending = stored.st.pending !== null
+          let touched = stored.tenant !== tenant
           stored.tenant = tenant
-          state.rules.set(key, stored)
           const { events, verdict } = evaluateReading(cr, stored.st, reading)
-          o.metrics?.evaluations.inc()
-          if (verdict.kind === 'skip' && verdict.error) o.metrics?.errors.inc({ rule: cr.rule.id })
+          evaluations++
+          if (verdict.kind === 'skip' && verdict.error) o.metrics?.errors.inc({ rule: ruleId })
           if (verdict.kind === 'trigger' && events.length === 0 && !stored.st.open)
-            o.metrics?.debounced.inc({ rule: cr.rule.id })
+            o.metrics?.debounced.inc({ rule: ruleId })
           for (const a of events) outputs.push(alertRecord(a))
-          persist(state, key, stored, changelog)
+          // Only what may have changed goes to the changelog, once per batch.
+          touched ||=
+            events.length > 0 ||
+            MEMORY_KINDS.has(cr.rule.kind) ||
+            hadPending ||
+            stored.st.pending !== null ||
+            (stored.st.open !== null && verdict.kind === 'trigger')
+          if (touched) {
+            if (!changed) {
+              changed = dirty.get(e.deviceId)
+              if (!changed) dirty.set(e.deviceId, (changed = new Set()))
+            }
+            changed.add(ruleId)
+          }
         }
+        o.metrics?.evaluations.inc(evaluations)
       }
+      for (const [deviceId, ruleIds] of dirty)
+        for (const ruleId of ruleIds) {
+          const stored = state.rules.get(deviceId)?.get(ruleId)
+          if (stored) persist(state, deviceId, ruleId, stored, changelog)
+        }
       changelog.set(WATERMARK, watermarkEntry(state))
       return { outputs, changelog }
     },
@@ -172,19 +223,19 @@ export function rulesJob(o: RulesJobOptions): StreamJob<RulesState> {
           .map((cr) => [cr.rule.id, cr]),
       )
       if (absence.size === 0 || !Number.isFinite(state.wm.watermark)) return { outputs, changelog }
-      for (const [key, stored] of state.rules) {
-        const [, ruleId, deviceId] = key.split(SEP) as [string, string, string]
-        const cr = absence.get(ruleId)
-        if (!cr) continue
-        const events = evaluateSilence(cr, stored.st, deviceId, stored.tenant, state.wm.watermark)
-        if (events.length === 0) continue
-        for (const a of events) outputs.push(alertRecord(a))
-        persist(state, key, stored, changelog)
-      }
+      for (const [deviceId, byRule] of state.rules)
+        for (const [ruleId, stored] of byRule) {
+          const cr = absence.get(ruleId)
+          if (!cr) continue
+          const events = evaluateSilence(cr, stored.st, deviceId, stored.tenant, state.wm.watermark)
+          if (events.length === 0) continue
+          for (const a of events) outputs.push(alertRecord(a))
+          persist(state, deviceId, ruleId, stored, changelog)
+        }
       if (state.wm.watermark !== before) changelog.set(WATERMARK, watermarkEntry(state))
       return { outputs, changelog }
     },
     watermark: (state) => state.wm.watermark,
-    stateSize: (state) => state.devices.size + state.rules.size,
+    stateSize: (state) => state.devices.size + state.ruleStates,
   })
 }

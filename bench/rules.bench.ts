@@ -268,9 +268,10 @@ async function main(): Promise<void> {
         const d = (tick * perTick + k) % D
         const j = Math.floor((tick * perTick + k) / D)
         const e = reading(d, j, now)
-        // Steady values inside every rule's limits; every 25th pass over the fleet device d
-        // runs hot on m0 (threshold and rate rules fire), and the next pass clears it.
-        e.metrics = { m0: j % 25 === 1 ? 99 : 50, m1: 50, m2: 50, m3: 50, m4: 50, battery: 80 }
+        // Steady values inside every rule's limits; one pass in 25 a device runs hot on m0
+        // (threshold and rate rules fire), the next pass clears it; devices take turns, so
+        // 1/25 of the fleet crosses in each pass (no fleet-wide storm).
+        e.metrics = { m0: (j + d) % 25 === 1 ? 99 : 50, m1: 50, m2: 50, m3: 50, m4: 50, battery: 80 }
         recs.push({ topic: lt.enriched, key: e.deviceId, value: telemetry.encode(e) })
         sentAt.set(`${e.deviceId}/${e.ts}`, now)
       }

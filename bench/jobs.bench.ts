@@ -18,7 +18,6 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
-import { Kafka, logLevel } from 'kafkajs'
 import { AvroCodec } from '../core/envelope/codec'
 import { LocalSchemaRegistry, loadBundledSchema } from '../core/envelope/registry'
 import { createTelemetryCodec, type Telemetry } from '../core/envelope/telemetry'
@@ -27,6 +26,7 @@ import { newWindowState, advance } from '../stream-jobs/operators/window-aggrega
 import type { Rollup } from '../schemas/types.generated'
 import { testKafkaLog } from '../test/kafka'
 import { serverEnv } from '../test/servers'
+import { benchKafka, committedSum, createBenchTopics } from './lib/kafka'
 import { summarizeProfile } from './lib/profile'
 import { cpuOfPid, pct, rssMiB, serverPid } from './lib/proc'
 
@@ -42,33 +42,16 @@ const RUN = `bj${Date.now().toString(36)}`
 const out = (o: object) => process.stdout.write(`${JSON.stringify({ bench: 'jobs', ...o })}\n`)
 
 const env = serverEnv()
-const kafka = new Kafka({
-  clientId: 'bench-jobs',
-  brokers: env.FS_KAFKA_BROKERS.split(','),
-  logLevel: logLevel.NOTHING,
-})
+const kafka = benchKafka('bench-jobs')
 
-/** Sum of a group's committed offsets on a topic (0 while nothing is committed). */
-async function committed(groupId: string, topic: string): Promise<number> {
-  const admin = kafka.admin()
-  await admin.connect()
-  try {
-    const [t] = await admin.fetchOffsets({ groupId, topics: [topic] })
-    return (t?.partitions ?? []).reduce((a, p) => a + Math.max(0, Number(p.offset)), 0)
-  } finally {
-    await admin.disconnect()
-  }
-}
+const committed = (groupId: string, topic: string) => committedSum(kafka, groupId, topic)
 
-async function createTopics(names: string[]): Promise<void> {
-  const admin = kafka.admin()
-  await admin.connect()
-  await admin.createTopics({
-    waitForLeaders: true,
-    topics: names.map((topic) => ({ topic, numPartitions: PARTS, replicationFactor: 1 })),
-  })
-  await admin.disconnect()
-}
+const createTopics = (names: string[]) =>
+  createBenchTopics(
+    kafka,
+    PARTS,
+    names.map((name) => ({ name })),
+  )
 
 /** Generates the input: D devices × N/D readings with two metrics, event time in the past,
  * ±2 s of jitter (inside the 5 s out-of-orderness), in time sweeps over the devices. */

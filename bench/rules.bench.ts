@@ -18,7 +18,6 @@ import { execFileSync, spawn } from 'node:child_process'
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { Kafka, logLevel } from 'kafkajs'
 import { AvroCodec } from '../core/envelope/codec'
 import { LocalSchemaRegistry, loadBundledSchema } from '../core/envelope/registry'
 import { createTelemetryCodec, type Telemetry } from '../core/envelope/telemetry'
@@ -26,6 +25,7 @@ import type { OutRecord } from '../core/kafka/log'
 import type { Alert, Device, RuleDefinition } from '../schemas/types.generated'
 import { testKafkaLog } from '../test/kafka'
 import { serverEnv } from '../test/servers'
+import { benchKafka, committedSum, createBenchTopics } from './lib/kafka'
 import { summarizeProfile } from './lib/profile'
 import { cpuOfPid, pct, serverPid } from './lib/proc'
 
@@ -38,11 +38,7 @@ const PARTS = 4
 const RUN = `br${Date.now().toString(36)}`
 const out = (o: object) => process.stdout.write(`${JSON.stringify({ bench: 'rules', ...o })}\n`)
 const env = serverEnv()
-const kafka = new Kafka({
-  clientId: 'bench-rules',
-  brokers: env.FS_KAFKA_BROKERS.split(','),
-  logLevel: logLevel.NOTHING,
-})
+const kafka = benchKafka('bench-rules')
 
 /** 100 rules of every kind; a quarter scoped to one site (half the devices). */
 function hundredRules(): object[] {
@@ -74,31 +70,9 @@ function hundredRules(): object[] {
   return rules
 }
 
-async function topics(names: { name: string; compacted?: boolean }[]) {
-  const admin = kafka.admin()
-  await admin.connect()
-  await admin.createTopics({
-    waitForLeaders: true,
-    topics: names.map((t) => ({
-      topic: t.name,
-      numPartitions: PARTS,
-      replicationFactor: 1,
-      configEntries: t.compacted ? [{ name: 'cleanup.policy', value: 'compact' }] : [],
-    })),
-  })
-  await admin.disconnect()
-}
+const topics = (names: { name: string; compacted?: boolean }[]) => createBenchTopics(kafka, PARTS, names)
 
-async function committed(groupId: string, topic: string): Promise<number> {
-  const admin = kafka.admin()
-  await admin.connect()
-  try {
-    const [t] = await admin.fetchOffsets({ groupId, topics: [topic] })
-    return (t?.partitions ?? []).reduce((a, p) => a + Math.max(0, Number(p.offset)), 0)
-  } finally {
-    await admin.disconnect()
-  }
-}
+const committed = (groupId: string, topic: string) => committedSum(kafka, groupId, topic)
 
 async function metricValue(port: number, name: string): Promise<number> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()

@@ -12,7 +12,6 @@ import type { AvroCodec } from '../../core/envelope/codec'
 import type { Telemetry } from '../../core/envelope/telemetry'
 import type { InRecord, OutRecord } from '../../core/kafka/log'
 import {
-  checkEventTime,
   newWatermark,
   observe,
   watermarkAt,
@@ -30,6 +29,7 @@ import {
   type WindowResult,
   type WindowState,
 } from '../operators/window-aggregate'
+import { decodeReading } from '../runtime/readings'
 import { deadLetterRecord, defineJob, type StepResult, type StreamJob } from '../runtime/job'
 
 export interface DeviceSessionsOptions {
@@ -106,17 +106,17 @@ export function deviceSessionsJob(o: DeviceSessionsOptions): StreamJob<DeviceSes
       const outputs: OutRecord[] = []
       const changed = new Set<string>()
       for (const r of records) {
-        let e: Telemetry
-        try {
-          e = await o.telemetry.decode(r.value ?? Buffer.alloc(0))
-        } catch (err) {
-          outputs.push(dead(r, 'FS_JOBS_DECODE', (err as Error).message))
+        const decoded = await decodeReading(r, now, {
+          job: 'device-sessions',
+          deadletterTopic: o.deadletterTopic,
+          telemetry: o.telemetry,
+          time: o.time,
+        })
+        if ('dead' in decoded) {
+          outputs.push(decoded.dead)
           continue
         }
-        if (checkEventTime(e.ts, now, o.time) === 'future') {
-          outputs.push(dead(r, 'FS_JOBS_FUTURE', 'event time too far ahead'))
-          continue
-        }
+        const e = decoded.reading
         state.wm = observe(state.wm, e.ts, now, o.time)
         const { results, late } = advance(
           state.sessions,

@@ -1,10 +1,9 @@
 import type { AvroCodec } from '../../core/envelope/codec'
 import type { Telemetry } from '../../core/envelope/telemetry'
-import type { InRecord, OutRecord } from '../../core/kafka/log'
+import type { OutRecord } from '../../core/kafka/log'
 import type { Rollup } from '../../schemas/types.generated'
 import { avg } from '../operators/aggregate'
 import {
-  checkEventTime,
   newWatermark,
   observe,
   watermarkAt,
@@ -22,7 +21,8 @@ import {
   type WindowResult,
   type WindowState,
 } from '../operators/window-aggregate'
-import { deadLetterRecord, defineJob, type StepResult, type StreamJob } from '../runtime/job'
+import { decodeReading } from '../runtime/readings'
+import { defineJob, type StepResult, type StreamJob } from '../runtime/job'
 
 /** One rollup output: a tumbling window size and the topic it goes to. */
 export interface RollupOutput {
@@ -117,9 +117,6 @@ export function rollupJob(o: RollupJobOptions): StreamJob<RollupState> {
     firings[r.kind] = (firings[r.kind] ?? 0) + 1
   }
 
-  const deadLetter = (r: InRecord, code: string, reason: string) =>
-    deadLetterRecord(o.deadletterTopic, 'rollup', r, code, reason)
-
   return defineJob<RollupState>({
     name: 'rollup',
     inputTopics: [o.inputTopic],
@@ -146,23 +143,17 @@ export function rollupJob(o: RollupJobOptions): StreamJob<RollupState> {
       const firings: Firings = {}
       const changed = new Set<string>()
       for (const r of records) {
-        let e: Telemetry
-        try {
-          e = await o.telemetry.decode(r.value ?? Buffer.alloc(0))
-        } catch (err) {
-          outputs.push(deadLetter(r, 'FS_JOBS_DECODE', (err as Error).message))
+        const decoded = await decodeReading(r, now, {
+          job: 'rollup',
+          deadletterTopic: o.deadletterTopic,
+          telemetry: o.telemetry,
+          time: o.time,
+        })
+        if ('dead' in decoded) {
+          outputs.push(decoded.dead)
           continue
         }
-        if (checkEventTime(e.ts, now, o.time) === 'future') {
-          outputs.push(
-            deadLetter(
-              r,
-              'FS_JOBS_FUTURE',
-              `event time ${new Date(e.ts).toISOString()} is too far ahead of processing time`,
-            ),
-          )
-          continue
-        }
+        const e = decoded.reading
         state.wm = observe(state.wm, e.ts, now, o.time)
         let numeric = false
         let placed = false

@@ -13,13 +13,13 @@ import type { RuleMetrics } from '../../rules/metrics'
 import type { RuleSource } from '../../rules/table'
 import type { Alert, Device } from '../../schemas/types.generated'
 import {
-  checkEventTime,
   newWatermark,
   observe,
   watermarkAt,
   type WatermarkOptions,
   type WatermarkState,
 } from '../operators/watermark'
+import { decodeReading } from '../runtime/readings'
 import { deadLetterRecord, defineJob, type StepResult, type StreamJob } from '../runtime/job'
 import { applyDeviceRecord, restoreDevice } from './device-table'
 
@@ -156,17 +156,17 @@ export function rulesJob(o: RulesJobOptions): StreamJob<RulesState> {
           if (change.kind === 'invalid') outputs.push(dead(r, 'FS_JOBS_DECODE', change.error))
           continue
         }
-        let e: Telemetry
-        try {
-          e = await o.telemetry.decode(r.value ?? Buffer.alloc(0))
-        } catch (err) {
-          outputs.push(dead(r, 'FS_JOBS_DECODE', (err as Error).message))
+        const decoded = await decodeReading(r, now, {
+          job: 'rules',
+          deadletterTopic: o.deadletterTopic,
+          telemetry: o.telemetry,
+          time: o.time,
+        })
+        if ('dead' in decoded) {
+          outputs.push(decoded.dead)
           continue
         }
-        if (checkEventTime(e.ts, now, o.time) === 'future') {
-          outputs.push(dead(r, 'FS_JOBS_FUTURE', 'event time too far ahead of processing time'))
-          continue
-        }
+        const e = decoded.reading
         state.wm = observe(state.wm, e.ts, now, o.time)
         const device = state.devices.get(e.deviceId)
         const reading = { ...e, device }

@@ -1,0 +1,43 @@
+/** Kafka helpers shared by the benchmarks (admin calls on the test broker). */
+import { Kafka, logLevel } from 'kafkajs'
+import { serverEnv } from '../../test/servers'
+
+/** A kafkajs client of the test broker, silent. */
+export function benchKafka(clientId: string): Kafka {
+  return new Kafka({ clientId, brokers: serverEnv().FS_KAFKA_BROKERS.split(','), logLevel: logLevel.NOTHING })
+}
+
+/** Sum of a group's committed offsets on a topic (0 while nothing is committed). */
+export async function committedSum(kafka: Kafka, groupId: string, topic: string): Promise<number> {
+  const admin = kafka.admin()
+  await admin.connect()
+  try {
+    const [t] = await admin.fetchOffsets({ groupId, topics: [topic] })
+    return (t?.partitions ?? []).reduce((a, p) => a + Math.max(0, Number(p.offset)), 0)
+  } finally {
+    await admin.disconnect()
+  }
+}
+
+/** Creates topics with `partitions` partitions (compacted when asked), waiting for leaders. */
+export async function createBenchTopics(
+  kafka: Kafka,
+  partitions: number,
+  topics: { name: string; compacted?: boolean }[],
+): Promise<void> {
+  const admin = kafka.admin()
+  await admin.connect()
+  try {
+    await admin.createTopics({
+      waitForLeaders: true,
+      topics: topics.map((t) => ({
+        topic: t.name,
+        numPartitions: partitions,
+        replicationFactor: 1,
+        configEntries: t.compacted ? [{ name: 'cleanup.policy', value: 'compact' }] : [],
+      })),
+    })
+  } finally {
+    await admin.disconnect()
+  }
+}

@@ -365,6 +365,7 @@ export class KafkaEventLog implements EventLog {
       run: async (handler) => {
         await c.run({
           autoCommit: false,
+          partitionsConsumedConcurrently: opts.concurrency ?? 1,
           eachBatchAutoResolve: true,
           eachBatch: async ({ batch, heartbeat }) => {
             const records: InRecord[] = batch.messages.map((m) => ({

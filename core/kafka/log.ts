@@ -84,6 +84,8 @@ export interface ConsumerOptions {
   /** The consumer stopped for good (an error retries could not clear): the owner must fail
    * loudly (exit, so a supervisor restarts it) rather than sit idle. */
   onFatal?: (err: Error) => void
+  /** How many partitions' batches may be handed to the handler at once (default 1). */
+  concurrency?: number
   /** Called, before fetching starts, each time the group hands this member its partitions. */
   onAssign?: (assignment: Map<string, number[]>) => void
 }
@@ -96,7 +98,8 @@ export interface BatchContext {
 
 /** A consumer in a group with manual commits: nothing is committed unless the handler says so. */
 export interface Consumer {
-  /** Starts consuming; resolves once the consumer is running. Batches of one partition are sequential. */
+  /** Starts consuming; resolves once the consumer is running. Batches of one partition are
+   * sequential; batches of different partitions may overlap up to `concurrency`. */
   run(handler: (batch: RecordBatch, ctx: BatchContext) => Promise<void>): Promise<void>
   commit(offsets: PartitionOffset[]): Promise<void>
   /** Partitions currently assigned to this member, by topic (empty before the first join). */

@@ -1,4 +1,4 @@
-import type { Consumer, EventLog, OutRecord, PartitionOffset } from '../../core/kafka/log'
+import type { Consumer, EventLog, OutRecord, PartitionOffset, RecordBatch } from '../../core/kafka/log'
 import type { Logger } from '../../core/logging/logger'
 import type { StepResult, StreamJob } from './job'
 import { JobMetrics } from './metrics'
@@ -66,6 +66,8 @@ export async function runJob<S>(job: StreamJob<S>, log: EventLog, opts: RunOptio
     topics: job.inputTopics,
     fromBeginning: true,
     readCommitted: true,
+    // Several partitions' batches at once, so group commit has something to group.
+    concurrency: 8,
     onFatal: (err) => {
       logger.error('job stopped: its consumer crashed', { error: err.message })
       opts.onFatal?.(err)
@@ -165,17 +167,27 @@ export async function runJob<S>(job: StreamJob<S>, log: EventLog, opts: RunOptio
     return st
   }
 
-  async function commit(partition: number, step: StepResult, offsets: PartitionOffset[]): Promise<void> {
-    if (step.outputs.length === 0 && step.changelog.size === 0 && offsets.length === 0) return
-    const changelog: OutRecord[] = [...step.changelog].map(([key, value]) => ({
-      topic: opts.changelogTopic,
-      key,
-      value,
-      partition,
-    }))
+  /** One partition's step to commit: its outputs, its changelog entries, the input offsets it covers. */
+  interface Commit {
+    partition: number
+    step: StepResult
+    offsets: PartitionOffset[]
+  }
+
+  /** Commits steps (of one or several partitions) in one transaction: all of them or none. */
+  async function commit(steps: Commit[]): Promise<void> {
+    const records: OutRecord[] = []
+    const offsets: PartitionOffset[] = []
+    for (const c of steps) {
+      records.push(...c.step.outputs)
+      for (const [key, value] of c.step.changelog)
+        records.push({ topic: opts.changelogTopic, key, value, partition: c.partition })
+      offsets.push(...c.offsets)
+    }
+    if (records.length === 0 && offsets.length === 0) return
     const tx = await producer.begin()
     try {
-      await tx.send([...step.outputs, ...changelog])
+      if (records.length) await tx.send(records)
       if (offsets.length) await tx.sendOffsets(opts.groupId, offsets)
       await tx.commit()
       metrics.transactions.inc({ ...jl, outcome: 'committed' })
@@ -184,7 +196,7 @@ export async function runJob<S>(job: StreamJob<S>, log: EventLog, opts: RunOptio
       metrics.transactions.inc({ ...jl, outcome: 'aborted' })
       throw err
     }
-    count(step)
+    for (const c of steps) count(c.step)
   }
 
   /** Metrics of a committed step. */
@@ -204,42 +216,102 @@ export async function runJob<S>(job: StreamJob<S>, log: EventLog, opts: RunOptio
     for (const k of nextOffset.keys()) if (k.endsWith(`:${partition}`)) nextOffset.delete(k)
   }
 
-  await consumer.run((batch) =>
-    serial(async () => {
-      const t0 = Date.now()
-      if (bootstrapping.has(batch.partition) && !tables.includes(batch.topic))
-        // Fetched just before the pause took effect: refuse it, so it comes again after the bootstrap.
-        throw new Error(`partition ${batch.partition} is still reading its table topics`)
-      try {
-        const first = BigInt(batch.records[0]!.offset)
-        const st = await stateFor(batch.topic, batch.partition, first)
-        const step = await job.process(st, batch.records, Date.now())
-        const next = BigInt(batch.records[batch.records.length - 1]!.offset) + 1n
-        await commit(batch.partition, step, [
-          { topic: batch.topic, partition: batch.partition, offset: next.toString() },
-        ])
-        nextOffset.set(`${batch.topic}:${batch.partition}`, next)
-        if (tables.includes(batch.topic)) tableProgress(batch.topic, batch.partition, next)
-      } catch (err) {
-        forget(batch.partition)
-        metrics.batchFailures.inc(jl)
-        logger.warn('batch failed: the partition state will be restored and the batch retried', {
-          topic: batch.topic,
-          partition: batch.partition,
-          error: (err as Error).message,
-        })
-        throw err
+  /**
+   * Group commit: batches of several partitions (kafkajs hands them over concurrently) that
+   * queue up while a transaction is under way are processed one after the other and committed
+   * together in the next transaction, so under load a job commits once per round of partitions,
+   * not once per batch. Each batch's handler resolves when its transaction has committed.
+   */
+  interface Queued {
+    batch: RecordBatch
+    resolve: () => void
+    reject: (err: unknown) => void
+  }
+  const queue: Queued[] = []
+  let draining = false
+  const drain = async (): Promise<void> => {
+    if (draining) return
+    draining = true
+    try {
+      while (queue.length) {
+        const group = queue.splice(0, queue.length)
+        await serial(() => stepGroup(group))
       }
-      metrics.recordsIn.inc({ ...jl, topic: batch.topic }, batch.records.length)
-      processed.add(batch.partition)
-      metrics.batchSeconds.observe(jl, (Date.now() - t0) / 1000)
-    }),
+    } finally {
+      draining = false
+    }
+  }
+
+  const failed = (q: Queued, err: unknown) => {
+    forget(q.batch.partition)
+    metrics.batchFailures.inc(jl)
+    logger.warn('batch failed: the partition state will be restored and the batch retried', {
+      topic: q.batch.topic,
+      partition: q.batch.partition,
+      error: (err as Error).message,
+    })
+    q.reject(err)
+  }
+
+  /** Processes queued batches in order, commits their steps in one transaction, settles their handlers. */
+  async function stepGroup(group: Queued[]): Promise<void> {
+    const t0 = Date.now()
+    const done: { q: Queued; commit: Commit; next: bigint }[] = []
+    for (const q of group) {
+      const b = q.batch
+      if (bootstrapping.has(b.partition) && !tables.includes(b.topic)) {
+        // Fetched just before the pause took effect: refuse it, so it comes again after the bootstrap.
+        q.reject(new Error(`partition ${b.partition} is still reading its table topics`))
+        continue
+      }
+      try {
+        const st = await stateFor(b.topic, b.partition, BigInt(b.records[0]!.offset))
+        const step = await job.process(st, b.records, Date.now())
+        const next = BigInt(b.records[b.records.length - 1]!.offset) + 1n
+        done.push({
+          q,
+          next,
+          commit: {
+            partition: b.partition,
+            step,
+            offsets: [{ topic: b.topic, partition: b.partition, offset: next.toString() }],
+          },
+        })
+      } catch (err) {
+        failed(q, err)
+      }
+    }
+    if (done.length === 0) return
+    try {
+      await commit(done.map((d) => d.commit))
+    } catch (err) {
+      for (const d of done) failed(d.q, err)
+      return
+    }
+    for (const { q, next } of done) {
+      const b = q.batch
+      nextOffset.set(`${b.topic}:${b.partition}`, next)
+      if (tables.includes(b.topic)) tableProgress(b.topic, b.partition, next)
+      metrics.recordsIn.inc({ ...jl, topic: b.topic }, b.records.length)
+      processed.add(b.partition)
+      q.resolve()
+    }
+    metrics.batchSeconds.observe(jl, (Date.now() - t0) / 1000)
+  }
+
+  await consumer.run(
+    (batch) =>
+      new Promise<void>((resolve, reject) => {
+        queue.push({ batch, resolve, reject })
+        void drain()
+      }),
   )
 
   const timer = setInterval(() => {
     if (closed || !job.tick) return
     void serial(async () => {
       const mine = new Set(job.inputTopics.flatMap((t) => consumer.assignment().get(t) ?? []))
+      const steps: Commit[] = []
       for (const [partition, st] of states) {
         if (!mine.has(partition)) {
           states.delete(partition) // revoked: another instance owns it now
@@ -247,11 +319,12 @@ export async function runJob<S>(job: StreamJob<S>, log: EventLog, opts: RunOptio
           metrics.stateEntries.remove({ ...jl, partition: String(partition) })
           continue
         }
-        await commit(partition, job.tick!(st, Date.now()), []).catch((err: unknown) => {
-          forget(partition)
-          throw err
-        })
+        steps.push({ partition, step: job.tick!(st, Date.now()), offsets: [] })
       }
+      await commit(steps).catch((err: unknown) => {
+        for (const c of steps) forget(c.partition)
+        throw err
+      })
     }).catch((err: unknown) => logger.warn('tick failed', { error: (err as Error).message }))
   }, opts.tickMs ?? 1000)
 

@@ -1,6 +1,7 @@
 import { Command } from 'commander'
 import { registerBridgeCommands } from '../bridge/cli'
 import { registerAlertCommands } from '../consumers/alerts/cli'
+import { registerSinkCommands } from '../consumers/sinks/cli'
 import { registerRuleCommands } from '../rules/cli'
 import { registerJobCommands } from '../stream-jobs/cli'
 import { loadConfig } from '../core/config/load'
@@ -75,6 +76,7 @@ export function buildCli(): Command {
   registerJobCommands(program)
   registerRuleCommands(program)
   registerAlertCommands(program)
+  registerSinkCommands(program)
   return program
 }
 

@@ -1,0 +1,49 @@
+import { z } from 'zod'
+import { coreConfig, stringList } from '../../core/config/schema'
+
+/** Settings of the sinks (`sinks:` in the YAML file). */
+export const sinksConfig = z.strictObject({
+  /** Prefix of the sinks' consumer groups: `<applicationId>-sink-<store>`. */
+  applicationId: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]+$/)
+    .default('fleetstream'),
+  /** Which telemetry topic the sinks store (`raw` or `enriched`). */
+  input: z.enum(['raw', 'enriched']).default('enriched'),
+  retry: z
+    .strictObject({
+      maxAttempts: z.number().int().min(1).default(8),
+      initialBackoffMs: z.number().int().min(1).default(200),
+      maxBackoffMs: z.number().int().min(1).default(30_000),
+    })
+    .prefault({}),
+  postgres: z
+    .strictObject({
+      url: z.string().min(1).default('postgres://fleetstream@127.0.0.1:5432/fleetstream'),
+      table: z
+        .string()
+        .regex(/^[a-z_][a-z0-9_]{0,62}$/)
+        .default('telemetry'),
+    })
+    .prefault({}),
+  cassandra: z
+    .strictObject({
+      contactPoints: stringList(z.string().min(1)).default(['127.0.0.1:9042']),
+      localDataCenter: z.string().min(1).default('datacenter1'),
+      keyspace: z
+        .string()
+        .regex(/^[a-z_][a-z0-9_]{0,47}$/)
+        .default('fleetstream'),
+      replicationFactor: z.number().int().min(1).default(1),
+      username: z.string().optional(),
+      password: z.string().optional(),
+      ttlSeconds: z.number().int().min(1).optional(),
+      concurrency: z.number().int().min(1).max(1024).default(64),
+    })
+    .prefault({}),
+})
+
+/** Configuration of a sink process. */
+export const sinksRoleConfig = coreConfig.extend({ sinks: sinksConfig.prefault({}) })
+/** The validated configuration of a sink process. */
+export type SinksRoleConfig = z.infer<typeof sinksRoleConfig>

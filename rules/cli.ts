@@ -3,7 +3,6 @@ import { loadConfig } from '../core/config/load'
 import { ConfigError } from '../core/errors'
 import { coreConfig, type CoreConfig } from '../core/config/schema'
 import { AvroCodec } from '../core/envelope/codec'
-import { loadBundledSchema } from '../core/envelope/registry'
 import { KafkaEventLog } from '../core/kafka/kafkajs-log'
 import { createLogger } from '../core/logging/logger'
 import type { Alert, Device, RuleDefinition } from '../schemas/types.generated'
@@ -17,11 +16,7 @@ const configOf = (opts: { config?: string }): CoreConfig =>
   loadConfig(coreConfig, { file: opts.config ?? process.env.FLEETSTREAM_CONFIG, env: process.env })
 
 async function definitionCodec(cfg: CoreConfig): Promise<AvroCodec<RuleDefinition>> {
-  return AvroCodec.create<RuleDefinition>(
-    createSchemaRegistry(cfg.schemaRegistry),
-    'dev.fleetstream.RuleDefinition',
-    loadBundledSchema('rule-definition.avsc'),
-  )
+  return AvroCodec.bundled<RuleDefinition>(createSchemaRegistry(cfg.schemaRegistry), 'rule-definition.avsc')
 }
 
 /** Adds `fleetstream rules validate|publish|list`. */
@@ -140,16 +135,8 @@ export function registerRuleCommands(program: Command): void {
         from,
         to,
         telemetry: await createTelemetryCodec(registry),
-        device: await AvroCodec.create<Device>(
-          registry,
-          'dev.fleetstream.Device',
-          loadBundledSchema('device.avsc'),
-        ),
-        alert: await AvroCodec.create<Alert>(
-          registry,
-          'dev.fleetstream.Alert',
-          loadBundledSchema('alert.avsc'),
-        ),
+        device: await AvroCodec.bundled<Device>(registry, 'device.avsc'),
+        alert: await AvroCodec.bundled<Alert>(registry, 'alert.avsc'),
       })
       for (const e of events.sort((a, b) => a.ts - b.ts)) process.stdout.write(`${JSON.stringify(e)}\n`)
       process.stderr.write(

@@ -1,5 +1,4 @@
 import { AvroCodec } from '../core/envelope/codec'
-import { loadBundledSchema } from '../core/envelope/registry'
 import { createSchemaRegistry, createTelemetryCodec } from '../core/envelope/telemetry'
 import type { Device, Rollup } from '../schemas/types.generated'
 import type { JobsRoleConfig } from './config'
@@ -46,11 +45,7 @@ export const jobRegistry: JobEntry[] = [
         holdMs: cfg.jobs.enrich.holdMs,
         maxHeld: cfg.jobs.enrich.maxHeld,
         telemetry: await createTelemetryCodec(registry),
-        device: await AvroCodec.create<Device>(
-          registry,
-          'dev.fleetstream.Device',
-          loadBundledSchema('device.avsc'),
-        ),
+        device: await AvroCodec.bundled<Device>(registry, 'device.avsc'),
       }) as StreamJob<unknown>
     },
   },
@@ -77,11 +72,7 @@ export const jobRegistry: JobEntry[] = [
           maxFutureMs: j.maxFutureMs,
         },
         telemetry: await createTelemetryCodec(registry),
-        rollup: await AvroCodec.create<Rollup>(
-          registry,
-          'dev.fleetstream.Rollup',
-          loadBundledSchema('rollup.avsc'),
-        ),
+        rollup: await AvroCodec.bundled<Rollup>(registry, 'rollup.avsc'),
       }) as StreamJob<unknown>
     },
   },
@@ -93,11 +84,7 @@ export const jobRegistry: JobEntry[] = [
       const registry = createSchemaRegistry(cfg.schemaRegistry)
       const metrics = new RuleMetrics(ctx.metrics.registry)
       const table = new RuleTable(
-        await AvroCodec.create<RuleDefinition>(
-          registry,
-          'dev.fleetstream.RuleDefinition',
-          loadBundledSchema('rule-definition.avsc'),
-        ),
+        await AvroCodec.bundled<RuleDefinition>(registry, 'rule-definition.avsc'),
         ctx.logger.child({ component: 'rules' }),
         metrics,
       )
@@ -121,16 +108,8 @@ export const jobRegistry: JobEntry[] = [
           maxFutureMs: j.maxFutureMs,
         },
         telemetry: await createTelemetryCodec(registry),
-        device: await AvroCodec.create<Device>(
-          registry,
-          'dev.fleetstream.Device',
-          loadBundledSchema('device.avsc'),
-        ),
-        alert: await AvroCodec.create<Alert>(
-          registry,
-          'dev.fleetstream.Alert',
-          loadBundledSchema('alert.avsc'),
-        ),
+        device: await AvroCodec.bundled<Device>(registry, 'device.avsc'),
+        alert: await AvroCodec.bundled<Alert>(registry, 'alert.avsc'),
         metrics,
       }) as StreamJob<unknown>
     },

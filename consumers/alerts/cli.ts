@@ -1,7 +1,6 @@
 import type { Command } from 'commander'
 import { loadConfig } from '../../core/config/load'
 import { AvroCodec } from '../../core/envelope/codec'
-import { loadBundledSchema } from '../../core/envelope/registry'
 import { createSchemaRegistry } from '../../core/envelope/telemetry'
 import { startOpsServer } from '../../core/http/ops'
 import { KafkaEventLog } from '../../core/kafka/kafkajs-log'
@@ -28,11 +27,7 @@ export function registerAlertCommands(program: Command): void {
       const logger = createLogger(cfg.log)
       const log = new KafkaEventLog(cfg.kafka, logger)
       const metrics = new AlertMetrics({ processMetrics: true })
-      const codec = await AvroCodec.create<Alert>(
-        createSchemaRegistry(cfg.schemaRegistry),
-        'dev.fleetstream.Alert',
-        loadBundledSchema('alert.avsc'),
-      )
+      const codec = await AvroCodec.bundled<Alert>(createSchemaRegistry(cfg.schemaRegistry), 'alert.avsc')
       const a = cfg.alerts
       const sinks: { sink: AlertSink; retry: RetryPolicy }[] = []
       if (a.webhook) sinks.push({ sink: webhookSink(a.webhook), retry: a.webhook })

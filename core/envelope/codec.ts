@@ -1,6 +1,6 @@
 import avro from 'avsc'
 import { EnvelopeError, SchemaError } from '../errors'
-import type { SchemaRegistry } from './registry'
+import { loadBundledSchema, type SchemaRegistry } from './registry'
 import { decodeWire, encodeWire } from './wire'
 
 type Resolver = ReturnType<avro.Type['createResolver']>
@@ -33,6 +33,13 @@ export class AvroCodec<T> {
   }
 
   /** Registers `schema` under `subject` (or finds its id) and returns a codec for it. */
+  /** A codec for one of the schemas fleetstream ships (`schemas/<file>`), registered under
+   * its full name (`dev.fleetstream.Device`). */
+  static async bundled<T>(registry: SchemaRegistry, file: string): Promise<AvroCodec<T>> {
+    const schema = loadBundledSchema(file) as { namespace?: string; name: string }
+    return AvroCodec.create<T>(registry, `${schema.namespace}.${schema.name}`, schema as avro.Schema)
+  }
+
   static async create<T>(
     registry: SchemaRegistry,
     subject: string,

@@ -19,7 +19,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { AvroCodec } from '../core/envelope/codec'
-import { LocalSchemaRegistry, loadBundledSchema } from '../core/envelope/registry'
+import { LocalSchemaRegistry } from '../core/envelope/registry'
 import { createTelemetryCodec, type Telemetry } from '../core/envelope/telemetry'
 import type { OutRecord } from '../core/kafka/log'
 import { newWindowState, advance } from '../stream-jobs/operators/window-aggregate'
@@ -341,11 +341,7 @@ async function main(): Promise<void> {
   mkdirSync(WORK, { recursive: true })
   const registry = new LocalSchemaRegistry()
   const telemetry = await createTelemetryCodec(registry)
-  const rollup = await AvroCodec.create<Rollup>(
-    registry,
-    'dev.fleetstream.Rollup',
-    loadBundledSchema('rollup.avsc'),
-  )
+  const rollup = await AvroCodec.bundled<Rollup>(registry, 'rollup.avsc')
 
   const input = `${RUN}.in`
   await createTopics([input])

@@ -19,7 +19,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { AvroCodec } from '../core/envelope/codec'
-import { LocalSchemaRegistry, loadBundledSchema } from '../core/envelope/registry'
+import { LocalSchemaRegistry } from '../core/envelope/registry'
 import { createTelemetryCodec, type Telemetry } from '../core/envelope/telemetry'
 import type { OutRecord } from '../core/kafka/log'
 import type { Alert, Device, RuleDefinition } from '../schemas/types.generated'
@@ -122,21 +122,9 @@ async function main(): Promise<void> {
   })
   const registry = new LocalSchemaRegistry()
   const telemetry = await createTelemetryCodec(registry)
-  const deviceCodec = await AvroCodec.create<Device>(
-    registry,
-    'dev.fleetstream.Device',
-    loadBundledSchema('device.avsc'),
-  )
-  const alertCodec = await AvroCodec.create<Alert>(
-    registry,
-    'dev.fleetstream.Alert',
-    loadBundledSchema('alert.avsc'),
-  )
-  const ruleCodec = await AvroCodec.create<RuleDefinition>(
-    registry,
-    'dev.fleetstream.RuleDefinition',
-    loadBundledSchema('rule-definition.avsc'),
-  )
+  const deviceCodec = await AvroCodec.bundled<Device>(registry, 'device.avsc')
+  const alertCodec = await AvroCodec.bundled<Alert>(registry, 'alert.avsc')
+  const ruleCodec = await AvroCodec.bundled<RuleDefinition>(registry, 'rule-definition.avsc')
   const t = {
     enriched: `${RUN}.enriched`,
     devices: `${RUN}.devices`,

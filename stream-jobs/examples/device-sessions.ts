@@ -70,6 +70,12 @@ export function deviceSessionsJob(o: DeviceSessionsOptions): StreamJob<DeviceSes
     return { topic: o.outputTopic, key: r.key, value: Buffer.from(JSON.stringify(s)), timestamp: s.start }
   }
 
+  const readingCheck = {
+    job: 'device-sessions',
+    deadletterTopic: o.deadletterTopic,
+    telemetry: o.telemetry,
+    time: o.time,
+  }
   const dead = (r: InRecord, code: string, reason: string) =>
     deadLetterRecord(o.deadletterTopic, 'device-sessions', r, code, reason)
 
@@ -106,12 +112,7 @@ export function deviceSessionsJob(o: DeviceSessionsOptions): StreamJob<DeviceSes
       const outputs: OutRecord[] = []
       const changed = new Set<string>()
       for (const r of records) {
-        const decoded = await decodeReading(r, now, {
-          job: 'device-sessions',
-          deadletterTopic: o.deadletterTopic,
-          telemetry: o.telemetry,
-          time: o.time,
-        })
+        const decoded = await decodeReading(r, now, readingCheck)
         if ('dead' in decoded) {
           outputs.push(decoded.dead)
           continue

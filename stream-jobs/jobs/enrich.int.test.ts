@@ -1,5 +1,5 @@
 import { AvroCodec } from '../../core/envelope/codec'
-import { LocalSchemaRegistry, loadBundledSchema } from '../../core/envelope/registry'
+import { LocalSchemaRegistry } from '../../core/envelope/registry'
 import { createTelemetryCodec, type Telemetry } from '../../core/envelope/telemetry'
 import type { KafkaEventLog } from '../../core/kafka/kafkajs-log'
 import type { InRecord } from '../../core/kafka/log'
@@ -18,11 +18,7 @@ describe('stream-jobs > enrichment job on Kafka [kafka]', () => {
     log = testKafkaLog()
     const registry = new LocalSchemaRegistry()
     telemetry = await createTelemetryCodec(registry)
-    deviceCodec = await AvroCodec.create<Device>(
-      registry,
-      'dev.fleetstream.Device',
-      loadBundledSchema('device.avsc'),
-    )
+    deviceCodec = await AvroCodec.bundled<Device>(registry, 'device.avsc')
   })
   afterAll(async () => {
     await log?.close()

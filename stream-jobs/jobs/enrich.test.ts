@@ -1,5 +1,5 @@
 import { AvroCodec } from '../../core/envelope/codec'
-import { LocalSchemaRegistry, loadBundledSchema } from '../../core/envelope/registry'
+import { LocalSchemaRegistry } from '../../core/envelope/registry'
 import { createTelemetryCodec, type Telemetry } from '../../core/envelope/telemetry'
 import type { InRecord } from '../../core/kafka/log'
 import type { Device } from '../../schemas/types.generated'
@@ -11,11 +11,7 @@ describe('stream-jobs > enrich > unknown-device policy', () => {
   async function run(policy: UnknownDevicePolicy) {
     const registry = new LocalSchemaRegistry()
     const telemetry = await createTelemetryCodec(registry)
-    const device = await AvroCodec.create<Device>(
-      registry,
-      'dev.fleetstream.Device',
-      loadBundledSchema('device.avsc'),
-    )
+    const device = await AvroCodec.bundled<Device>(registry, 'device.avsc')
     const job = enrichJob({
       rawTopic: 'raw',
       devicesTopic: 'devices',
@@ -89,11 +85,7 @@ describe('stream-jobs > enrich > unknown-device policy', () => {
     async function setup(opts: { holdMs?: number; maxHeld?: number } = {}) {
       const registry = new LocalSchemaRegistry()
       const telemetry = await createTelemetryCodec(registry)
-      const device = await AvroCodec.create<Device>(
-        registry,
-        'dev.fleetstream.Device',
-        loadBundledSchema('device.avsc'),
-      )
+      const device = await AvroCodec.bundled<Device>(registry, 'device.avsc')
       const job = enrichJob({
         rawTopic: 'raw',
         devicesTopic: 'devices',

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import path from 'node:path'
 import { AvroCodec } from '../../core/envelope/codec'
-import { LocalSchemaRegistry, loadBundledSchema } from '../../core/envelope/registry'
+import { LocalSchemaRegistry } from '../../core/envelope/registry'
 import { createTelemetryCodec, type Telemetry } from '../../core/envelope/telemetry'
 import type { KafkaEventLog } from '../../core/kafka/kafkajs-log'
 import type { InRecord, OutRecord } from '../../core/kafka/log'
@@ -29,11 +29,7 @@ describe('stream-jobs > rollup job on Kafka [kafka]', () => {
     log = testKafkaLog()
     const registry = new LocalSchemaRegistry()
     telemetry = await createTelemetryCodec(registry)
-    rollupCodec = await AvroCodec.create<Rollup>(
-      registry,
-      'dev.fleetstream.Rollup',
-      loadBundledSchema('rollup.avsc'),
-    )
+    rollupCodec = await AvroCodec.bundled<Rollup>(registry, 'rollup.avsc')
   })
   afterAll(async () => {
     await log?.close()

@@ -112,6 +112,12 @@ export function rollupJob(o: RollupJobOptions): StreamJob<RollupState> {
     return { outputs, changelog, firings }
   }
 
+  const readingCheck = {
+    job: 'rollup',
+    deadletterTopic: o.deadletterTopic,
+    telemetry: o.telemetry,
+    time: o.time,
+  }
   const emit = (outputs: OutRecord[], firings: Firings, out: RollupOutput, r: WindowResult) => {
     outputs.push(rollupRecord(out, r))
     firings[r.kind] = (firings[r.kind] ?? 0) + 1
@@ -143,12 +149,7 @@ export function rollupJob(o: RollupJobOptions): StreamJob<RollupState> {
       const firings: Firings = {}
       const changed = new Set<string>()
       for (const r of records) {
-        const decoded = await decodeReading(r, now, {
-          job: 'rollup',
-          deadletterTopic: o.deadletterTopic,
-          telemetry: o.telemetry,
-          time: o.time,
-        })
+        const decoded = await decodeReading(r, now, readingCheck)
         if ('dead' in decoded) {
           outputs.push(decoded.dead)
           continue

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import path from 'node:path'
 import { AvroCodec } from '../../core/envelope/codec'
-import { LocalSchemaRegistry, loadBundledSchema } from '../../core/envelope/registry'
+import { LocalSchemaRegistry } from '../../core/envelope/registry'
 import { createTelemetryCodec, type Telemetry } from '../../core/envelope/telemetry'
 import type { KafkaEventLog } from '../../core/kafka/kafkajs-log'
 import type { InRecord } from '../../core/kafka/log'
@@ -28,21 +28,9 @@ describe('stream-jobs > rules job on Kafka [kafka]', () => {
     log = testKafkaLog()
     const registry = new LocalSchemaRegistry()
     telemetry = await createTelemetryCodec(registry)
-    deviceCodec = await AvroCodec.create<Device>(
-      registry,
-      'dev.fleetstream.Device',
-      loadBundledSchema('device.avsc'),
-    )
-    alertCodec = await AvroCodec.create<Alert>(
-      registry,
-      'dev.fleetstream.Alert',
-      loadBundledSchema('alert.avsc'),
-    )
-    ruleCodec = await AvroCodec.create<RuleDefinition>(
-      registry,
-      'dev.fleetstream.RuleDefinition',
-      loadBundledSchema('rule-definition.avsc'),
-    )
+    deviceCodec = await AvroCodec.bundled<Device>(registry, 'device.avsc')
+    alertCodec = await AvroCodec.bundled<Alert>(registry, 'alert.avsc')
+    ruleCodec = await AvroCodec.bundled<RuleDefinition>(registry, 'rule-definition.avsc')
   })
   afterAll(async () => {
     await log?.close()

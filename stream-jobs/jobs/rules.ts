@@ -74,6 +74,12 @@ const MEMORY_KINDS = new Set(['rate', 'anomaly', 'absence'])
 export function rulesJob(o: RulesJobOptions): StreamJob<RulesState> {
   const dead = (r: InRecord, code: string, reason: string) =>
     deadLetterRecord(o.deadletterTopic, 'rules', r, code, reason)
+  const readingCheck = {
+    job: 'rules',
+    deadletterTopic: o.deadletterTopic,
+    telemetry: o.telemetry,
+    time: o.time,
+  }
   const alertRecord = (a: Alert): OutRecord => {
     o.metrics?.events.inc({ rule: a.ruleId, event: a.event })
     return { topic: o.alertsTopic, key: a.deviceId, value: o.alert.encode(a), timestamp: a.ts }
@@ -156,12 +162,7 @@ export function rulesJob(o: RulesJobOptions): StreamJob<RulesState> {
           if (change.kind === 'invalid') outputs.push(dead(r, 'FS_JOBS_DECODE', change.error))
           continue
         }
-        const decoded = await decodeReading(r, now, {
-          job: 'rules',
-          deadletterTopic: o.deadletterTopic,
-          telemetry: o.telemetry,
-          time: o.time,
-        })
+        const decoded = await decodeReading(r, now, readingCheck)
         if ('dead' in decoded) {
           outputs.push(decoded.dead)
           continue

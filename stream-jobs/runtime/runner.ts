@@ -59,9 +59,8 @@ export async function runJob<S>(job: StreamJob<S>, log: EventLog, opts: RunOptio
   /** Per assigned partition still bootstrapping: the table topics' end offsets to reach first. */
   const bootstrapping = new Map<number, Map<string, bigint>>()
   let generation = 0
-  // eslint-disable-next-line prefer-const -- assigned once the consumer exists; onAssign needs it
-  let consumer: Consumer
-  const consumerReady = log.consumer({
+  // onAssign runs only once the consumer runs (after this assignment), so it may use `consumer`.
+  const consumer: Consumer = await log.consumer({
     groupId: opts.groupId,
     topics: job.inputTopics,
     fromBeginning: true,
@@ -95,7 +94,6 @@ export async function runJob<S>(job: StreamJob<S>, log: EventLog, opts: RunOptio
       )
     },
   })
-  consumer = await consumerReady
 
   /** For each partition: the table topics whose committed position is behind their end. */
   async function bootstrapEnds(partitions: number[]): Promise<Map<number, Map<string, bigint>>> {

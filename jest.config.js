@@ -6,6 +6,14 @@ const common = {
   roots: ['<rootDir>'],
   modulePathIgnorePatterns: ['<rootDir>/dist/'],
   testPathIgnorePatterns: ['/node_modules/', '/dist/'],
+  // p-queue (and its p-timeout) ship only ES modules, which jest 30 on Node 20 cannot require:
+  // ts-jest compiles those two packages to CommonJS for the tests. Node itself loads them as
+  // ES modules through its require(esm) support (Node >= 20.19).
+  transform: {
+    '^.+\\.ts$': 'ts-jest',
+    '^.+/node_modules/(p-queue|p-timeout)/.+\\.js$': ['ts-jest', { tsconfig: { allowJs: true } }],
+  },
+  transformIgnorePatterns: ['/node_modules/(?!(p-queue|p-timeout)/)'],
 }
 
 /** @type {import('jest').Config} */

@@ -10,6 +10,13 @@ export const sinksConfig = z.strictObject({
     .default('fleetstream'),
   /** Which telemetry topic the sinks store (`raw` or `enriched`). */
   input: z.enum(['raw', 'enriched']).default('enriched'),
+  /** What the sink stores: readings, rollups (1m and 1h), alerts and the device registry. */
+  store: stringList(z.enum(['telemetry', 'rollups', 'alerts', 'devices'])).default([
+    'telemetry',
+    'rollups',
+    'alerts',
+    'devices',
+  ]),
   retry: z
     .strictObject({
       maxAttempts: z.number().int().min(1).default(8),
@@ -20,10 +27,25 @@ export const sinksConfig = z.strictObject({
   postgres: z
     .strictObject({
       url: z.string().min(1).default('postgres://fleetstream@127.0.0.1:5432/fleetstream'),
-      table: z
+      /** The schema the tables live in (created when missing). */
+      schema: z
         .string()
         .regex(/^[a-z_][a-z0-9_]{0,62}$/)
-        .default('telemetry'),
+        .default('public'),
+    })
+    .prefault({}),
+  cratedb: z
+    .strictObject({
+      /** CrateDB's HTTP endpoint (its `_sql` API), e.g. http://127.0.0.1:4200. */
+      url: z.url().default('http://127.0.0.1:4200'),
+      username: z.string().optional(),
+      password: z.string().optional(),
+    })
+    .prefault({}),
+  metrics: z
+    .strictObject({
+      host: z.string().default('0.0.0.0'),
+      port: z.number().int().min(0).max(65535).default(9466),
     })
     .prefault({}),
   cassandra: z

@@ -1,4 +1,4 @@
-import type { Telemetry } from '../../core/envelope/telemetry'
+import type { Alert, Device, Rollup, Telemetry } from '../../schemas/types.generated'
 
 /** A database error for one batch: `retriable` when trying again can help (connection lost, timeout). */
 export class SinkWriteError extends Error {
@@ -11,12 +11,50 @@ export class SinkWriteError extends Error {
   }
 }
 
-/** A store the telemetry sink writes to (STYLE: connect(), writeBatch(records), close()). */
+/** A registry change from `iot.devices`: the entry, or `null` for a tombstone (device removed). */
+export interface DeviceChange {
+  deviceId: string
+  device: Device | null
+}
+
+/**
+ * A store the sinks write to (STYLE: connect(), write…(records), close()). Every write is
+ * idempotent — a replay or a redelivery leaves the same rows — and throws SinkWriteError.
+ *
+ * - telemetry: one row per reading, keyed by `(device_id, ts, seq)`; nothing is overwritten.
+ * - rollups: one row per (device, metric, window size, window start), upserted (a late
+ *   correction overwrites; a `retract` deletes).
+ * - alerts: one row per alert id, its state following the events in event-time order.
+ * - devices: the registry entry (tombstone deletes) and, from telemetry, the last-seen time.
+ */
 export interface Sink {
   name: string
   /** Connects and runs the migrations (creates or alters the tables). */
   connect(): Promise<void>
-  /** Writes readings idempotently (a replay writes nothing new); throws SinkWriteError. */
-  writeBatch(readings: Telemetry[]): Promise<void>
+  writeTelemetry(readings: Telemetry[]): Promise<void>
+  writeRollups(rollups: Rollup[]): Promise<void>
+  writeAlerts(alerts: Alert[]): Promise<void>
+  writeDevices(changes: DeviceChange[]): Promise<void>
   close(): Promise<void>
+}
+
+/** Order of alert events at the same event time: a later rank wins (raised < updated < cleared). */
+export const ALERT_EVENT_RANK: Record<Alert['event'], number> = {
+  raised: 0,
+  updated: 1,
+  cleared: 2,
+  acknowledged: 3,
+}
+
+/** Window size of a rollup in ms (1m → 60000). */
+export const windowMs = (r: Rollup): number => r.windowEnd - r.windowStart
+
+/** Telemetry sorted by nothing, reduced to each device's latest event time (for last-seen). */
+export function lastSeenByDevice(readings: Telemetry[]): Map<string, number> {
+  const seen = new Map<string, number>()
+  for (const r of readings) {
+    const prev = seen.get(r.deviceId)
+    if (prev === undefined || r.ts > prev) seen.set(r.deviceId, r.ts)
+  }
+  return seen
 }

@@ -1,0 +1,85 @@
+import type { Alert, Rollup } from '../../../schemas/types.generated'
+import { ALERT_EVENT_RANK, lastSeenByDevice, type DeviceChange, type Sink } from '../sink'
+import { bulkParams, type SqlDialect } from './dialect'
+import { ALERTS, DEVICES, lastPerKey, ROLLUPS, TELEMETRY, type TableSpec } from './tables'
+
+/** How a SQL sink reaches its database: one statement with parameters, or one bulk statement. */
+export interface SqlExecutor {
+  /** Runs one statement; returns its rows. Throws SinkWriteError. */
+  query(text: string, params: unknown[]): Promise<Record<string, unknown>[]>
+  /** Runs a bulk statement (`dialect.bulk` says the parameters' shape). Throws SinkWriteError. */
+  bulk(text: string, params: unknown[]): Promise<void>
+  close(): Promise<void>
+}
+
+const TABLES: TableSpec<never>[] = [TELEMETRY, ROLLUPS, ALERTS, DEVICES] as TableSpec<never>[]
+
+/** The statements that create the model's tables in a dialect (idempotent). */
+export function sqlMigrations(d: SqlDialect): string[] {
+  return TABLES.flatMap((t) => d.createTable(t))
+}
+
+const rollupKey = (r: Rollup) =>
+  `${r.deviceId}\u0000${r.metric}\u0000${r.windowEnd - r.windowStart}\u0000${r.windowStart}`
+const alertNewer = (a: Alert, b: Alert) =>
+  a.ts > b.ts || (a.ts === b.ts && ALERT_EVENT_RANK[a.event] >= ALERT_EVENT_RANK[b.event])
+
+/** A sink on a SQL store (PostgreSQL or CrateDB), one model rendered by `dialect`. */
+export function sqlSink(name: string, d: SqlDialect, x: SqlExecutor): Sink {
+  const upsert = <T>(spec: TableSpec<T>, rows: T[]) =>
+    rows.length === 0 ? Promise.resolve() : x.bulk(d.upsert(spec), bulkParams(d, spec, rows))
+  const remove = <T>(spec: TableSpec<T>, rows: T[]) =>
+    rows.length === 0 ? Promise.resolve() : x.bulk(d.deleteByKey(spec), bulkParams(d, spec, rows, spec.key))
+  const lastSeenSql = d.upsertLastSeen()
+  return {
+    name,
+    async connect() {
+      for (const m of sqlMigrations(d)) await x.query(m, [])
+    },
+    async writeTelemetry(rs) {
+      await upsert(TELEMETRY, rs)
+      // Sorted, so that two writers never lock the same device rows in opposite orders.
+      const seen = [...lastSeenByDevice(rs)].sort(([a], [b]) => (a < b ? -1 : 1))
+      if (seen.length === 0) return
+      const tenant = new Map(rs.map((r) => [r.deviceId, r.tenant ?? null]))
+      const rows = seen.map(([id, ts]) => [id, tenant.get(id) ?? null, d.value('timestamp', ts)])
+      await x.bulk(lastSeenSql, d.bulk === 'rows' ? rows : [0, 1, 2].map((i) => rows.map((r) => r[i])))
+    },
+    async writeRollups(rs) {
+      // Within a batch only the last record of a key counts (what applying them in order leaves).
+      const last = lastPerKey(rs, rollupKey)
+      await remove(
+        ROLLUPS,
+        last.filter((r) => r.kind === 'retract'),
+      )
+      await upsert(
+        ROLLUPS,
+        last.filter((r) => r.kind !== 'retract'),
+      )
+    },
+    async writeAlerts(as) {
+      const lifecycle = as.filter((a) => a.event !== 'acknowledged')
+      await upsert(
+        ALERTS,
+        lastPerKey(lifecycle, (a) => a.alertId, alertNewer),
+      )
+      for (const a of as.filter((e) => e.event === 'acknowledged')) {
+        await x.query(
+          `UPDATE ${d.name === 'cratedb' ? '"alerts"' : 'alerts'} SET acknowledged_at = ${d.p(1)}, acknowledged_by = ${d.p(2)} WHERE alert_id = ${d.p(3)} AND acknowledged_at IS NULL`,
+          [d.value('timestamp', a.ts), a.message, a.alertId],
+        )
+      }
+    },
+    async writeDevices(cs: DeviceChange[]) {
+      const last = lastPerKey(cs, (c) => c.deviceId)
+      await remove(DEVICES, last.filter((c) => c.device === null) as never[])
+      await upsert(
+        DEVICES,
+        last.filter(
+          (c): c is { deviceId: string; device: NonNullable<DeviceChange['device']> } => c.device !== null,
+        ),
+      )
+    },
+    close: () => x.close(),
+  }
+}

@@ -1,4 +1,5 @@
 import { Command } from 'commander'
+import { registerApiCommands } from '../api/cli'
 import { registerBridgeCommands } from '../bridge/cli'
 import { registerAlertCommands } from '../consumers/alerts/cli'
 import { registerSinkCommands } from '../consumers/sinks/cli'
@@ -77,6 +78,7 @@ export function buildCli(): Command {
   registerRuleCommands(program)
   registerAlertCommands(program)
   registerSinkCommands(program)
+  registerApiCommands(program)
   return program
 }
 

@@ -31,14 +31,17 @@ export interface SqlDialect {
   upsertLastSeen(): string
   /** An epoch-ms expression of a timestamp column. */
   epochMs(column: string): string
-  /** The numeric value of `metric` in the metrics object, and a condition that it is a number. */
-  metricValue(metric: string, param: string): { expr: string; isNumber: string }
+  /**
+   * The numeric value of `metric` in the metrics object, and a condition that it is a number.
+   * `param()` adds the metric name as a parameter where the dialect can take it as one.
+   */
+  metricValue(metric: string, param: () => string): { expr: string; isNumber: string }
   /** The value at the latest `ts` of a group. */
   lastValue(expr: string, orderColumn: string): string
 }
 
 /** Metric names that may appear in SQL text (CrateDB object subscripts cannot be parameters). */
-export const METRIC_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/
+export const METRIC_NAME = /^[A-Za-z_][A-Za-z0-9_:-]{0,127}$/
 
 const PG_TYPES: Record<ColumnType, string> = {
   text: 'text',
@@ -108,8 +111,8 @@ export const postgresDialect: SqlDialect = {
     `ON CONFLICT (device_id) DO UPDATE SET last_seen = GREATEST(devices.last_seen, EXCLUDED.last_seen), tenant = COALESCE(devices.tenant, EXCLUDED.tenant)`,
   epochMs: (c) => `(extract(epoch FROM ${c}) * 1000)::bigint`,
   metricValue: (_metric, param) => ({
-    expr: `(metrics->>${param})::float8`,
-    isNumber: `jsonb_typeof(metrics->${param}) = 'number'`,
+    expr: `(metrics->>${param()})::float8`,
+    isNumber: `jsonb_typeof(metrics->${param()}) = 'number'`,
   }),
   lastValue: (expr, order) => `(array_agg(${expr} ORDER BY ${order} DESC))[1]`,
 }

@@ -7,6 +7,8 @@ export interface ServerEnv {
   /** Folder of the Kafka jars (the Java client too), for tests that run Java. */
   FS_KAFKA_LIB: string
   FS_CASSANDRA_CONTACT_POINTS: string
+  /** Folder of the Cassandra jars (its Java driver too), for the sink benchmark's peer. */
+  FS_CASSANDRA_LIB: string
   FS_POSTGRES_URL: string
   FS_MOSQUITTO_URL: string
   FS_MOSQUITTO_USER: string

@@ -106,6 +106,7 @@ export function registerSinkCommands(program: Command): void {
         retry: cfg.sinks.retry,
         logger,
         metrics,
+        concurrency: cfg.sinks.concurrency,
       })
       ready = true
       process.stdout.write(

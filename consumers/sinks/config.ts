@@ -17,6 +17,8 @@ export const sinksConfig = z.strictObject({
     'alerts',
     'devices',
   ]),
+  /** Batches (of different partitions) written at once; each partition's batches stay in order. */
+  concurrency: z.number().int().min(1).max(64).default(4),
   retry: z
     .strictObject({
       maxAttempts: z.number().int().min(1).default(8),

@@ -27,6 +27,8 @@ export interface SinkRunOptions {
   retry: RetryPolicy
   logger: Logger
   metrics?: SinkMetrics
+  /** Batches of different partitions written at once (each partition's stay in order). */
+  concurrency?: number
   sleep?: (ms: number) => Promise<void>
 }
 
@@ -146,6 +148,7 @@ export async function runSink(
     topics: o.inputs.map((i) => i.topic),
     fromBeginning: true,
     readCommitted: true,
+    concurrency: o.concurrency ?? 1,
   })
   await consumer.run(async (batch, ctx) => {
     const kind = kindOf.get(batch.topic)!

@@ -1,3 +1,4 @@
+import { copyText } from '../postgres'
 import { bulkParams, crateDialect, postgresDialect } from './dialect'
 import { sqlMigrations } from './sql-sink'
 import { ALERTS, DEVICES, ROLLUPS, TELEMETRY } from './tables'
@@ -80,5 +81,14 @@ describe('consumers > sinks > sql dialects', () => {
   it('CrateDB metric subscripts take only plain names (they cannot be parameters)', () => {
     expect(crateDialect.metricValue('temperature', () => '?').expr).toBe(`"metrics"['temperature']`)
     expect(() => crateDialect.metricValue("t'] OR 1=1 --", () => '?')).toThrow(/not allowed/)
+  })
+})
+
+describe('consumers > sinks > PostgreSQL COPY text', () => {
+  it('escapes backslash, tab and newlines, writes NULL as \\N and objects as JSON', () => {
+    const r = { ...reading, deviceId: 'a\tb\\c\nd', metrics: { note: 'x\ty' } }
+    expect(copyText(TELEMETRY, [r])).toBe(
+      'a\\tb\\\\c\\nd\t2026-01-02T00:00:00.000Z\t-1\t\\N\t2026-01-02T00:00:01.000Z\tmqtt\t{"note":"x\\\\ty"}\t{}\n',
+    )
   })
 })

@@ -1,5 +1,5 @@
 import type { Alert, Rollup } from '../../../schemas/types.generated'
-import { ALERT_EVENT_RANK, lastSeenByDevice, type DeviceChange, type Sink } from '../sink'
+import { ALERT_EVENT_RANK, lastSeenByDevice, SinkWriteError, type DeviceChange, type Sink } from '../sink'
 import { bulkParams, type SqlDialect } from './dialect'
 import { ALERTS, DEVICES, lastPerKey, ROLLUPS, TELEMETRY, type TableSpec } from './tables'
 
@@ -9,6 +9,11 @@ export interface SqlExecutor {
   query(text: string, params: unknown[]): Promise<Record<string, unknown>[]>
   /** Runs a bulk statement (`dialect.bulk` says the parameters' shape). Throws SinkWriteError. */
   bulk(text: string, params: unknown[]): Promise<void>
+  /**
+   * Optional fast path for rows that are expected to be new (PostgreSQL COPY): writes all or
+   * nothing; throws SinkWriteError when it cannot (a key already stored, a value refused).
+   */
+  copy?<T>(spec: TableSpec<T>, rows: T[]): Promise<void>
   close(): Promise<void>
 }
 
@@ -30,6 +35,21 @@ export function sqlSink(name: string, d: SqlDialect, x: SqlExecutor): Sink {
     rows.length === 0 ? Promise.resolve() : x.bulk(d.upsert(spec), bulkParams(d, spec, rows))
   const remove = <T>(spec: TableSpec<T>, rows: T[]) =>
     rows.length === 0 ? Promise.resolve() : x.bulk(d.deleteByKey(spec), bulkParams(d, spec, rows, spec.key))
+  /**
+   * Rows that are new in the normal case (telemetry): the executor's all-or-nothing fast path
+   * when it has one; when that fails for any reason but the connection (a replay brings keys
+   * already stored, or a value is refused), the idempotent statement decides, row by row.
+   */
+  const insertNew = async <T>(spec: TableSpec<T>, rows: T[]) => {
+    if (x.copy && rows.length > 0) {
+      try {
+        return await x.copy(spec, rows)
+      } catch (err) {
+        if (!(err instanceof SinkWriteError) || err.retriable) throw err
+      }
+    }
+    await upsert(spec, rows)
+  }
   const lastSeenSql = d.upsertLastSeen()
   return {
     name,
@@ -37,7 +57,7 @@ export function sqlSink(name: string, d: SqlDialect, x: SqlExecutor): Sink {
       for (const m of sqlMigrations(d)) await x.query(m, [])
     },
     async writeTelemetry(rs) {
-      await upsert(TELEMETRY, rs)
+      await insertNew(TELEMETRY, rs)
       // Sorted, so that two writers never lock the same device rows in opposite orders.
       const seen = [...lastSeenByDevice(rs)].sort(([a], [b]) => (a < b ? -1 : 1))
       if (seen.length === 0) return

@@ -1,4 +1,8 @@
-import type { KafkaEventLog } from '../../core/kafka/kafkajs-log'
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { EmbeddedEventLog } from '../../core/embedded-log/log'
+import type { EventLog } from '../../core/kafka/log'
 import { collect, testKafkaLog, testLogger } from '../../test/kafka'
 import { uniqueName } from '../../test/servers'
 import { defineJob } from './job'
@@ -6,11 +10,22 @@ import { JobMetrics } from './metrics'
 import { runJob } from './runner'
 
 // The runtime with a job of its own: a per-key running count (stateful, changelogged) that
-// fails once, after changing its state, in the middle of the stream.
-describe('stream-jobs > runtime on Kafka [kafka]', () => {
-  let log: KafkaEventLog
+// fails once, after changing its state, in the middle of the stream. The same code on both
+// transports: Kafka, and the embedded log of `fleetstream up`.
+describe.each([
+  ['Kafka [kafka]', (): EventLog => testKafkaLog()],
+  [
+    'the embedded log',
+    (): EventLog =>
+      new EmbeddedEventLog({
+        dir: mkdtempSync(path.join(tmpdir(), 'fs-runner-')),
+        logger: testLogger('embedded'),
+      }),
+  ],
+])('stream-jobs > runtime on %s', (_title, make) => {
+  let log: EventLog
   beforeAll(() => {
-    log = testKafkaLog()
+    log = make()
   })
   afterAll(async () => {
     await log?.close()

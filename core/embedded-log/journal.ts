@@ -1,0 +1,156 @@
+import {
+  closeSync,
+  fsyncSync,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  unlinkSync,
+} from 'node:fs'
+import { open as openAsync, type FileHandle } from 'node:fs/promises'
+import path from 'node:path'
+import { crc32 } from 'node:zlib'
+import { Packr } from 'msgpackr'
+
+/**
+ * An append-only, checksummed journal in segment files (`<dir>/<first entry number>.seg`).
+ * Each entry is one frame — `u32 length, u32 crc32, msgpack payload` — written whole or not at
+ * all: on open, a torn or corrupt tail (a crash mid-write) is cut off, so every entry read back
+ * was complete. Appends are grouped: `append` resolves after the entry is written **and
+ * fsync'ed**, and entries that arrive while a sync is under way share the next one.
+ */
+export class Journal<E> {
+  private fh: FileHandle | undefined
+  private segment = 0
+  private segmentBytes = 0
+  private pending: { frame: Buffer; resolve: () => void; reject: (e: Error) => void }[] = []
+  private flushing = false
+  private closed = false
+  private readonly packr = new Packr({ structuredClone: false, useRecords: false })
+
+  constructor(
+    private readonly dir: string,
+    private readonly opts: { segmentBytes: number; fsync: boolean },
+  ) {}
+
+  /** The segments on disk, oldest first, by their first entry's sequence number. */
+  segments(): number[] {
+    return readdirSync(this.dir)
+      .filter((f) => /^\d{16}\.seg$/.test(f))
+      .map((f) => Number(f.slice(0, 16)))
+      .sort((a, b) => a - b)
+  }
+
+  private file(seq: number): string {
+    return path.join(this.dir, `${String(seq).padStart(16, '0')}.seg`)
+  }
+
+  /** Reads every complete entry (cutting a torn tail), then opens the last segment for appends. */
+  open(onEntry: (e: E, segment: number) => void): void {
+    mkdirSync(this.dir, { recursive: true })
+    const segs = this.segments()
+    for (const seg of segs) {
+      const buf = readFileSync(this.file(seg))
+      let pos = 0
+      while (pos + 8 <= buf.length) {
+        const len = buf.readUInt32LE(pos)
+        const crc = buf.readUInt32LE(pos + 4)
+        if (pos + 8 + len > buf.length) break
+        const payload = buf.subarray(pos + 8, pos + 8 + len)
+        if (crc32(payload) !== crc) break
+        onEntry(this.packr.unpack(payload) as E, seg)
+        pos += 8 + len
+      }
+      if (pos < buf.length) {
+        // A torn write: only the last segment can have one; keep what was whole.
+        const fd = openSync(this.file(seg), 'r+')
+        ftruncateSync(fd, pos)
+        fsyncSync(fd)
+        closeSync(fd)
+      }
+      this.segment = seg
+    }
+    if (segs.length === 0) this.segment = 1
+    closeSync(openSync(this.file(this.segment), 'a'))
+    this.segmentBytes = statSync(this.file(this.segment)).size
+  }
+
+  private async handle(): Promise<FileHandle> {
+    return (this.fh ??= await openAsync(this.file(this.segment), 'a'))
+  }
+
+  /** The segment new entries go to. */
+  current(): number {
+    return this.segment
+  }
+
+  /** Whether the current segment is full (the owner then calls `roll` with a checkpoint). */
+  full(): boolean {
+    return this.segmentBytes >= this.opts.segmentBytes
+  }
+
+  /** Starts a new segment whose first entry is `checkpoint` (the state older segments held). */
+  async roll(checkpoint: E): Promise<number> {
+    await this.drain()
+    await this.fh?.close()
+    this.fh = undefined
+    this.segment += 1
+    this.segmentBytes = 0
+    await this.append(checkpoint)
+    return this.segment
+  }
+
+  /** Deletes a segment the owner no longer needs. */
+  remove(seg: number): void {
+    if (seg !== this.segment) unlinkSync(this.file(seg))
+  }
+
+  append(entry: E): Promise<void> {
+    if (this.closed) return Promise.reject(new Error('the embedded log is closed'))
+    const payload = this.packr.pack(entry)
+    const frame = Buffer.allocUnsafe(8 + payload.length)
+    frame.writeUInt32LE(payload.length, 0)
+    frame.writeUInt32LE(crc32(payload), 4)
+    payload.copy(frame, 8)
+    return new Promise((resolve, reject) => {
+      this.pending.push({ frame, resolve, reject })
+      if (!this.flushing) void this.flush()
+    })
+  }
+
+  private async flush(): Promise<void> {
+    this.flushing = true
+    try {
+      while (this.pending.length > 0) {
+        const batch = this.pending
+        this.pending = []
+        try {
+          const all = batch.length === 1 ? batch[0]!.frame : Buffer.concat(batch.map((p) => p.frame))
+          const fh = await this.handle()
+          let off = 0
+          while (off < all.length) off += (await fh.write(all, off)).bytesWritten
+          if (this.opts.fsync) await fh.datasync()
+          this.segmentBytes += all.length
+          for (const p of batch) p.resolve()
+        } catch (err) {
+          for (const p of batch) p.reject(err as Error)
+        }
+      }
+    } finally {
+      this.flushing = false
+    }
+  }
+
+  private async drain(): Promise<void> {
+    while (this.flushing || this.pending.length > 0) await new Promise((r) => setImmediate(r))
+  }
+
+  async close(): Promise<void> {
+    await this.drain()
+    this.closed = true
+    await this.fh?.close()
+    this.fh = undefined
+  }
+}

@@ -1,0 +1,636 @@
+import { LogError } from '../errors'
+import type {
+  BatchContext,
+  Consumer,
+  ConsumerOptions,
+  EventLog,
+  InRecord,
+  LogAdmin,
+  OutRecord,
+  PartitionOffset,
+  Producer,
+  RecordBatch,
+  RecordMeta,
+  TopicSpec,
+  Transaction,
+  TransactionalProducer,
+} from '../kafka/log'
+import { partitionForKey } from '../kafka/murmur2'
+import type { Logger } from '../logging/logger'
+import { Journal } from './journal'
+
+/** One stored record; `seg` is the journal segment that holds it. */
+interface Rec {
+  offset: number
+  key: string | null
+  value: Buffer | null
+  headers: Record<string, Buffer>
+  timestamp: number
+  seg: number
+}
+
+class Partition {
+  records: Rec[] = []
+  /** The next offset to be written (Kafka's end offset). */
+  next = 0
+  readonly waiters = new Set<() => void>()
+  /** Index of the first record at or after `offset` (offsets may have gaps after compaction). */
+  indexOf(offset: number): number {
+    let lo = 0
+    let hi = this.records.length
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1
+      if (this.records[mid]!.offset < offset) lo = mid + 1
+      else hi = mid
+    }
+    return lo
+  }
+  wake(): void {
+    for (const w of this.waiters) w()
+    this.waiters.clear()
+  }
+}
+
+interface TopicState {
+  name: string
+  compacted: boolean
+  partitions: Partition[]
+}
+
+/** [topic, partition, key, value, headers, timestamp] */
+type JRec = [string, number, string | null, Buffer | null, Record<string, Buffer>, number]
+/** [group, topic, partition, offset] */
+type JOff = [string, string, number, number]
+type Entry =
+  | { k: 'topic'; name: string; partitions: number; compacted: boolean }
+  | { k: 'delete'; names: string[] }
+  | { k: 'batch'; recs: JRec[]; offs: JOff[] }
+  | {
+      k: 'checkpoint'
+      topics: { name: string; compacted: boolean; next: number[] }[]
+      offs: JOff[]
+      /** Compacted topics' retained records: [topic, partition, offset, key, value, headers, timestamp]. */
+      recs: [string, number, number, string | null, Buffer | null, Record<string, Buffer>, number][]
+    }
+
+/** Settings of the embedded log. */
+export interface EmbeddedLogOptions {
+  /** Folder of the journal segments. */
+  dir: string
+  /** A segment is closed and a new one started past this size. */
+  segmentBytes?: number
+  /** Segments kept; older ones are deleted with the (non-compacted) records they hold. */
+  retainSegments?: number
+  /** fsync each group of appends (acks=all); off only for throwaway logs. */
+  fsync?: boolean
+  /** Records handed to a consumer at once, per partition. */
+  maxBatchRecords?: number
+  /** Partitions of a topic that a producer writes before anyone created it. */
+  defaultPartitions?: number
+  logger: Logger
+}
+
+const toHeaders = (h: OutRecord['headers']): Record<string, Buffer> =>
+  Object.fromEntries(Object.entries(h ?? {}).map(([k, v]) => [k, Buffer.isBuffer(v) ? v : Buffer.from(v)]))
+
+/**
+ * The embedded, in-process event log behind the same interface as Kafka: topics of keyed
+ * partitions (murmur2, as Kafka's default partitioner, so a device lands on the same partition
+ * number on both), consumer groups with committed offsets and rebalancing between members,
+ * and atomic transactions (records and consumer offsets in one journal entry). Every write is
+ * durable (written and fsync'ed, appends grouped) before it is acknowledged or visible, and
+ * survives a restart: the journal is read back on open. Records live in memory too, for as
+ * many journal segments as are retained; compacted topics keep the latest record per key.
+ */
+export class EmbeddedEventLog implements EventLog {
+  private readonly topics = new Map<string, TopicState>()
+  private readonly committed = new Map<string, Map<string, number>>()
+  private readonly journal: Journal<Entry>
+  private readonly groups = new Map<string, Group>()
+  private readonly txEpochs = new Map<string, number>()
+  private rr = 0
+  private rolling: Promise<void> | undefined
+  private opened = false
+
+  constructor(private readonly o: EmbeddedLogOptions) {
+    this.journal = new Journal<Entry>(o.dir, {
+      segmentBytes: o.segmentBytes ?? 64 * 1024 * 1024,
+      fsync: o.fsync ?? true,
+    })
+  }
+
+  /** Reads the journal back (idempotent); every call below opens the log first. */
+  open(): void {
+    if (this.opened) return
+    this.journal.open((e, seg) => this.apply(e, seg))
+    this.opened = true
+  }
+
+  private topic(name: string): TopicState {
+    const t = this.topics.get(name)
+    if (!t) throw new LogError(`unknown topic ${name}`, { retriable: false })
+    return t
+  }
+
+  private createTopic(name: string, partitions: number, compacted: boolean): void {
+    if (this.topics.has(name)) return
+    this.topics.set(name, {
+      name,
+      compacted,
+      partitions: Array.from({ length: partitions }, () => new Partition()),
+    })
+  }
+
+  /** Applies a journal entry to memory (on open, and after each durable append). */
+  private apply(e: Entry, seg: number): RecordMeta[] {
+    switch (e.k) {
+      case 'topic':
+        this.createTopic(e.name, e.partitions, e.compacted)
+        return []
+      case 'delete':
+        for (const n of e.names) this.topics.delete(n)
+        return []
+      case 'checkpoint': {
+        for (const t of e.topics) {
+          this.createTopic(t.name, t.next.length, t.compacted)
+          t.next.forEach((n, i) => {
+            const p = this.topics.get(t.name)!.partitions[i]
+            if (p && p.next < n) p.next = n
+          })
+        }
+        for (const [t, pi, offset, key, value, headers, timestamp] of e.recs) {
+          const p = this.topics.get(t)?.partitions[pi]
+          if (!p || p.indexOf(offset) < p.records.length) continue
+          p.records.push({ offset, key, value, headers, timestamp, seg })
+        }
+        for (const [g, t, p, off] of e.offs) this.setCommitted(g, t, p, off)
+        return []
+      }
+      case 'batch': {
+        const metas: RecordMeta[] = []
+        for (const [t, pi, key, value, headers, timestamp] of e.recs) {
+          const topic = this.topics.get(t)
+          const p = topic?.partitions[pi]
+          if (!p) continue
+          const offset = p.next++
+          p.records.push({ offset, key, value, headers, timestamp, seg })
+          metas.push({ topic: t, partition: pi, offset: String(offset) })
+        }
+        for (const [g, t, p, off] of e.offs) this.setCommitted(g, t, p, off)
+        if (this.opened) for (const [t, pi] of e.recs) this.topics.get(t)?.partitions[pi]?.wake()
+        return metas
+      }
+    }
+  }
+
+  private setCommitted(group: string, topic: string, partition: number, offset: number): void {
+    let g = this.committed.get(group)
+    if (!g) this.committed.set(group, (g = new Map()))
+    g.set(`${topic}/${partition}`, offset)
+  }
+
+  committedOffset(group: string, topic: string, partition: number): number | undefined {
+    return this.committed.get(group)?.get(`${topic}/${partition}`)
+  }
+
+  /** Appends an entry durably, then applies it; rolls the segment when it is full. */
+  private async write(e: Entry): Promise<RecordMeta[]> {
+    this.open()
+    if (this.rolling) await this.rolling
+    await this.journal.append(e)
+    const metas = this.apply(e, this.journal.current())
+    if (this.journal.full() && !this.rolling)
+      this.rolling = this.roll().finally(() => (this.rolling = undefined))
+    return metas
+  }
+
+  /** Starts a new segment with a checkpoint, compacts compacted topics, drops old segments. */
+  private async roll(): Promise<void> {
+    const topics = [...this.topics.values()]
+    const recs: Extract<Entry, { k: 'checkpoint' }>['recs'] = []
+    for (const t of topics) {
+      if (!t.compacted) continue
+      t.partitions.forEach((p, i) => {
+        const latest = new Map<string | null, Rec>()
+        for (const r of p.records) latest.set(r.key, r)
+        p.records = [...latest.values()].filter((r) => r.value !== null).sort((a, b) => a.offset - b.offset)
+        for (const r of p.records) recs.push([t.name, i, r.offset, r.key, r.value, r.headers, r.timestamp])
+      })
+    }
+    const offs: JOff[] = []
+    for (const [g, m] of this.committed)
+      for (const [tp, off] of m) {
+        const cut = tp.lastIndexOf('/')
+        offs.push([g, tp.slice(0, cut), Number(tp.slice(cut + 1)), off])
+      }
+    const seg = await this.journal.roll({
+      k: 'checkpoint',
+      topics: topics.map((t) => ({
+        name: t.name,
+        compacted: t.compacted,
+        next: t.partitions.map((p) => p.next),
+      })),
+      offs,
+      recs,
+    })
+    for (const t of topics)
+      if (t.compacted) for (const p of t.partitions) for (const r of p.records) r.seg = seg
+    const keep = this.o.retainSegments ?? 4
+    const segs = this.journal.segments()
+    const oldest = segs[Math.max(0, segs.length - keep)]!
+    for (const s of segs) if (s < oldest) this.journal.remove(s)
+    for (const t of topics)
+      if (!t.compacted)
+        for (const p of t.partitions) {
+          let i = 0
+          while (i < p.records.length && p.records[i]!.seg < oldest) i++
+          if (i > 0) p.records = p.records.slice(i)
+        }
+  }
+
+  private partitionOf(r: OutRecord, t: TopicState): number {
+    if (r.partition !== undefined) {
+      if (r.partition < 0 || r.partition >= t.partitions.length)
+        throw new LogError(`topic ${t.name} has no partition ${r.partition}`, { retriable: false })
+      return r.partition
+    }
+    if (r.key !== null) return partitionForKey(r.key, t.partitions.length)
+    return this.rr++ % t.partitions.length
+  }
+
+  private async toJournal(records: OutRecord[]): Promise<JRec[]> {
+    const out: JRec[] = []
+    for (const r of records) {
+      if (!this.topics.has(r.topic))
+        await this.ensure([
+          { name: r.topic, partitions: this.o.defaultPartitions ?? 6, replicationFactor: 1 },
+        ])
+      const t = this.topic(r.topic)
+      out.push([
+        r.topic,
+        this.partitionOf(r, t),
+        r.key,
+        r.value,
+        toHeaders(r.headers),
+        r.timestamp ?? Date.now(),
+      ])
+    }
+    return out
+  }
+
+  private async ensure(specs: TopicSpec[]): Promise<string[]> {
+    this.open()
+    const created: string[] = []
+    for (const s of specs) {
+      if (this.topics.has(s.name)) continue
+      await this.write({
+        k: 'topic',
+        name: s.name,
+        partitions: s.partitions,
+        compacted: s.compacted ?? false,
+      })
+      created.push(s.name)
+    }
+    return created
+  }
+
+  async producer(): Promise<Producer> {
+    this.open()
+    return {
+      send: async (records) =>
+        records.length ? this.write({ k: 'batch', recs: await this.toJournal(records), offs: [] }) : [],
+      close: async () => {},
+    }
+  }
+
+  async transactionalProducer(transactionalId: string): Promise<TransactionalProducer> {
+    this.open()
+    // A new producer with the same id fences the old one (as Kafka's epochs do).
+    const epoch = (this.txEpochs.get(transactionalId) ?? 0) + 1
+    this.txEpochs.set(transactionalId, epoch)
+    const fenced = () => this.txEpochs.get(transactionalId) !== epoch
+    return {
+      begin: async (): Promise<Transaction> => {
+        const recs: OutRecord[] = []
+        const offs: JOff[] = []
+        let done = false
+        const check = () => {
+          if (done) throw new LogError('the transaction is already finished', { retriable: false })
+          if (fenced())
+            throw new LogError(`producer ${transactionalId} was fenced by a newer instance`, {
+              retriable: false,
+            })
+        }
+        return {
+          send: async (rs) => {
+            check()
+            recs.push(...rs)
+          },
+          sendOffsets: async (groupId, offsets) => {
+            check()
+            for (const o of offsets) offs.push([groupId, o.topic, o.partition, Number(o.offset)])
+          },
+          commit: async () => {
+            check()
+            done = true
+            await this.write({ k: 'batch', recs: await this.toJournal(recs), offs })
+          },
+          abort: async () => {
+            done = true
+          },
+        }
+      },
+      close: async () => {},
+    }
+  }
+
+  async consumer(opts: ConsumerOptions): Promise<Consumer> {
+    this.open()
+    let group = this.groups.get(opts.groupId)
+    if (!group) this.groups.set(opts.groupId, (group = new Group(this, opts.groupId)))
+    return group.join(opts)
+  }
+
+  /** Records of a partition from `offset` on, at most `max`. */
+  fetch(topic: string, partition: number, offset: number, max: number): Rec[] {
+    const p = this.topics.get(topic)?.partitions[partition]
+    if (!p) return []
+    const i = p.indexOf(offset)
+    return p.records.slice(i, i + max)
+  }
+
+  /** Resolves when the partition gets a record (or after `ms`). */
+  waitFor(topic: string, partition: number, ms: number): Promise<void> {
+    const p = this.topics.get(topic)?.partitions[partition]
+    return new Promise((resolve) => {
+      const t = setTimeout(() => {
+        p?.waiters.delete(wake)
+        resolve()
+      }, ms).unref()
+      const wake = () => {
+        clearTimeout(t)
+        resolve()
+      }
+      p?.waiters.add(wake)
+    })
+  }
+
+  partitionCountOf(topic: string): number {
+    this.open()
+    return this.topics.get(topic)?.partitions.length ?? 0
+  }
+
+  endOffset(topic: string, partition: number): number {
+    return this.topics.get(topic)?.partitions[partition]?.next ?? 0
+  }
+
+  commitOffsets(groupId: string, offsets: PartitionOffset[]): Promise<unknown> {
+    return this.write({
+      k: 'batch',
+      recs: [],
+      offs: offsets.map((o) => [groupId, o.topic, o.partition, Number(o.offset)]),
+    })
+  }
+
+  get maxBatch(): number {
+    return this.o.maxBatchRecords ?? 2000
+  }
+
+  get logger(): Logger {
+    return this.o.logger
+  }
+
+  async readPartition(topic: string, partition: number, onRecord: (r: InRecord) => void): Promise<void> {
+    this.open()
+    for (const r of this.fetch(topic, partition, 0, Number.MAX_SAFE_INTEGER))
+      onRecord(inRecord(topic, partition, r))
+  }
+
+  async readTopic(topic: string, onRecord: (r: InRecord) => void): Promise<void> {
+    this.open()
+    for (let p = 0; p < this.partitionCountOf(topic); p++) await this.readPartition(topic, p, onRecord)
+  }
+
+  async admin(): Promise<LogAdmin> {
+    this.open()
+    return {
+      ensureTopics: (specs) => this.ensure(specs),
+      listTopics: async () => [...this.topics.keys()],
+      partitionCount: async (t) => this.topic(t).partitions.length,
+      deleteTopics: async (names) => void (await this.write({ k: 'delete', names })),
+      endOffsets: async (t) => new Map(this.topic(t).partitions.map((p, i) => [i, String(p.next)])),
+      committedOffsets: async (g, t) =>
+        new Map(this.topic(t).partitions.map((_, i) => [i, String(this.committedOffset(g, t, i) ?? -1)])),
+      close: async () => {},
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const g of this.groups.values()) await g.closeAll()
+    if (this.rolling) await this.rolling
+    await this.journal.close()
+  }
+}
+
+const inRecord = (topic: string, partition: number, r: Rec): InRecord => ({
+  topic,
+  partition,
+  offset: String(r.offset),
+  key: r.key,
+  value: r.value,
+  headers: r.headers,
+  timestamp: r.timestamp,
+})
+
+/** One member of a group: its fetch loop over the partitions the group gave it. */
+class Member {
+  assignment = new Map<string, number[]>()
+  private positions = new Map<string, number>()
+  private readonly paused = new Set<string>()
+  private readonly inFlight = new Map<string, Promise<void>>()
+  private handler: ((b: RecordBatch, ctx: BatchContext) => Promise<void>) | undefined
+  private stopped = false
+  private holding = false
+  private wakeLoop: (() => void) | undefined
+  private loop: Promise<void> | undefined
+  private failures = new Map<string, number>()
+
+  constructor(
+    readonly id: number,
+    readonly opts: ConsumerOptions,
+    private readonly log: EmbeddedEventLog,
+    private readonly group: Group,
+  ) {}
+
+  /** Stops handing out batches and waits for the ones in flight (before a rebalance). */
+  async hold(): Promise<void> {
+    this.holding = true
+    this.wakeLoop?.()
+    await Promise.all(this.inFlight.values())
+  }
+
+  /** Takes a new assignment; positions start at the committed offsets. */
+  assign(a: Map<string, number[]>): void {
+    this.assignment = a
+    this.positions = new Map()
+    for (const [t, ps] of a)
+      for (const p of ps) {
+        const c = this.log.committedOffset(this.opts.groupId, t, p)
+        this.positions.set(`${t}/${p}`, c ?? (this.opts.fromBeginning ? 0 : this.log.endOffset(t, p)))
+      }
+    this.holding = false
+    this.opts.onAssign?.(a)
+    this.wakeLoop?.()
+  }
+
+  run(handler: (b: RecordBatch, ctx: BatchContext) => Promise<void>): void {
+    this.handler = handler
+    this.loop ??= this.fetchLoop()
+  }
+
+  private async fetchLoop(): Promise<void> {
+    const ctx: BatchContext = { commit: (o) => this.commit(o), heartbeat: async () => {} }
+    const limit = this.opts.concurrency ?? 1
+    while (!this.stopped) {
+      let started = false
+      if (!this.holding && this.handler) {
+        for (const [t, ps] of this.assignment) {
+          for (const p of ps) {
+            const tp = `${t}/${p}`
+            if (this.inFlight.size >= limit) break
+            if (this.inFlight.has(tp) || this.paused.has(tp)) continue
+            const pos = this.positions.get(tp) ?? 0
+            const recs = this.log.fetch(t, p, pos, this.log.maxBatch)
+            if (recs.length === 0) continue
+            started = true
+            const batch: RecordBatch = { topic: t, partition: p, records: recs.map((r) => inRecord(t, p, r)) }
+            const run = this.handler(batch, ctx).then(
+              () => {
+                this.failures.delete(tp)
+                if (this.positions.has(tp)) this.positions.set(tp, recs[recs.length - 1]!.offset + 1)
+              },
+              async (err: unknown) => {
+                // As Kafka clients do after a failed batch: start again from the committed offset.
+                const n = (this.failures.get(tp) ?? 0) + 1
+                this.failures.set(tp, n)
+                this.log.logger.warn(
+                  'embedded log: batch handler failed; retrying from the committed offset',
+                  {
+                    group: this.opts.groupId,
+                    partition: tp,
+                    attempt: n,
+                    error: (err as Error).message,
+                  },
+                )
+                await new Promise((r) => setTimeout(r, Math.min(5_000, 100 * 2 ** Math.min(n, 6))))
+                if (this.positions.has(tp)) {
+                  const c = this.log.committedOffset(this.opts.groupId, t, p)
+                  this.positions.set(tp, c ?? (this.opts.fromBeginning ? 0 : pos))
+                }
+              },
+            )
+            const tracked = run.finally(() => {
+              this.inFlight.delete(tp)
+              this.wakeLoop?.()
+            })
+            this.inFlight.set(tp, tracked)
+          }
+        }
+      }
+      if (started) continue
+      // Nothing to hand out: wait for a record, a finished batch, a resume or a rebalance.
+      await new Promise<void>((resolve) => {
+        this.wakeLoop = resolve
+        const waits = [...this.assignment].flatMap(([t, ps]) => ps.map((p) => this.log.waitFor(t, p, 1_000)))
+        void Promise.race([...waits, new Promise((r) => setTimeout(r, 1_000).unref())]).then(() => resolve())
+      })
+      this.wakeLoop = undefined
+    }
+  }
+
+  commit(offsets: PartitionOffset[]): Promise<void> {
+    return this.log.commitOffsets(this.opts.groupId, offsets).then(() => undefined)
+  }
+
+  pause(topic: string, partitions: number[]): void {
+    for (const p of partitions) this.paused.add(`${topic}/${p}`)
+  }
+
+  resume(topic: string, partitions: number[]): void {
+    for (const p of partitions) this.paused.delete(`${topic}/${p}`)
+    this.wakeLoop?.()
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true
+    this.wakeLoop?.()
+    await Promise.all(this.inFlight.values())
+    await this.loop
+  }
+
+  asConsumer(): Consumer {
+    return {
+      run: async (handler) => this.run(handler),
+      commit: (o) => this.commit(o),
+      assignment: () => this.assignment,
+      pause: (t, ps) => this.pause(t, ps),
+      resume: (t, ps) => this.resume(t, ps),
+      close: () => this.group.leave(this),
+    }
+  }
+}
+
+/** A consumer group: members share the partitions of the topics they subscribe to. */
+class Group {
+  private readonly members: Member[] = []
+  private nextId = 0
+  private rebalancing: Promise<void> = Promise.resolve()
+
+  constructor(
+    private readonly log: EmbeddedEventLog,
+    readonly id: string,
+  ) {}
+
+  async join(opts: ConsumerOptions): Promise<Consumer> {
+    for (const t of opts.topics)
+      if (this.log.partitionCountOf(t) === 0)
+        throw new LogError(`cannot subscribe group ${opts.groupId}: unknown topic ${t}`, { retriable: false })
+    const m = new Member(this.nextId++, opts, this.log, this)
+    this.members.push(m)
+    await this.rebalance()
+    return m.asConsumer()
+  }
+
+  async leave(m: Member): Promise<void> {
+    const i = this.members.indexOf(m)
+    if (i < 0) return
+    this.members.splice(i, 1)
+    await m.stop()
+    await this.rebalance()
+  }
+
+  /** Every member finishes its batches in flight, then partitions are dealt round-robin. */
+  private rebalance(): Promise<void> {
+    this.rebalancing = this.rebalancing.then(async () => {
+      await Promise.all(this.members.map((m) => m.hold()))
+      const plan = new Map<Member, Map<string, number[]>>(this.members.map((m) => [m, new Map()]))
+      const topics = [...new Set(this.members.flatMap((m) => m.opts.topics))].sort()
+      let turn = 0
+      for (const t of topics) {
+        const subscribers = this.members.filter((m) => m.opts.topics.includes(t))
+        for (let p = 0; p < this.log.partitionCountOf(t); p++) {
+          const m = subscribers[turn++ % subscribers.length]!
+          const a = plan.get(m)!
+          a.set(t, [...(a.get(t) ?? []), p])
+        }
+      }
+      for (const [m, a] of plan) m.assign(a)
+    })
+    return this.rebalancing
+  }
+
+  async closeAll(): Promise<void> {
+    for (const m of [...this.members]) await m.stop()
+    this.members.length = 0
+  }
+}

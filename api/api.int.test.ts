@@ -5,7 +5,8 @@ import { Pool } from 'pg'
 import { cassandraSink } from '../consumers/sinks/cassandra'
 import { postgresExecutor, postgresSink } from '../consumers/sinks/postgres'
 import type { Sink } from '../consumers/sinks/sink'
-import { postgresDialect } from '../consumers/sinks/sql/dialect'
+import { postgresDialect, sqliteDialect } from '../consumers/sinks/sql/dialect'
+import { openSqlite, sqliteExecutor, sqliteSink } from '../consumers/sinks/sqlite'
 import { LocalSchemaRegistry } from '../core/envelope/registry'
 import type { Alert, Rollup, Telemetry } from '../schemas/types.generated'
 import { testKafkaLog, testLogger } from '../test/kafka'
@@ -107,6 +108,18 @@ const backends: [string, () => Backend][] = [
           await pool.query(`DROP SCHEMA IF EXISTS ${name} CASCADE`)
           await pool.end()
         },
+      }
+    },
+  ],
+  [
+    'sqlite, the embedded store [kafka]',
+    () => {
+      const dir = mkdtempSync(path.join(tmpdir(), 'fs-api-sqlite-'))
+      return {
+        sink: (name) => sqliteSink({ file: path.join(dir, `${name}.db`) }),
+        read: (name) =>
+          sqlReadStore('sqlite', sqliteDialect, sqliteExecutor(openSqlite(path.join(dir, `${name}.db`)))),
+        drop: async () => {},
       }
     },
   ],

@@ -1,7 +1,8 @@
 import path from 'node:path'
 import type { Command } from 'commander'
 import { Pool } from 'pg'
-import { crateDialect, postgresDialect } from '../consumers/sinks/sql/dialect'
+import { crateDialect, postgresDialect, sqliteDialect } from '../consumers/sinks/sql/dialect'
+import { openSqlite, sqliteExecutor } from '../consumers/sinks/sqlite'
 import { crateExecutor } from '../consumers/sinks/cratedb'
 import { postgresExecutor } from '../consumers/sinks/postgres'
 import { loadConfig } from '../core/config/load'
@@ -36,6 +37,8 @@ export function readStoreFor(cfg: ApiRoleConfig): ReadStore {
       )
     case 'cratedb':
       return sqlReadStore('cratedb', crateDialect, crateExecutor(s.cratedb))
+    case 'sqlite':
+      return sqlReadStore('sqlite', sqliteDialect, sqliteExecutor(openSqlite(s.sqlite.file)))
     case 'cassandra':
       return cassandraReadStore({
         client: {

@@ -7,7 +7,7 @@ export const apiConfig = z.strictObject({
   host: z.string().default('0.0.0.0'),
   port: z.number().int().min(0).max(65535).default(8090),
   /** Which store the API reads (the one the sinks write). */
-  store: z.enum(['postgres', 'cassandra', 'cratedb']).default('postgres'),
+  store: z.enum(['postgres', 'cassandra', 'cratedb', 'sqlite']).default('postgres'),
   /** API keys (SHA-256 hashes), made with `fleetstream apikeys add`. */
   keysFile: z.string().min(1).default('data/api-keys.json'),
   /** Serve the rules of the rules topic, and let `write:rules` keys publish them. */

@@ -109,8 +109,7 @@ export function sqlReadStore(name: string, d: SqlDialect, x: SqlExecutor): ReadS
     },
     async series(q) {
       const p = P()
-      const interval1 = p.add(q.intervalMs)
-      const interval2 = p.add(q.intervalMs)
+      const bucket = d.bucket('ts', () => p.add(q.intervalMs))
       // PostgreSQL numbers its parameters; CrateDB's ? follow the text: add them in text order.
       const { expr, isNumber } = d.metricValue(q.metric, () => p.add(q.metric))
       const agg = q.agg === 'last' ? d.lastValue(expr, 'ts') : `${q.agg}(${expr})`
@@ -118,7 +117,7 @@ export function sqlReadStore(name: string, d: SqlDialect, x: SqlExecutor): ReadS
       const from = p.ts(q.from)
       const to = p.ts(q.to)
       const rows = await x.query(
-        `SELECT floor(${d.epochMs('ts')} / ${interval1}) * ${interval2} AS t, ${agg} AS v, count(*) AS n ` +
+        `SELECT ${bucket} AS t, ${agg} AS v, count(*) AS n ` +
           `FROM telemetry WHERE device_id = ${device} AND ts >= ${from} AND ts < ${to} AND ${isNumber} GROUP BY 1 ORDER BY 1`,
         p.values,
       )

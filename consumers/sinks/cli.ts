@@ -13,9 +13,10 @@ import { crateSink } from './cratedb'
 import { SinkMetrics } from './metrics'
 import { postgresSink } from './postgres'
 import { runSink, type SinkCodecs, type SinkKind } from './runtime'
+import { sqliteSink } from './sqlite'
 import type { Sink } from './sink'
 
-export const STORES = ['postgres', 'cassandra', 'cratedb'] as const
+export const STORES = ['postgres', 'cassandra', 'cratedb', 'sqlite'] as const
 
 /** The sink of a store, as configured (`sinks.<store>`). */
 export function sinkFor(store: string, cfg: SinksRoleConfig): Sink {
@@ -23,6 +24,7 @@ export function sinkFor(store: string, cfg: SinksRoleConfig): Sink {
   if (store === 'postgres')
     return postgresSink({ connectionString: s.postgres.url, schema: s.postgres.schema })
   if (store === 'cratedb') return crateSink(s.cratedb)
+  if (store === 'sqlite') return sqliteSink(s.sqlite)
   if (store === 'cassandra') {
     const c = s.cassandra
     return cassandraSink({

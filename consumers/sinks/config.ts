@@ -44,6 +44,12 @@ export const sinksConfig = z.strictObject({
       password: z.string().optional(),
     })
     .prefault({}),
+  sqlite: z
+    .strictObject({
+      /** The embedded store's database file (`:memory:` for none). */
+      file: z.string().min(1).default('data/fleetstream.db'),
+    })
+    .prefault({}),
   metrics: z
     .strictObject({
       host: z.string().default('0.0.0.0'),

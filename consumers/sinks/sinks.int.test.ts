@@ -1,3 +1,6 @@
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
 import { Client } from 'cassandra-driver'
 import { Pool } from 'pg'
 import { LocalSchemaRegistry } from '../../core/envelope/registry'
@@ -10,6 +13,7 @@ import { cassandraSink } from './cassandra'
 import { sinkCodecs } from './cli'
 import { postgresSink } from './postgres'
 import { runSink, type SinkCodecs } from './runtime'
+import { openSqlite, sqliteSink } from './sqlite'
 import type { Sink } from './sink'
 
 /** What a test reads back from a store, the same way for each store. */
@@ -116,6 +120,38 @@ const cassandra = {
   },
 }
 
+const sqlite = {
+  async open(name: string): Promise<Opened> {
+    const file = path.join(mkdtempSync(path.join(tmpdir(), 'fs-sqlite-')), `${name}.db`)
+    const db = openSqlite(file)
+    const one = (sql: string, params: unknown[]) =>
+      db.prepare(sql).get(params) as Record<string, unknown> | undefined
+    return {
+      sink: () => sqliteSink({ file }),
+      telemetryCount: async () => Number(one('SELECT count(*) AS n FROM telemetry', [])!.n),
+      rollups: async (d) =>
+        new Map(
+          (
+            db
+              .prepare('SELECT metric, window_ms, window_start, count, avg FROM rollups WHERE device_id = ?')
+              .all(d) as Record<string, number>[]
+          ).map((r) => [`${r.metric}/${r.window_ms}/${r.window_start}`, [r.count!, r.avg!]]),
+        ),
+      alert: async (_d, id) =>
+        (one('SELECT state, severity, value FROM alerts WHERE alert_id = ?', [id]) as never) ?? null,
+      device: async (d) => {
+        const r = one('SELECT site, last_seen FROM devices WHERE device_id = ?', [d])
+        return r
+          ? { site: (r.site as string | null) ?? null, lastSeen: (r.last_seen as number | null) ?? null }
+          : null
+      },
+      poison: (r) => ({ ...r, deviceId: '' }), // every SQL store refuses an empty device id
+      refusal: /sqlite: a reading with an empty device id/,
+      drop: async () => void db.close(),
+    }
+  },
+}
+
 const T = Date.UTC(2026, 10, 1, 23, 59) // crosses midnight: two day partitions per device
 const reading = (d: number, i: number): Telemetry => ({
   deviceId: `dev-${d}`,
@@ -173,6 +209,7 @@ const device = (deviceId: string, site: string): Device => ({
 describe.each([
   ['postgres [kafka] [postgres]', postgres, 50],
   ['cassandra [kafka] [cassandra]', cassandra, 20],
+  ['sqlite, the embedded store [kafka]', sqlite, 50],
 ])('consumers > sinks > %s', (_title, store, perDevice) => {
   let log: KafkaEventLog
   let codecs: SinkCodecs

@@ -1,5 +1,5 @@
 import { copyText } from '../postgres'
-import { bulkParams, crateDialect, postgresDialect } from './dialect'
+import { bulkParams, crateDialect, postgresDialect, sqliteDialect } from './dialect'
 import { sqlMigrations } from './sql-sink'
 import { ALERTS, DEVICES, ROLLUPS, TELEMETRY } from './tables'
 
@@ -76,6 +76,26 @@ describe('consumers > sinks > sql dialects', () => {
       expect(JSON.stringify(bulkParams(d, TELEMETRY, [hostile]))).toContain('DROP TABLE')
       for (const m of sqlMigrations(d)) expect(m).toMatch(/^CREATE (TABLE|INDEX) IF NOT EXISTS /)
     }
+  })
+
+  it('SQLite (the embedded store): WITHOUT ROWID tables, numbered parameters, the same ordered alert upsert', () => {
+    expect(sqliteDialect.createTable(TELEMETRY)[0]).toMatch(
+      /PRIMARY KEY \(device_id, ts, seq\)\) WITHOUT ROWID$/,
+    )
+    expect(sqliteDialect.upsert(ALERTS)).toMatch(
+      / WHERE \(excluded\.updated_at, excluded\.event_rank\) >= \(alerts\.updated_at, alerts\.event_rank\)$/,
+    )
+    expect(sqliteDialect.p(3)).toBe('?3')
+    expect(bulkParams(sqliteDialect, TELEMETRY, [reading])[0]).toEqual([
+      'd1',
+      reading.ts,
+      -1,
+      null,
+      reading.receivedAt,
+      'mqtt',
+      '{"t":21.5,"ok":true}',
+      '{}',
+    ])
   })
 
   it('CrateDB metric subscripts take only plain names (they cannot be parameters)', () => {

@@ -15,7 +15,7 @@ import type { ColumnType, TableSpec } from './tables'
  * against METRIC_NAME) are ever part of the text; every value is a parameter.
  */
 export interface SqlDialect {
-  name: 'postgres' | 'cratedb'
+  name: 'postgres' | 'cratedb' | 'sqlite'
   /** `columns`: parameters are one array per column; `rows`: one parameter row per record. */
   bulk: 'columns' | 'rows'
   /** The placeholder of parameter `i` (1-based). */
@@ -38,6 +38,8 @@ export interface SqlDialect {
   metricValue(metric: string, param: () => string): { expr: string; isNumber: string }
   /** The value at the latest `ts` of a group. */
   lastValue(expr: string, orderColumn: string): string
+  /** The start of `column`'s interval: `floor(ms / interval) × interval`; `param()` adds the interval. */
+  bucket(column: string, param: () => string): string
 }
 
 /** Metric names that may appear in SQL text (CrateDB object subscripts cannot be parameters). */
@@ -115,6 +117,7 @@ export const postgresDialect: SqlDialect = {
     isNumber: `jsonb_typeof(metrics->${param()}) = 'number'`,
   }),
   lastValue: (expr, order) => `(array_agg(${expr} ORDER BY ${order} DESC))[1]`,
+  bucket: (c, param) => `floor((extract(epoch FROM ${c}) * 1000)::bigint / ${param()}) * ${param()}`,
 }
 
 export const crateDialect: SqlDialect = {
@@ -159,6 +162,69 @@ export const crateDialect: SqlDialect = {
     return { expr: `"metrics"['${metric}']`, isNumber: `"metrics"['${metric}'] IS NOT NULL` }
   },
   lastValue: (expr, order) => `max_by(${expr}, "${order}")`,
+  bucket: (c, param) => `floor(CAST("${c}" AS BIGINT) / ${param()}) * ${param()}`,
+}
+
+const SQLITE_TYPES: Record<ColumnType, string> = {
+  text: 'TEXT',
+  bigint: 'INTEGER',
+  int: 'INTEGER',
+  double: 'REAL',
+  timestamp: 'INTEGER', // epoch ms
+  object: 'TEXT', // JSON
+  boolean: 'INTEGER',
+}
+
+/**
+ * SQLite (the embedded store of `fleetstream up`, through better-sqlite3): timestamps as epoch
+ * ms integers, objects as JSON text read with `json_extract`, one prepared statement run per
+ * record inside one transaction per batch.
+ */
+export const sqliteDialect: SqlDialect = {
+  name: 'sqlite',
+  bulk: 'rows',
+  // Numbered (?NNN), so that a parameter used twice (the metric name) binds by number.
+  p: (i) => `?${i}`,
+  type: (t) => SQLITE_TYPES[t],
+  value(t, v) {
+    if (v === null || v === undefined) return null
+    if (t === 'object') return JSON.stringify(v)
+    if (t === 'boolean') return v ? 1 : 0
+    return v
+  },
+  createTable(spec) {
+    const defs = spec.columns.map((c) => `${c.name} ${SQLITE_TYPES[c.type]}${c.notNull ? ' NOT NULL' : ''}`)
+    const out = [
+      `CREATE TABLE IF NOT EXISTS ${spec.name} (${[...defs, `PRIMARY KEY (${spec.key.join(', ')})`].join(', ')}) WITHOUT ROWID`,
+    ]
+    if (spec.partitionByMonthOf)
+      out.push(
+        `CREATE INDEX IF NOT EXISTS ${spec.name}_${spec.partitionByMonthOf} ON ${spec.name} (${spec.partitionByMonthOf})`,
+      )
+    return out
+  },
+  upsert(spec) {
+    const head = `INSERT INTO ${spec.name} (${cols(spec).join(', ')}) VALUES (${spec.columns.map(() => '?').join(', ')}) ON CONFLICT (${spec.key.join(', ')})`
+    const oc = spec.onConflict
+    if (oc.kind === 'nothing') return `${head} DO NOTHING`
+    const guard = oc.guard
+      ? ` WHERE (${oc.guard.map((g) => `excluded.${g}`).join(', ')}) >= (${oc.guard.map((g) => `${spec.name}.${g}`).join(', ')})`
+      : ''
+    return `${head} DO UPDATE SET ${updateSet(oc.set, 'excluded')}${guard}`
+  },
+  deleteByKey: (spec) => `DELETE FROM ${spec.name} WHERE ${spec.key.map((k) => `${k} = ?`).join(' AND ')}`,
+  upsertLastSeen: () =>
+    `INSERT INTO devices (device_id, tenant, registered, last_seen) VALUES (?, ?, 0, ?) ` +
+    `ON CONFLICT (device_id) DO UPDATE SET last_seen = max(coalesce(devices.last_seen, 0), excluded.last_seen), tenant = coalesce(devices.tenant, excluded.tenant)`,
+  epochMs: (c) => c,
+  metricValue: (_metric, param) => ({
+    expr: `json_extract(metrics, '$."' || ${param()} || '"')`,
+    isNumber: `json_type(metrics, '$."' || ${param()} || '"') IN ('integer', 'real')`,
+  }),
+  // The value of the row with the greatest ts: ts zero-padded, the value after it, max of that.
+  lastValue: (expr, order) => `CAST(substr(max(printf('%020d', ${order}) || (${expr})), 21) AS REAL)`,
+  // JS numbers bind as REAL: cast, so that the division is an integer one.
+  bucket: (c, param) => `(${c} / CAST(${param()} AS INTEGER)) * CAST(${param()} AS INTEGER)`,
 }
 
 /** Parameters of one bulk statement: per column arrays (`columns`) or per record rows (`rows`). */

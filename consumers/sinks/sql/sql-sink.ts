@@ -57,6 +57,9 @@ export function sqlSink(name: string, d: SqlDialect, x: SqlExecutor): Sink {
       for (const m of sqlMigrations(d)) await x.query(m, [])
     },
     async writeTelemetry(rs) {
+      // Every store refuses the same readings: the model has no device without an id.
+      if (rs.some((r) => r.deviceId.length === 0))
+        throw new SinkWriteError(`${name}: a reading with an empty device id`, false)
       await insertNew(TELEMETRY, rs)
       // Sorted, so that two writers never lock the same device rows in opposite orders.
       const seen = [...lastSeenByDevice(rs)].sort(([a], [b]) => (a < b ? -1 : 1))

@@ -1,6 +1,7 @@
 import { Command } from 'commander'
 import { registerApiCommands } from '../api/cli'
 import { registerBridgeCommands } from '../bridge/cli'
+import { registerUpCommands } from '../embedded/cli'
 import { registerAlertCommands } from '../consumers/alerts/cli'
 import { registerSinkCommands } from '../consumers/sinks/cli'
 import { registerRuleCommands } from '../rules/cli'
@@ -79,6 +80,7 @@ export function buildCli(): Command {
   registerAlertCommands(program)
   registerSinkCommands(program)
   registerApiCommands(program)
+  registerUpCommands(program)
   return program
 }
 

@@ -479,11 +479,13 @@ class Member {
         this.positions.set(`${t}/${p}`, c ?? (this.opts.fromBeginning ? 0 : this.log.endOffset(t, p)))
       }
     this.holding = false
-    this.opts.onAssign?.(a)
+    // As with Kafka, the owner hears of an assignment once it runs, before the first batch.
+    if (this.handler) this.opts.onAssign?.(a)
     this.wakeLoop?.()
   }
 
   run(handler: (b: RecordBatch, ctx: BatchContext) => Promise<void>): void {
+    if (!this.handler) this.opts.onAssign?.(this.assignment)
     this.handler = handler
     this.loop ??= this.fetchLoop()
   }

@@ -1,0 +1,225 @@
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import path from 'node:path'
+import { readStoreFor } from '../api/cli'
+import { ApiKeyStore } from '../api/keys'
+import { topicRules } from '../api/rules'
+import { buildApi } from '../api/server'
+import { createDeviceStore } from '../bridge/auth'
+import { startBridge } from '../bridge/index'
+import { runAlertConsumer } from '../consumers/alerts/deliver'
+import { logSink } from '../consumers/alerts/log-sink'
+import { AlertMetrics } from '../consumers/alerts/metrics'
+import { sinkCodecs, sinkFor, sinkInputs } from '../consumers/sinks/cli'
+import { SinkMetrics } from '../consumers/sinks/metrics'
+import { runSink } from '../consumers/sinks/runtime'
+import { EmbeddedEventLog } from '../core/embedded-log/log'
+import { AvroCodec } from '../core/envelope/codec'
+import { createSchemaRegistry } from '../core/envelope/telemetry'
+import { KafkaEventLog } from '../core/kafka/kafkajs-log'
+import type { EventLog } from '../core/kafka/log'
+import { designTopics } from '../core/kafka/topics'
+import type { Logger } from '../core/logging/logger'
+import { loadRuleFiles } from '../rules/loader'
+import type { Alert, Device, RuleDefinition } from '../schemas/types.generated'
+import { jobRegistry } from '../stream-jobs/registry'
+import { JobMetrics } from '../stream-jobs/runtime/metrics'
+import { runJob } from '../stream-jobs/runtime/runner'
+import type { UpRoleConfig } from './config'
+
+/** What `fleetstream up` started: where it listens, the demo credentials, how to stop it. */
+export interface RunningUp {
+  listening: { mqtt?: number; http?: number; api: number; dashboard: string; metrics: string }
+  demo: { deviceId: string; token: string; apiKey: string }
+  log: EventLog
+  close(): Promise<void>
+}
+
+/** Paths under `data/` (the defaults) follow `up.dataDir`. */
+function relocate(cfg: UpRoleConfig): UpRoleConfig {
+  const dir = cfg.up.dataDir
+  const inData = (p: string) => (p.startsWith('data/') ? path.join(dir, p.slice(5)) : p)
+  return {
+    ...cfg,
+    bridge: { ...cfg.bridge, auth: { ...cfg.bridge.auth, file: inData(cfg.bridge.auth.file) } },
+    sinks: { ...cfg.sinks, sqlite: { file: inData(cfg.sinks.sqlite.file) } },
+    api: { ...cfg.api, keysFile: inData(cfg.api.keysFile), store: cfg.up.store },
+  }
+}
+
+/** The demo device and a read API key: made on first start, kept in `<dataDir>/demo.json` (mode 0600). */
+async function demoCredentials(cfg: UpRoleConfig): Promise<RunningUp['demo']> {
+  const file = path.join(cfg.up.dataDir, 'demo.json')
+  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as RunningUp['demo']
+  const devices = createDeviceStore(cfg.bridge.auth)
+  try {
+    const { token } = await devices.add(cfg.up.demoDevice)
+    const apiKey = new ApiKeyStore(path.resolve(cfg.api.keysFile)).add('demo', ['read', 'write:alerts']).key
+    const demo = { deviceId: cfg.up.demoDevice, token, apiKey }
+    writeFileSync(file, `${JSON.stringify(demo, null, 2)}\n`, { mode: 0o600 })
+    return demo
+  } finally {
+    await devices.close()
+  }
+}
+
+/**
+ * The whole pipeline in one process: the bridge (MQTT + HTTP), the enrich, rollup and rules
+ * jobs, the log alert consumer, a sink and the query API — on the embedded log and the SQLite
+ * store by default, or on Kafka (`up.kafka`) and any store (`up.store`). The role code is the
+ * same as when each runs alone; only the event log and the store differ.
+ */
+export async function startUp(config: UpRoleConfig, logger: Logger): Promise<RunningUp> {
+  const cfg = relocate(config)
+  const log: EventLog = cfg.up.kafka
+    ? new KafkaEventLog(cfg.kafka, logger)
+    : new EmbeddedEventLog({
+        dir: path.join(cfg.up.dataDir, 'log'),
+        logger: logger.child({ component: 'log' }),
+      })
+  const closers: (() => Promise<void>)[] = []
+  const close = async () => {
+    for (const c of closers.reverse())
+      await c().catch((err: unknown) => logger.error('stop failed', { error: (err as Error).message }))
+    await log.close()
+  }
+  try {
+    const admin = await log.admin()
+    await admin.ensureTopics(designTopics(cfg.topics))
+    const rulesEnd = await admin.endOffsets(cfg.topics.rules)
+    await admin.close()
+    const registry = createSchemaRegistry(cfg.schemaRegistry)
+
+    // Rules: the shipped examples (or up.rules) when the rules topic has none yet.
+    if ([...rulesEnd.values()].every((o) => o === '0')) {
+      const files = cfg.up.rules ?? path.resolve(__dirname, '../rules/examples')
+      const codec = await AvroCodec.bundled<RuleDefinition>(registry, 'rule-definition.avsc')
+      const producer = await log.producer()
+      await producer.send(
+        loadRuleFiles(files).map(({ rule }) => ({
+          topic: cfg.topics.rules,
+          key: rule.id,
+          value: codec.encode({
+            ruleId: rule.id,
+            definition: JSON.stringify(rule),
+            publishedAt: Date.now(),
+            source: files,
+          }),
+        })),
+      )
+      await producer.close()
+    }
+    const demo = await demoCredentials(cfg)
+    // The demo device's registry entry (enrichment joins it; range rules read its limits).
+    const deviceCodec = await AvroCodec.bundled<Device>(registry, 'device.avsc')
+    const registryProducer = await log.producer()
+    await registryProducer.send([
+      {
+        topic: cfg.topics.devices,
+        key: demo.deviceId,
+        value: deviceCodec.encode({
+          deviceId: demo.deviceId,
+          tenant: 'demo',
+          site: 'lab',
+          model: 'sim-1',
+          tags: { demo: 'true' },
+          limits: { temperature: { min: -10, max: 40 } },
+        }),
+      },
+    ])
+    await registryProducer.close()
+
+    // Stream jobs.
+    for (const name of ['enrich', 'rollup', 'rules']) {
+      const entry = jobRegistry.find((j) => j.name === name)!
+      const metrics = new JobMetrics()
+      const onClose: (() => Promise<void>)[] = []
+      const job = await entry.build(cfg, { log, logger, metrics, onClose: (fn) => onClose.push(fn) })
+      const running = await runJob(job, log, {
+        groupId: `${cfg.jobs.applicationId}-${name}`,
+        instanceId: cfg.jobs.instanceId,
+        changelogTopic: `${cfg.jobs.applicationId}-${name}-changelog`,
+        tickMs: cfg.jobs.tickMs,
+        metrics,
+        logger,
+        onFatal: () => {
+          logger.error('a stream job stopped for good; stopping', { job: name })
+          process.exitCode = 1
+          void close()
+        },
+      })
+      closers.push(async () => {
+        await running.close()
+        for (const fn of onClose) await fn()
+      })
+    }
+
+    // Alert consumer (log), sink, API.
+    const alerts = await runAlertConsumer(log, logSink(logger), {
+      groupId: `${cfg.alerts.applicationId}-alerts-log`,
+      alertsTopic: cfg.topics.alerts,
+      deadletterTopic: cfg.topics.deadletter,
+      retry: { maxAttempts: 1, initialBackoffMs: 1, maxBackoffMs: 1 },
+      codec: await AvroCodec.bundled<Alert>(registry, 'alert.avsc'),
+      metrics: new AlertMetrics(),
+      logger,
+    })
+    closers.push(() => alerts.close())
+    const sink = await runSink(log, sinkFor(cfg.up.store, cfg), {
+      groupId: `${cfg.sinks.applicationId}-sink-${cfg.up.store}`,
+      inputs: sinkInputs(cfg),
+      deadletterTopic: cfg.topics.deadletter,
+      codecs: await sinkCodecs(registry),
+      retry: cfg.sinks.retry,
+      logger,
+      metrics: new SinkMetrics(),
+      concurrency: cfg.sinks.concurrency,
+    })
+    closers.push(() => sink.close())
+    const store = readStoreFor(cfg)
+    closers.push(() => store.close())
+    const rules = await topicRules({
+      log,
+      registry,
+      topic: cfg.topics.rules,
+      groupId: `${cfg.sinks.applicationId}-api-rules-${Date.now().toString(36)}`,
+      logger,
+    })
+    closers.push(() => rules.close())
+    const alertCodec = await AvroCodec.bundled<Alert>(registry, 'alert.avsc')
+    const ackProducer = await log.producer()
+    const { app } = await buildApi({
+      store,
+      keys: new ApiKeyStore(path.resolve(cfg.api.keysFile)),
+      logger,
+      limits: cfg.api.limits,
+      rules,
+      publishAlert: async (a) =>
+        void (await ackProducer.send([
+          { topic: cfg.topics.alerts, key: a.deviceId, value: alertCodec.encode(a) },
+        ])),
+    })
+    await app.listen({ host: cfg.api.host, port: cfg.api.port })
+    closers.push(() => app.close())
+    const apiPort = (app.server.address() as { port: number }).port
+
+    // The bridge last: devices are acknowledged only once everything behind it runs.
+    const bridge = await startBridge(cfg, logger, { log })
+    closers.push(() => bridge.close())
+    const host = cfg.api.host === '0.0.0.0' ? '127.0.0.1' : cfg.api.host
+    return {
+      listening: {
+        mqtt: bridge.listening.mqtt as number | undefined,
+        http: bridge.listening.http as number | undefined,
+        api: apiPort,
+        dashboard: `http://${host}:${apiPort}/`,
+        metrics: `http://${host}:${bridge.listening.http as number}/metrics (bridge), http://${host}:${apiPort}/metrics (API)`,
+      },
+      demo,
+      log,
+      close,
+    }
+  } catch (err) {
+    await close()
+    throw err
+  }
+}

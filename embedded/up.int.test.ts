@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { connectMqtt } from '../test/mqtt'
+import { serverEnv, uniqueName } from '../test/servers'
 
 const MIN = 60_000
 
@@ -14,26 +15,38 @@ interface Up {
 }
 
 /** `fleetstream up` as a process of its own (aedes, the embedded broker, is ESM-only: jest cannot load it). */
-function startUp(dataDir: string): Promise<Up> {
-  const proc = spawn(
-    process.execPath,
-    [path.resolve(__dirname, '../bin/fleetstream.js'), 'up', '--data', dataDir],
-    {
-      stdio: ['ignore', 'pipe', 'inherit'],
-      env: {
-        PATH: process.env.PATH!,
-        FLEETSTREAM_BRIDGE__MQTT__PORT: '0',
-        FLEETSTREAM_BRIDGE__HTTP__PORT: '0',
-        FLEETSTREAM_BRIDGE__LIMITS__RATE_PER_DEVICE: '0',
-        FLEETSTREAM_API__PORT: '0',
-        FLEETSTREAM_API__HOST: '127.0.0.1',
-        FLEETSTREAM_JOBS__TICK_MS: '200',
-        FLEETSTREAM_JOBS__OUT_OF_ORDERNESS_MS: '1000',
-        FLEETSTREAM_JOBS__ALLOWED_LATENESS_MS: '0',
-        FLEETSTREAM_LOG__LEVEL: 'warn',
-      },
+function startUp(dataDir: string, kafka?: { brokers: string; prefix: string }): Promise<Up> {
+  const args = ['up', '--data', dataDir, ...(kafka ? ['--kafka', kafka.brokers] : [])]
+  // On the shared test Kafka: topics and groups of this run only.
+  const names = kafka
+    ? Object.fromEntries(
+        ['RAW', 'DEVICES', 'ENRICHED', 'LATE', 'ROLLUPS1M', 'ROLLUPS1H', 'RULES', 'ALERTS', 'DEADLETTER'].map(
+          (t) => [`FLEETSTREAM_TOPICS__${t}`, `${kafka.prefix}.${t.toLowerCase()}`],
+        ),
+      )
+    : {}
+  const apps = kafka
+    ? Object.fromEntries(
+        ['JOBS', 'ALERTS', 'SINKS'].map((r) => [`FLEETSTREAM_${r}__APPLICATION_ID`, kafka.prefix]),
+      )
+    : {}
+  const proc = spawn(process.execPath, [path.resolve(__dirname, '../bin/fleetstream.js'), ...args], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: {
+      ...names,
+      ...apps,
+      PATH: process.env.PATH!,
+      FLEETSTREAM_BRIDGE__MQTT__PORT: '0',
+      FLEETSTREAM_BRIDGE__HTTP__PORT: '0',
+      FLEETSTREAM_BRIDGE__LIMITS__RATE_PER_DEVICE: '0',
+      FLEETSTREAM_API__PORT: '0',
+      FLEETSTREAM_API__HOST: '127.0.0.1',
+      FLEETSTREAM_JOBS__TICK_MS: '200',
+      FLEETSTREAM_JOBS__OUT_OF_ORDERNESS_MS: '1000',
+      FLEETSTREAM_JOBS__ALLOWED_LATENESS_MS: '0',
+      FLEETSTREAM_LOG__LEVEL: 'warn',
     },
-  )
+  })
   return new Promise((resolve, reject) => {
     let out = ''
     proc.stdout!.on('data', (c: Buffer) => {
@@ -52,10 +65,15 @@ function startUp(dataDir: string): Promise<Up> {
   })
 }
 
-// `fleetstream up` on its embedded defaults: no Kafka, no database server — the embedded log
-// and SQLite, in one process. Readings in over HTTP and MQTT → rows out of the query API.
-describe('embedded > fleetstream up (embedded log, SQLite)', () => {
+// `fleetstream up` on its embedded defaults — no Kafka, no database server: the embedded log
+// and SQLite, in one process — and the same roles on the real Kafka (`--kafka`): one contract,
+// two transports. Readings in over HTTP and MQTT → rows out of the query API.
+describe.each([
+  ['the embedded log', () => undefined],
+  ['Kafka [kafka]', () => ({ brokers: serverEnv().FS_KAFKA_BROKERS, prefix: uniqueName('up') })],
+])('embedded > fleetstream up on %s, SQLite store', (_title, kafka) => {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'fs-up-'))
+  const transport = kafka()
   const T0 = Math.floor(Date.now() / MIN) * MIN - 10 * MIN
   let up: Up
   const api = async (p: string) => {
@@ -81,7 +99,7 @@ describe('embedded > fleetstream up (embedded log, SQLite)', () => {
   })
 
   it('stores what devices send over HTTP and MQTT, rolls it up, and keeps it across a restart', async () => {
-    up = await startUp(dataDir)
+    up = await startUp(dataDir, transport)
     const auth = `Basic ${Buffer.from(`${up.demo.deviceId}:${up.demo.token}`).toString('base64')}`
     // 120 readings over HTTP, one per 5 s of event time (10 minutes), in batches of 20.
     for (let b = 0; b < 6; b++) {
@@ -134,7 +152,7 @@ describe('embedded > fleetstream up (embedded log, SQLite)', () => {
 
     // Restart on the same data directory: nothing is lost, nothing is written twice.
     await up.close()
-    up = await startUp(dataDir)
+    up = await startUp(dataDir, transport)
     expect(await readings()).toHaveLength(150)
     const res = await fetch(`http://127.0.0.1:${up.listening.http}/v1/telemetry`, {
       method: 'POST',

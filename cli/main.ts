@@ -2,6 +2,7 @@ import { Command } from 'commander'
 import { registerApiCommands } from '../api/cli'
 import { registerBridgeCommands } from '../bridge/cli'
 import { registerUpCommands } from '../embedded/cli'
+import { registerSimulateCommands } from '../simulator/cli'
 import { registerAlertCommands } from '../consumers/alerts/cli'
 import { registerSinkCommands } from '../consumers/sinks/cli'
 import { registerRuleCommands } from '../rules/cli'
@@ -81,6 +82,7 @@ export function buildCli(): Command {
   registerSinkCommands(program)
   registerApiCommands(program)
   registerUpCommands(program)
+  registerSimulateCommands(program)
   return program
 }
 

@@ -1,69 +1,11 @@
-import { spawn, type ChildProcess } from 'node:child_process'
-import { mkdtempSync, readFileSync } from 'node:fs'
+import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { connectMqtt } from '../test/mqtt'
 import { serverEnv, uniqueName } from '../test/servers'
+import { startUp, type Up } from '../test/up-process'
 
 const MIN = 60_000
-
-interface Up {
-  proc: ChildProcess
-  listening: { mqtt: number; http: number; api: number }
-  demo: { deviceId: string; token: string; apiKey: string }
-  close(): Promise<void>
-}
-
-/** `fleetstream up` as a process of its own (aedes, the embedded broker, is ESM-only: jest cannot load it). */
-function startUp(dataDir: string, kafka?: { brokers: string; prefix: string }): Promise<Up> {
-  const args = ['up', '--data', dataDir, ...(kafka ? ['--kafka', kafka.brokers] : [])]
-  // On the shared test Kafka: topics and groups of this run only.
-  const names = kafka
-    ? Object.fromEntries(
-        ['RAW', 'DEVICES', 'ENRICHED', 'LATE', 'ROLLUPS1M', 'ROLLUPS1H', 'RULES', 'ALERTS', 'DEADLETTER'].map(
-          (t) => [`FLEETSTREAM_TOPICS__${t}`, `${kafka.prefix}.${t.toLowerCase()}`],
-        ),
-      )
-    : {}
-  const apps = kafka
-    ? Object.fromEntries(
-        ['JOBS', 'ALERTS', 'SINKS'].map((r) => [`FLEETSTREAM_${r}__APPLICATION_ID`, kafka.prefix]),
-      )
-    : {}
-  const proc = spawn(process.execPath, [path.resolve(__dirname, '../bin/fleetstream.js'), ...args], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: {
-      ...names,
-      ...apps,
-      PATH: process.env.PATH!,
-      FLEETSTREAM_BRIDGE__MQTT__PORT: '0',
-      FLEETSTREAM_BRIDGE__HTTP__PORT: '0',
-      FLEETSTREAM_BRIDGE__LIMITS__RATE_PER_DEVICE: '0',
-      FLEETSTREAM_API__PORT: '0',
-      FLEETSTREAM_API__HOST: '127.0.0.1',
-      FLEETSTREAM_JOBS__TICK_MS: '200',
-      FLEETSTREAM_JOBS__OUT_OF_ORDERNESS_MS: '1000',
-      FLEETSTREAM_JOBS__ALLOWED_LATENESS_MS: '0',
-      FLEETSTREAM_LOG__LEVEL: 'warn',
-    },
-  })
-  return new Promise((resolve, reject) => {
-    let out = ''
-    proc.stdout!.on('data', (c: Buffer) => {
-      out += c.toString()
-      const line = out.split('\n').find((l) => l.includes('"event":"running"'))
-      if (!line) return
-      out = ''
-      resolve({
-        proc,
-        listening: JSON.parse(line) as Up['listening'],
-        demo: JSON.parse(readFileSync(path.join(dataDir, 'demo.json'), 'utf8')) as Up['demo'],
-        close: () => new Promise<void>((r) => (proc.once('exit', () => r()), proc.kill('SIGTERM'))),
-      })
-    })
-    proc.once('exit', (code) => reject(new Error(`fleetstream up exited with ${code}`)))
-  })
-}
 
 // `fleetstream up` on its embedded defaults — no Kafka, no database server: the embedded log
 // and SQLite, in one process — and the same roles on the real Kafka (`--kafka`): one contract,

@@ -1,0 +1,108 @@
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import path from 'node:path'
+import type { Command } from 'commander'
+import { createDeviceStore } from '../bridge/auth'
+import { bridgeRoleConfig } from '../bridge/config'
+import { loadConfig } from '../core/config/load'
+import { simulate, type Faults } from './simulate'
+
+/** Devices sim-0…sim-(n-1) in the bridge's device store; tokens kept beside it (mode 0600). */
+async function provision(
+  authFile: string,
+  store: ReturnType<typeof createDeviceStore>,
+  n: number,
+  prefix: string,
+) {
+  const file = path.join(path.dirname(authFile), 'simulator-devices.json')
+  const known: Record<string, string> = existsSync(file)
+    ? (JSON.parse(readFileSync(file, 'utf8')) as Record<string, string>)
+    : {}
+  const missing = Array.from({ length: n }, (_, i) => `${prefix}${i}`).filter((id) => !known[id])
+  for (let i = 0; i < missing.length; i += 8) {
+    // A few at a time: each token is an scrypt hash.
+    for (const r of await Promise.all(
+      missing.slice(i, i + 8).map((id) => store.add(id, { tenant: 'simulated' })),
+    ))
+      known[r.deviceId] = r.token
+  }
+  if (missing.length) writeFileSync(file, `${JSON.stringify(known)}\n`, { mode: 0o600 })
+  return Array.from({ length: n }, (_, i) => ({ deviceId: `${prefix}${i}`, token: known[`${prefix}${i}`]! }))
+}
+
+const fraction = (v: string) => {
+  const n = Number(v)
+  if (!(n >= 0 && n <= 1)) throw new Error(`a fault is a fraction between 0 and 1, got ${v}`)
+  return n
+}
+
+/** Adds `fleetstream simulate`. */
+export function registerSimulateCommands(program: Command): void {
+  program
+    .command('simulate')
+    .description(
+      'simulated devices sending realistic readings to the bridge (MQTT or HTTP), with faults on demand',
+    )
+    .option('-n, --devices <n>', 'devices', '100')
+    .option('-r, --readings <n>', 'readings per device', '60')
+    .option('-i, --interval <ms>', 'event time between readings of a device', '5000')
+    .option('-t, --transport <mqtt|http>', 'how devices send', 'mqtt')
+    .option('--mqtt-url <url>', 'the bridge MQTT listener', 'mqtt://127.0.0.1:1883')
+    .option('--http-url <url>', 'the bridge HTTP listener', 'http://127.0.0.1:8080')
+    .option('--concurrency <n>', 'devices sending at once', '50')
+    .option('--batch <n>', 'readings per HTTP request', '10')
+    .option('--out-of-order <f>', 'fraction of readings sent after the next one', fraction, 0)
+    .option('--late <f>', 'fraction of readings made late by --late-ms', fraction, 0)
+    .option('--late-ms <ms>', 'how late', '300000')
+    .option('--offline <f>', 'fraction of devices that stop halfway', fraction, 0)
+    .option('--skew <f>', 'fraction of devices whose clock is off by up to --skew-ms', fraction, 0)
+    .option('--skew-ms <ms>', 'clock skew', '60000')
+    .option('--bad <f>', 'fraction of readings sent as payloads the bridge must refuse (HTTP)', fraction, 0)
+    .option('--prefix <p>', 'device id prefix', 'sim-')
+    .option('--data <dir>', 'the data folder of `fleetstream up` (its device store)')
+    .option('-c, --config <file>', 'YAML configuration file (bridge.auth: where devices are registered)')
+    .action(async (o: Record<string, string | number | undefined>) => {
+      const env: NodeJS.ProcessEnv = { ...process.env }
+      if (o.data) env.FLEETSTREAM_BRIDGE__AUTH__FILE = path.join(String(o.data), 'devices.json')
+      const cfg = loadConfig(bridgeRoleConfig, {
+        file: (o.config as string) ?? process.env.FLEETSTREAM_CONFIG,
+        env,
+      })
+      const store = createDeviceStore(cfg.bridge.auth)
+      const n = Number(o.devices)
+      process.stderr.write(`provisioning ${n} devices…\n`)
+      const devices = await provision(cfg.bridge.auth.file, store, n, String(o.prefix))
+      await store.close()
+      const tty = process.stderr.isTTY
+      let lastPct = -1
+      const faults: Faults = {
+        outOfOrder: Number(o.outOfOrder),
+        late: Number(o.late),
+        offline: Number(o.offline),
+        skew: Number(o.skew),
+        bad: Number(o.bad),
+      }
+      const summary = await simulate({
+        devices,
+        transport: o.transport === 'http' ? 'http' : 'mqtt',
+        httpUrl: String(o.httpUrl),
+        mqttUrl: String(o.mqttUrl),
+        readings: Number(o.readings),
+        intervalMs: Number(o.interval),
+        batch: Number(o.batch),
+        concurrency: Number(o.concurrency),
+        faults,
+        lateMs: Number(o.lateMs),
+        skewMs: Number(o.skewMs),
+        onProgress: (done, total) => {
+          const pct = Math.floor((done / total) * 100)
+          if (pct === lastPct) return
+          lastPct = pct
+          const bar = '#'.repeat(Math.floor(pct / 5)).padEnd(20, '.')
+          if (tty) process.stderr.write(`\r[${bar}] ${pct}% ${done}/${total}`)
+          else if (pct % 10 === 0) process.stderr.write(`[${bar}] ${pct}% ${done}/${total}\n`)
+        },
+      })
+      if (tty) process.stderr.write('\n')
+      process.stdout.write(`${JSON.stringify({ event: 'summary', ...summary })}\n`)
+    })
+}

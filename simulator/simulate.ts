@@ -1,0 +1,199 @@
+import type { MqttClient } from 'mqtt'
+import mqtt from 'mqtt'
+import { deviceSignals, prng } from './signals'
+
+/** Faults, each a fraction in [0, 1]. */
+export interface Faults {
+  /** Readings sent after the one that follows them. */
+  outOfOrder: number
+  /** Readings whose event time is `lateMs` older than it should be. */
+  late: number
+  /** Devices that go offline halfway through. */
+  offline: number
+  /** Devices whose clock is off by up to ±`skewMs`. */
+  skew: number
+  /** Readings sent as a payload the bridge must refuse (HTTP only). */
+  bad: number
+}
+
+export interface SimulateOptions {
+  devices: { deviceId: string; token: string }[]
+  transport: 'http' | 'mqtt'
+  httpUrl: string
+  mqttUrl: string
+  /** Readings per device. */
+  readings: number
+  /** Event time between a device's readings. */
+  intervalMs: number
+  /** Event time of the first reading (default: so that the last one is now). */
+  startTs?: number
+  /** Readings per HTTP request. */
+  batch: number
+  /** Devices sending at once. */
+  concurrency: number
+  faults: Faults
+  lateMs: number
+  skewMs: number
+  seed?: number
+  onProgress?: (done: number, total: number) => void
+}
+
+/** What the simulator did, to compare with the pipeline's own counts. */
+export interface Summary {
+  devices: number
+  sent: number
+  acknowledged: number
+  rejected: Record<string, number>
+  /** Sent but neither acknowledged nor refused (connection lost, timeout). */
+  unanswered: number
+  offlineDevices: number
+  faults: { outOfOrder: number; late: number; skewedDevices: number; bad: number }
+  seconds: number
+}
+
+interface Planned {
+  body: Record<string, unknown> | string
+  bad: boolean
+}
+
+/**
+ * Runs a fleet of simulated devices against the bridge (MQTT QoS 1 or HTTP), `concurrency`
+ * devices at a time, each sending its readings in order (except the out-of-order faults) and
+ * waiting for each acknowledgement before the next, as a device with a small buffer does.
+ */
+export async function simulate(o: SimulateOptions): Promise<Summary> {
+  if (o.transport === 'mqtt' && o.faults.bad > 0)
+    throw new Error('bad payloads are sent over HTTP only (MQTT 3.1.1 refuses by closing the connection)')
+  const rand = prng(o.seed ?? 1)
+  const startTs = o.startTs ?? Date.now() - (o.readings - 1) * o.intervalMs
+  const s: Summary = {
+    devices: o.devices.length,
+    sent: 0,
+    acknowledged: 0,
+    rejected: {},
+    unanswered: 0,
+    offlineDevices: 0,
+    faults: { outOfOrder: 0, late: 0, skewedDevices: 0, bad: 0 },
+    seconds: 0,
+  }
+  const total = o.devices.length * o.readings
+  const started = Date.now()
+  let done = 0
+  const progress = () => o.onProgress?.(done, total)
+
+  /** A device's readings as it will send them, faults applied. */
+  const plan = (index: number): Planned[] => {
+    const signal = deviceSignals(index)
+    const skew = rand() < o.faults.skew ? Math.round((rand() * 2 - 1) * o.skewMs) : 0
+    if (skew) s.faults.skewedDevices++
+    const offline = rand() < o.faults.offline
+    if (offline) s.offlineDevices++
+    const count = offline ? Math.floor(o.readings / 2) : o.readings
+    const out: Planned[] = []
+    for (let i = 0; i < count; i++) {
+      const ts = startTs + i * o.intervalMs
+      if (rand() < o.faults.bad) {
+        s.faults.bad++
+        out.push({ body: `{"timestamp": ${ts}, "temperature": `, bad: true })
+        continue
+      }
+      const late = rand() < o.faults.late
+      if (late) s.faults.late++
+      out.push({ body: { timestamp: ts + skew - (late ? o.lateMs : 0), seq: i, ...signal(ts) }, bad: false })
+    }
+    for (let i = 0; i + 1 < out.length; i++)
+      if (rand() < o.faults.outOfOrder) {
+        ;[out[i], out[i + 1]] = [out[i + 1]!, out[i]!]
+        s.faults.outOfOrder++
+        i++
+      }
+    return out
+  }
+  const refuse = (code: string, n = 1) => (s.rejected[code] = (s.rejected[code] ?? 0) + n)
+
+  const viaHttp = async (d: SimulateOptions['devices'][number], readings: Planned[]) => {
+    const auth = `Basic ${Buffer.from(`${d.deviceId}:${d.token}`).toString('base64')}`
+    for (let i = 0; i < readings.length;) {
+      // A bad payload goes alone (it is not JSON); good ones in batches.
+      const group = readings[i]!.bad ? [readings[i]!] : []
+      if (!group.length)
+        while (
+          group.length < o.batch &&
+          i + group.length < readings.length &&
+          !readings[i + group.length]!.bad
+        )
+          group.push(readings[i + group.length]!)
+      i += group.length
+      s.sent += group.length
+      const body = group[0]!.bad ? (group[0]!.body as string) : JSON.stringify(group.map((g) => g.body))
+      try {
+        const res = await fetch(`${o.httpUrl}/v1/telemetry`, {
+          method: 'POST',
+          headers: { Authorization: auth, 'Content-Type': 'application/json' },
+          body,
+          signal: AbortSignal.timeout(30_000),
+        })
+        const json = (await res.json().catch(() => ({}))) as {
+          accepted?: number
+          duplicates?: number
+          rejected?: { code: string }[]
+          error?: { code: string }
+        }
+        if (json.accepted !== undefined) {
+          s.acknowledged += json.accepted + (json.duplicates ?? 0)
+          for (const r of json.rejected ?? []) refuse(r.code)
+        } else refuse(json.error?.code ?? `HTTP_${res.status}`, group.length)
+      } catch {
+        s.unanswered += group.length
+      }
+      done += group.length
+      progress()
+    }
+  }
+
+  const viaMqtt = async (d: SimulateOptions['devices'][number], readings: Planned[]) => {
+    let client: MqttClient | undefined
+    try {
+      client = await mqtt.connectAsync(o.mqttUrl, {
+        clientId: d.deviceId,
+        username: d.deviceId,
+        password: d.token,
+        reconnectPeriod: 0,
+        connectTimeout: 30_000,
+      })
+    } catch {
+      refuse('MQTT_CONNECT', readings.length)
+      done += readings.length
+      return progress()
+    }
+    try {
+      for (const r of readings) {
+        s.sent++
+        try {
+          await client.publishAsync(`devices/${d.deviceId}/telemetry`, JSON.stringify(r.body), { qos: 1 })
+          s.acknowledged++
+        } catch {
+          s.unanswered++
+        }
+        done++
+        progress()
+      }
+    } finally {
+      await client.endAsync().catch(() => undefined)
+    }
+  }
+
+  let next = 0
+  const worker = async () => {
+    while (next < o.devices.length) {
+      const index = next++
+      const readings = plan(index)
+      await (o.transport === 'http' ? viaHttp : viaMqtt)(o.devices[index]!, readings)
+      done += o.readings - readings.length // an offline device's unsent half
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(o.concurrency, o.devices.length) }, worker))
+  s.seconds = (Date.now() - started) / 1000
+  progress()
+  return s
+}

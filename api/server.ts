@@ -1,3 +1,5 @@
+import { existsSync, readFileSync } from 'node:fs'
+import path from 'node:path'
 import swagger from '@fastify/swagger'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
@@ -30,6 +32,10 @@ export interface ApiOptions {
   rules?: RulesBackend
   /** Publishes an alert event (an acknowledgement) for the alert consumers. */
   publishAlert?: (a: Alert) => Promise<void>
+  /** Counters of the pipeline's stages (received, rejected, dead letters, rows…), for the dashboard. */
+  pipelineStats?: () => Promise<Record<string, number>>
+  /** How often the live alert stream looks for changes. */
+  alertPollMs?: number
   now?: () => number
 }
 
@@ -45,6 +51,19 @@ export class ApiError extends Error {
   }
 }
 
+const UPLOT = path.dirname(require.resolve('uplot/package.json'))
+// Beside this file in the sources; a compiled build (dist/api) reads them from the sources too.
+const DASHBOARD = existsSync(path.join(__dirname, 'dashboard'))
+  ? path.join(__dirname, 'dashboard')
+  : path.resolve(__dirname, '../../api/dashboard')
+const DASHBOARD_FILES: [string, string, string][] = [
+  ['/', path.join(DASHBOARD, 'index.html'), 'text/html; charset=utf-8'],
+  ['/dashboard/app.js', path.join(DASHBOARD, 'app.js'), 'text/javascript; charset=utf-8'],
+  ['/dashboard/style.css', path.join(DASHBOARD, 'style.css'), 'text/css; charset=utf-8'],
+  ['/dashboard/uplot.js', path.join(UPLOT, 'dist/uPlot.iife.min.js'), 'text/javascript; charset=utf-8'],
+  ['/dashboard/uplot.css', path.join(UPLOT, 'dist/uPlot.min.css'), 'text/css; charset=utf-8'],
+]
+
 const DEVICE_ID = '^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$'
 const METRIC = '^[A-Za-z_][A-Za-z0-9_.:-]{0,127}$'
 const TIME = { type: 'string', maxLength: 40, description: 'epoch ms or ISO 8601' }
@@ -58,7 +77,7 @@ const errorBody = {
     },
   },
 }
-const errors = { 400: errorBody, 401: errorBody, 403: errorBody, 404: errorBody }
+const errors = { 400: errorBody, 401: errorBody, 403: errorBody, 404: errorBody, 501: errorBody }
 const WINDOWS: Record<string, number> = { '1m': 60_000, '1h': 3_600_000 }
 
 /** `30s`, `1m`, `6h`, `1d` or a number of ms. */
@@ -148,18 +167,23 @@ export async function buildApi(o: ApiOptions): Promise<{ app: FastifyInstance; r
   )
 
   /** Checks the caller's key and scope; 401 without a current key, 403 without the scope. */
-  const guard = (scope: Scope) => async (req: FastifyRequest) => {
-    const header = req.headers.authorization
-    const key =
-      (typeof header === 'string' && header.startsWith('Bearer ') ? header.slice(7) : undefined) ??
-      (typeof req.headers['x-api-key'] === 'string' ? req.headers['x-api-key'] : undefined)
-    if (!key) throw new ApiError(401, 'FS_API_NO_KEY', 'an API key is required (Authorization: Bearer <key>)')
-    const who = o.keys.verify(key)
-    if (!who) throw new ApiError(401, 'FS_API_BAD_KEY', 'the API key is not valid')
-    if (!allows(who.scopes, scope))
-      throw new ApiError(403, 'FS_API_SCOPE', `this key lacks the "${scope}" scope`)
-    ;(req as FastifyRequest & { keyName?: string }).keyName = who.name
-  }
+  const guard =
+    (scope: Scope, opts: { queryKey?: boolean } = {}) =>
+    async (req: FastifyRequest) => {
+      const header = req.headers.authorization
+      const key =
+        (typeof header === 'string' && header.startsWith('Bearer ') ? header.slice(7) : undefined) ??
+        (typeof req.headers['x-api-key'] === 'string' ? req.headers['x-api-key'] : undefined) ??
+        // EventSource cannot send headers: the live stream also takes `?key=`.
+        (opts.queryKey ? (req.query as { key?: string }).key : undefined)
+      if (!key)
+        throw new ApiError(401, 'FS_API_NO_KEY', 'an API key is required (Authorization: Bearer <key>)')
+      const who = o.keys.verify(key)
+      if (!who) throw new ApiError(401, 'FS_API_BAD_KEY', 'the API key is not valid')
+      if (!allows(who.scopes, scope))
+        throw new ApiError(403, 'FS_API_SCOPE', `this key lacks the "${scope}" scope`)
+      ;(req as FastifyRequest & { keyName?: string }).keyName = who.name
+    }
 
   /** A checked [from, to) range: defaults to the last `defaultMs`, at most maxRangeMs long. */
   const range = (q: { from?: string; to?: string }, defaultMs: number) => {
@@ -421,6 +445,98 @@ export async function buildApi(o: ApiOptions): Promise<{ app: FastifyInstance; r
       return reply.code(202).send({ removed: (req.params as { ruleId: string }).ruleId })
     },
   )
+
+  app.get(
+    '/v1/metrics/:metric/summary',
+    {
+      onRequest: guard('read'),
+      schema: {
+        summary: "Per device: a metric's last, min, max and average over a range (default: the last 48 h)",
+        params: {
+          type: 'object',
+          properties: { metric: { type: 'string', pattern: METRIC } },
+          required: ['metric'],
+        },
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { from: TIME, to: TIME, limit },
+        },
+        response: errors,
+      },
+    },
+    async (req) => {
+      if (!o.store.metricSummary)
+        throw new ApiError(501, 'FS_API_UNSUPPORTED', `the ${o.store.name} store has no per-device summaries`)
+      const q = req.query as { from?: string; to?: string; limit: number }
+      const metric = (req.params as { metric: string }).metric
+      return {
+        metric,
+        devices: await o.store.metricSummary({ ...range(q, 48 * 3_600_000), metric, limit: q.limit }),
+      }
+    },
+  )
+  app.get(
+    '/v1/pipeline',
+    {
+      onRequest: guard('read'),
+      schema: { summary: "The pipeline's counters (when this process runs the roles)", response: errors },
+    },
+    async () => ({ at: now(), counters: o.pipelineStats ? await o.pipelineStats() : {} }),
+  )
+  app.get(
+    '/v1/alerts/stream',
+    {
+      onRequest: guard('read', { queryKey: true }),
+      schema: {
+        summary: 'Alert changes as server-sent events (`event: alert`, data = the alert)',
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { key: { type: 'string', maxLength: 200 } },
+        },
+      },
+    },
+    async (req, reply) => {
+      reply.hijack()
+      const res = reply.raw
+      res.writeHead(200, {
+        'Content-Type': 'text/event-stream',
+        'Cache-Control': 'no-cache',
+        Connection: 'keep-alive',
+      })
+      res.write(': fleetstream alerts\n\n')
+      // Changes are found by polling the store, so the stream works on every store and role layout.
+      const seen = new Map<string, string>()
+      let first = true
+      const poll = async () => {
+        const alerts = await o.store.alerts({ limit: 200 })
+        for (const a of [...alerts].reverse()) {
+          const version = `${a.state}/${a.updatedAt}/${a.acknowledgedAt}`
+          if (seen.get(a.alertId) === version) continue
+          seen.set(a.alertId, version)
+          if (!first) res.write(`event: alert\ndata: ${JSON.stringify(a)}\n\n`)
+        }
+        first = false
+      }
+      let timer: NodeJS.Timeout | undefined
+      const loop = () =>
+        void poll().then(
+          () => (timer = setTimeout(loop, o.alertPollMs ?? 1000)),
+          () => res.end(),
+        )
+      loop()
+      req.raw.on('close', () => clearTimeout(timer))
+    },
+  )
+
+  // The web dashboard (api/dashboard/): static files, data from the API with the user's key.
+  for (const [url, file, type] of DASHBOARD_FILES) {
+    const body = readFileSync(file)
+    app.get(url, { schema: { hide: true } }, async (_req, reply) =>
+      reply.type(type).header('Cache-Control', 'no-cache').send(body),
+    )
+  }
 
   // The seed's read endpoint: the same shape as its `POST /insert/:deviceId` batch form.
   app.get(

@@ -123,6 +123,27 @@ export function sqlReadStore(name: string, d: SqlDialect, x: SqlExecutor): ReadS
       )
       return rows.map((r) => ({ t: Number(r.t), v: r.v === null ? null : Number(r.v), n: Number(r.n) }))
     },
+    async metricSummary(q) {
+      const p = P()
+      const { expr, isNumber } = d.metricValue(q.metric, () => p.add(q.metric))
+      const last = d.lastValue(expr, 'ts')
+      const from = p.ts(q.from)
+      const to = p.ts(q.to)
+      const rows = await x.query(
+        `SELECT device_id, ${last} AS last, min(${expr}) AS min, max(${expr}) AS max, avg(${expr}) AS avg, count(*) AS n ` +
+          `FROM telemetry WHERE ts >= ${from} AND ts < ${to} AND ${isNumber} GROUP BY device_id ORDER BY device_id LIMIT ${p.add(q.limit)}`,
+        p.values,
+      )
+      const num = (v: unknown) => (v === null || v === undefined ? null : Number(v))
+      return rows.map((r) => ({
+        deviceId: r.device_id as string,
+        last: num(r.last),
+        min: num(r.min),
+        max: num(r.max),
+        avg: num(r.avg),
+        n: Number(r.n),
+      }))
+    },
     async rollups(q) {
       const p = P()
       const rows = await x.query(

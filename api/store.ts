@@ -64,6 +64,15 @@ export interface AlertRow {
   acknowledgedBy: string | null
 }
 
+export interface MetricSummaryRow {
+  deviceId: string
+  last: number | null
+  min: number | null
+  max: number | null
+  avg: number | null
+  n: number
+}
+
 /** Time ranges are half-open: `from` ≤ t < `to`, epoch ms. */
 export interface Range {
   from: number
@@ -88,6 +97,8 @@ export interface ReadStore {
   ): Promise<RollupRow[]>
   alerts(q: { deviceId?: string; state?: 'open' | 'cleared'; limit: number }): Promise<AlertRow[]>
   alert(alertId: string): Promise<AlertRow | null>
+  /** Per device: a metric's last, min, max and average over a range (the battery table). SQL stores only. */
+  metricSummary?(q: Range & { metric: string; limit: number }): Promise<MetricSummaryRow[]>
   /** Marks an alert acknowledged (the first acknowledgement stands); false when there is no such alert. */
   acknowledge(alertId: string, by: string, at: number): Promise<boolean>
   close(): Promise<void>

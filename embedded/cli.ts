@@ -35,6 +35,7 @@ export function registerUpCommands(program: Command): void {
           `fleetstream is up (${cfg.up.kafka ? `Kafka ${cfg.kafka.brokers.join(',')}` : `embedded log in ${cfg.up.dataDir}/log`}, ${cfg.up.store} store)`,
           `  MQTT       mqtt://127.0.0.1:${l.mqtt}      topic devices/<deviceId>/telemetry`,
           `  HTTP       http://127.0.0.1:${l.http}/v1/telemetry`,
+          `  dashboard  http://127.0.0.1:${l.api}/#key=${up.demo.apiKey}`,
           `  API        http://127.0.0.1:${l.api}/openapi.json`,
           `  metrics    ${l.metrics}`,
           `  demo device  ${up.demo.deviceId}  token ${up.demo.token}`,

@@ -24,6 +24,7 @@ import type { Alert, Device, RuleDefinition } from '../schemas/types.generated'
 import { jobRegistry } from '../stream-jobs/registry'
 import { JobMetrics } from '../stream-jobs/runtime/metrics'
 import { runJob } from '../stream-jobs/runtime/runner'
+import type { Registry } from 'prom-client'
 import type { UpRoleConfig } from './config'
 
 /** What `fleetstream up` started: where it listens, the demo credentials, how to stop it. */
@@ -32,6 +33,34 @@ export interface RunningUp {
   demo: { deviceId: string; token: string; apiKey: string }
   log: EventLog
   close(): Promise<void>
+}
+
+/** The counters the dashboard shows: each stage's totals, summed over labels. */
+const COUNTERS: [string, string, string][] = [
+  ['bridge', 'fleetstream_bridge_received_total', 'bridge: received'],
+  ['bridge', 'fleetstream_bridge_accepted_total', 'bridge: accepted'],
+  ['bridge', 'fleetstream_bridge_rejected_total', 'bridge: rejected'],
+  ['bridge', 'fleetstream_bridge_deadletter_total', 'bridge: dead letters'],
+  ['job enrich', 'fleetstream_job_records_in_total', 'enrich: records in'],
+  ['job rollup', 'fleetstream_job_window_firings_total', 'rollup: window firings'],
+  ['job rollup', 'fleetstream_job_late_records_total', 'rollup: late records'],
+  ['job rules', 'fleetstream_job_records_out_total', 'rules: alert events'],
+  ['sink', 'fleetstream_sink_rows_total', 'sink: rows written'],
+  ['sink', 'fleetstream_sink_deadletter_total', 'sink: dead letters'],
+]
+
+async function pipelineCounters(
+  registries: { role: string; registry: Registry }[],
+): Promise<Record<string, number>> {
+  const out: Record<string, number> = {}
+  for (const [role, name, label] of COUNTERS) {
+    const r = registries.find((x) => x.role === role)
+    const m = r?.registry.getSingleMetric(name)
+    if (!m) continue
+    const v = await m.get()
+    out[label] = v.values.reduce((a, x) => a + x.value, 0)
+  }
+  return out
 }
 
 /** Paths under `data/` (the defaults) follow `up.dataDir`. */
@@ -129,9 +158,11 @@ export async function startUp(config: UpRoleConfig, logger: Logger): Promise<Run
     await registryProducer.close()
 
     // Stream jobs.
+    const registries: { role: string; registry: Registry }[] = []
     for (const name of ['enrich', 'rollup', 'rules']) {
       const entry = jobRegistry.find((j) => j.name === name)!
       const metrics = new JobMetrics()
+      registries.push({ role: `job ${name}`, registry: metrics.registry })
       const onClose: (() => Promise<void>)[] = []
       const job = await entry.build(cfg, { log, logger, metrics, onClose: (fn) => onClose.push(fn) })
       const running = await runJob(job, log, {
@@ -164,6 +195,8 @@ export async function startUp(config: UpRoleConfig, logger: Logger): Promise<Run
       logger,
     })
     closers.push(() => alerts.close())
+    const sinkMetrics = new SinkMetrics()
+    registries.push({ role: 'sink', registry: sinkMetrics.registry })
     const sink = await runSink(log, sinkFor(cfg.up.store, cfg), {
       groupId: `${cfg.sinks.applicationId}-sink-${cfg.up.store}`,
       inputs: sinkInputs(cfg),
@@ -171,7 +204,7 @@ export async function startUp(config: UpRoleConfig, logger: Logger): Promise<Run
       codecs: await sinkCodecs(registry),
       retry: cfg.sinks.retry,
       logger,
-      metrics: new SinkMetrics(),
+      metrics: sinkMetrics,
       concurrency: cfg.sinks.concurrency,
     })
     closers.push(() => sink.close())
@@ -197,6 +230,7 @@ export async function startUp(config: UpRoleConfig, logger: Logger): Promise<Run
         void (await ackProducer.send([
           { topic: cfg.topics.alerts, key: a.deviceId, value: alertCodec.encode(a) },
         ])),
+      pipelineStats: () => pipelineCounters(registries),
     })
     await app.listen({ host: cfg.api.host, port: cfg.api.port })
     closers.push(() => app.close())
@@ -205,6 +239,7 @@ export async function startUp(config: UpRoleConfig, logger: Logger): Promise<Run
     // The bridge last: devices are acknowledged only once everything behind it runs.
     const bridge = await startBridge(cfg, logger, { log })
     closers.push(() => bridge.close())
+    registries.unshift({ role: 'bridge', registry: bridge.metrics.registry })
     const host = cfg.api.host === '0.0.0.0' ? '127.0.0.1' : cfg.api.host
     return {
       listening: {

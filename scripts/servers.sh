@@ -380,5 +380,7 @@ case "$verb" in
   restart) for n in "${names[@]}"; do stop_one "$n"; start_one "$n"; done ;;
   status) rc=0; for n in "${names[@]}"; do status_one "$n" || rc=1; done; exit $rc ;;
   env) print_env ;;
-  *) die "usage: $0 start|stop|restart|status|env [kafka|cassandra|postgres|mosquitto ...]" ;;
+  # Debian's Chromium, for the dashboard's browser test (playwright-core drives it).
+  browser) command -v chromium >/dev/null || apt_install chromium; command -v chromium ;;
+  *) die "usage: $0 start|stop|restart|status|env|browser [kafka|cassandra|postgres|mosquitto ...]" ;;
 esac

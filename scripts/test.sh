@@ -24,6 +24,13 @@ if ! bash scripts/servers.sh start; then
   exit 1
 fi
 
+echo "== browser"
+if ! bash scripts/servers.sh browser; then
+  echo "Chromium could not be installed (apt-get install chromium)" >&2
+  echo "0 passed, 1 failed, 0 skipped"
+  exit 1
+fi
+
 echo "== jest"
 npx jest --json --outputFile="$results" "$@"
 rc=$?

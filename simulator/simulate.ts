@@ -166,12 +166,21 @@ export async function simulate(o: SimulateOptions): Promise<Summary> {
       done += readings.length
       return progress()
     }
+    // A lost connection fails what is in flight (mqtt.js would keep it for a reconnect).
+    const lost = new Promise<'lost'>((resolve) => client!.once('close', () => resolve('lost')))
     try {
       for (const r of readings) {
         s.sent++
         try {
-          await client.publishAsync(`devices/${d.deviceId}/telemetry`, JSON.stringify(r.body), { qos: 1 })
-          s.acknowledged++
+          const acked = await Promise.race([
+            client
+              .publishAsync(`devices/${d.deviceId}/telemetry`, JSON.stringify(r.body), { qos: 1 })
+              .then(() => 'acked' as const),
+            lost,
+            new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 30_000).unref()),
+          ])
+          if (acked === 'acked') s.acknowledged++
+          else s.unanswered++
         } catch {
           s.unanswered++
         }
@@ -179,7 +188,10 @@ export async function simulate(o: SimulateOptions): Promise<Summary> {
         progress()
       }
     } finally {
-      await client.endAsync().catch(() => undefined)
+      await Promise.race([
+        client.endAsync(true).catch(() => undefined),
+        new Promise((r) => setTimeout(r, 1000).unref()),
+      ])
     }
   }
 

@@ -7,6 +7,8 @@ export interface Up {
   listening: { mqtt: number; http: number; api: number }
   demo: { deviceId: string; token: string; apiKey: string }
   close(): Promise<void>
+  /** SIGKILL: no drain, no flush. */
+  kill(): Promise<void>
 }
 
 /** `fleetstream up` as a process of its own (aedes, the embedded broker, is ESM-only: jest cannot load it). */
@@ -42,6 +44,12 @@ export function startUp(dataDir: string, kafka?: { brokers: string; prefix: stri
       FLEETSTREAM_LOG__LEVEL: 'warn',
     },
   })
+  const stop = (signal: NodeJS.Signals) =>
+    new Promise<void>((r) => {
+      if (proc.exitCode !== null || proc.signalCode !== null) return r()
+      proc.once('exit', () => r())
+      proc.kill(signal)
+    })
   return new Promise((resolve, reject) => {
     let out = ''
     proc.stdout!.on('data', (c: Buffer) => {
@@ -53,7 +61,8 @@ export function startUp(dataDir: string, kafka?: { brokers: string; prefix: stri
         proc,
         listening: JSON.parse(line) as Up['listening'],
         demo: JSON.parse(readFileSync(path.join(dataDir, 'demo.json'), 'utf8')) as Up['demo'],
-        close: () => new Promise<void>((r) => (proc.once('exit', () => r()), proc.kill('SIGTERM'))),
+        close: () => stop('SIGTERM'),
+        kill: () => stop('SIGKILL'),
       })
     })
     proc.once('exit', (code) => reject(new Error(`fleetstream up exited with ${code}`)))

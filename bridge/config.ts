@@ -53,6 +53,17 @@ export const bridgeConfig = z.strictObject({
       postgresUrl: z.string().optional(),
       /** How long a verified token is remembered (a revoke elsewhere takes effect within this). */
       cacheTtlMs: z.number().int().min(0).default(60_000),
+      /**
+       * scrypt cost of new tokens (a power of two). The default costs about 40 ms per login; a
+       * lower one (simulated fleets, benchmarks) makes a stolen credentials file cheaper to attack.
+       */
+      scryptN: z
+        .number()
+        .int()
+        .min(1024)
+        .max(1_048_576)
+        .refine((n) => (n & (n - 1)) === 0, 'a power of two')
+        .default(16_384),
     })
     .prefault({}),
   limits: z

@@ -3,6 +3,7 @@ import {
   ExpressionError,
   MAX_EXPRESSION_DEPTH,
   MAX_EXPRESSION_LENGTH,
+  requiredMetrics,
   type ConditionInput,
 } from './expr'
 
@@ -16,6 +17,30 @@ describe('rules > expressions (CEL)', () => {
     device: { site: 'north', model: 'TH-200', tags: { zone: 'cold' } },
   }
   const run = (src: string, i = input) => compileCondition(src)(i)
+
+  it('skips a condition whose required metric is missing, with the same verdict CEL gives', () => {
+    const noDoor = { ...input, metrics: { temperature: 9.5 } }
+    for (const src of [
+      'metrics.door == "open" && metrics.compressor == true',
+      'metrics["door"] == "open"',
+      '!(metrics.door == "open")',
+    ]) {
+      expect(requiredMetrics(src)).toContain('door')
+      const skipped = run(src, noDoor)
+      expect(skipped.ok).toBe(false) // CEL itself: an error (no such key), which counts as false
+    }
+    // Where CEL can turn a missing key into true, the condition runs.
+    for (const [src, want] of [
+      ['!has(metrics.door)', true],
+      ['metrics.door == "open" || metrics.temperature > 9', true],
+      ['"door" in metrics ? metrics.door == "open" : true', true],
+    ] as const) {
+      expect(requiredMetrics(src)).toBeNull()
+      expect(run(src, noDoor)).toEqual({ ok: true, value: want })
+    }
+    // A name inside a string literal is not a reference.
+    expect(requiredMetrics('meta.note == "metrics.door"')).toEqual([])
+  })
 
   it.each([
     ['metrics.temperature > 8.0', true],

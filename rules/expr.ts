@@ -79,9 +79,25 @@ function bindings(input: ConditionInput): Record<string, unknown> {
   return b
 }
 
+/**
+ * The metrics a condition cannot do without: when one is missing, the result is an error or
+ * false — both count as false — so the condition need not run (building CEL's error values is
+ * the costliest part of judging readings that lack a rule's metrics). Only for expressions with
+ * no `||`, `?:`, `has()` or `in`, the constructs through which CEL lets a missing key give true.
+ */
+export function requiredMetrics(source: string): string[] | null {
+  const code = source.replace(/"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'/g, (lit) => (lit.length > 2 ? '""' : lit))
+  if (/\|\||\?|\bhas\s*\(|\bin\b/.test(code)) return null
+  const names = new Set<string>()
+  for (const m of code.matchAll(/\bmetrics\.([A-Za-z_][A-Za-z0-9_]*)/g)) names.add(m[1]!)
+  for (const m of source.matchAll(/\bmetrics\[\s*["']([^"'\\]+)["']\s*\]/g)) names.add(m[1]!)
+  return [...names]
+}
+
 /** Compiles a condition; throws ExpressionError with the parser's message when it is not valid CEL. */
 export function compileCondition(source: string): Condition {
   checkShape(source)
+  const required = requiredMetrics(source) ?? []
   let program: (ctx: Record<string, unknown>) => unknown
   try {
     program = plan(env, parse(source)) as (ctx: Record<string, unknown>) => unknown
@@ -89,6 +105,8 @@ export function compileCondition(source: string): Condition {
     throw new ExpressionError((err as Error).message)
   }
   return (input) => {
+    for (const name of required)
+      if (!Object.hasOwn(input.metrics, name)) return { ok: false, error: `no such key: ${name}` }
     const out = program(bindings(input))
     if (isCelError(out)) return { ok: false, error: out.message }
     if (typeof out !== 'boolean')

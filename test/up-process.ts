@@ -12,7 +12,12 @@ export interface Up {
 }
 
 /** `fleetstream up` as a process of its own (aedes, the embedded broker, is ESM-only: jest cannot load it). */
-export function startUp(dataDir: string, kafka?: { brokers: string; prefix: string }): Promise<Up> {
+export function startUp(
+  dataDir: string,
+  kafka?: { brokers: string; prefix: string },
+  extraEnv: Record<string, string> = {},
+  nodeArgs: string[] = [],
+): Promise<Up> {
   const args = ['up', '--data', dataDir, ...(kafka ? ['--kafka', kafka.brokers] : [])]
   // On the shared test Kafka: topics and groups of this run only.
   const names = kafka
@@ -27,23 +32,28 @@ export function startUp(dataDir: string, kafka?: { brokers: string; prefix: stri
         ['JOBS', 'ALERTS', 'SINKS'].map((r) => [`FLEETSTREAM_${r}__APPLICATION_ID`, kafka.prefix]),
       )
     : {}
-  const proc = spawn(process.execPath, [path.resolve(__dirname, '../bin/fleetstream.js'), ...args], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: {
-      ...names,
-      ...apps,
-      PATH: process.env.PATH!,
-      FLEETSTREAM_BRIDGE__MQTT__PORT: '0',
-      FLEETSTREAM_BRIDGE__HTTP__PORT: '0',
-      FLEETSTREAM_BRIDGE__LIMITS__RATE_PER_DEVICE: '0',
-      FLEETSTREAM_API__PORT: '0',
-      FLEETSTREAM_API__HOST: '127.0.0.1',
-      FLEETSTREAM_JOBS__TICK_MS: '200',
-      FLEETSTREAM_JOBS__OUT_OF_ORDERNESS_MS: '1000',
-      FLEETSTREAM_JOBS__ALLOWED_LATENESS_MS: '0',
-      FLEETSTREAM_LOG__LEVEL: 'warn',
+  const proc = spawn(
+    process.execPath,
+    [...nodeArgs, path.resolve(__dirname, '../bin/fleetstream.js'), ...args],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: {
+        ...names,
+        ...apps,
+        PATH: process.env.PATH!,
+        FLEETSTREAM_BRIDGE__MQTT__PORT: '0',
+        FLEETSTREAM_BRIDGE__HTTP__PORT: '0',
+        FLEETSTREAM_BRIDGE__LIMITS__RATE_PER_DEVICE: '0',
+        FLEETSTREAM_API__PORT: '0',
+        FLEETSTREAM_API__HOST: '127.0.0.1',
+        FLEETSTREAM_JOBS__TICK_MS: '200',
+        FLEETSTREAM_JOBS__OUT_OF_ORDERNESS_MS: '1000',
+        FLEETSTREAM_JOBS__ALLOWED_LATENESS_MS: '0',
+        FLEETSTREAM_LOG__LEVEL: 'warn',
+        ...extraEnv,
+      },
     },
-  })
+  )
   const stop = (signal: NodeJS.Signals) =>
     new Promise<void>((r) => {
       if (proc.exitCode !== null || proc.signalCode !== null) return r()

@@ -38,18 +38,19 @@ function scrypt(secret: string, salt: Buffer, keylen: number, opts: ScryptOption
   )
 }
 
-/** `scrypt$N$r$p$salt$hash` (base64url parts). */
-export async function hashToken(token: string): Promise<string> {
+/**
+ * `scrypt$N$r$p$salt$hash` (base64url parts). `N` is the cost (default 16384, about 40 ms of
+ * CPU); the hash records it, so tokens of different costs verify side by side.
+ */
+export async function hashToken(token: string, N: number = SCRYPT.N): Promise<string> {
   const salt = randomBytes(16)
   const key = await scrypt(token, salt, SCRYPT.keylen, {
-    N: SCRYPT.N,
+    N,
     r: SCRYPT.r,
     p: SCRYPT.p,
     maxmem: 64 * 1024 * 1024,
   })
-  return ['scrypt', SCRYPT.N, SCRYPT.r, SCRYPT.p, salt.toString('base64url'), key.toString('base64url')].join(
-    '$',
-  )
+  return ['scrypt', N, SCRYPT.r, SCRYPT.p, salt.toString('base64url'), key.toString('base64url')].join('$')
 }
 
 /** Checks `token` against a stored hash in constant time. */
@@ -142,6 +143,7 @@ export class FileDeviceStore implements DeviceStore {
   constructor(
     private readonly file: string,
     cacheTtlMs = 60_000,
+    private readonly scryptN?: number,
   ) {
     this.cache = new VerifyCache(cacheTtlMs)
   }
@@ -176,7 +178,7 @@ export class FileDeviceStore implements DeviceStore {
   ): Promise<{ deviceId: string; token: string }> {
     checkDeviceId(deviceId)
     const token = newToken()
-    const hash = await hashToken(token)
+    const hash = await hashToken(token, this.scryptN)
     // Read, change and write with no await in between, so concurrent adds keep each other.
     this.load()
     this.entries.set(deviceId, {
@@ -230,6 +232,7 @@ export class PostgresDeviceStore implements DeviceStore {
   constructor(
     private readonly pool: Pool,
     cacheTtlMs = 60_000,
+    private readonly scryptN?: number,
   ) {
     this.cache = new VerifyCache(cacheTtlMs)
   }
@@ -258,7 +261,7 @@ export class PostgresDeviceStore implements DeviceStore {
     await this.pool.query(
       `INSERT INTO fs_device_credentials (device_id, tenant, token_hash) VALUES ($1, $2, $3)
        ON CONFLICT (device_id) DO UPDATE SET tenant = EXCLUDED.tenant, token_hash = EXCLUDED.token_hash, created_at = now(), revoked_at = NULL`,
-      [deviceId, opts.tenant ?? null, await hashToken(token)],
+      [deviceId, opts.tenant ?? null, await hashToken(token, this.scryptN)],
     )
     this.cache.delete(deviceId)
     return { deviceId, token }

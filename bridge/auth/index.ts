@@ -19,7 +19,11 @@ export function createDeviceStore(auth: BridgeConfig['auth']): DeviceStore {
         ],
       )
     }
-    return new PostgresDeviceStore(new Pool({ connectionString: auth.postgresUrl, max: 4 }), auth.cacheTtlMs)
+    return new PostgresDeviceStore(
+      new Pool({ connectionString: auth.postgresUrl, max: 4 }),
+      auth.cacheTtlMs,
+      auth.scryptN,
+    )
   }
-  return new FileDeviceStore(path.resolve(auth.file), auth.cacheTtlMs)
+  return new FileDeviceStore(path.resolve(auth.file), auth.cacheTtlMs, auth.scryptN)
 }

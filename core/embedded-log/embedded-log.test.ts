@@ -71,7 +71,12 @@ describe('core > embedded log: durability and retention', () => {
         })),
         { topic: 'table', key: `dev-${i % 10}`, value: Buffer.from(`v${i}`) },
       ])
-      await a.commitOffsets('g', [{ topic: 'stream', partition: 0, offset: String(i) }])
+      // A group that keeps up: it has read everything written so far.
+      const ends = await admin.endOffsets('stream')
+      await a.commitOffsets(
+        'g',
+        [...ends].map(([partition, offset]) => ({ topic: 'stream', partition, offset })),
+      )
     }
     await p.send([{ topic: 'table', key: 'dev-3', value: null }]) // a tombstone
     const ends = await admin.endOffsets('table')
@@ -88,12 +93,46 @@ describe('core > embedded log: durability and retention', () => {
     expect(table.get('dev-3') ?? null).toBeNull()
     const admin2 = await b.admin()
     expect(await admin2.endOffsets('table')).toEqual(ends)
-    expect((await admin2.committedOffsets('g', 'stream')).get(0)).toBe('99')
+    expect((await admin2.committedOffsets('g', 'stream')).get(0)).toBe(
+      (await admin2.endOffsets('stream')).get(0),
+    )
     let stream = 0
     await b.readTopic('stream', () => stream++)
     expect(stream).toBeGreaterThan(0)
     expect(stream).toBeLessThan(2000)
     await b.close()
+  })
+
+  it('keeps what a lagging group has not read yet, past the usual retention', async () => {
+    const d = dir()
+    const a = new EmbeddedEventLog({
+      dir: d,
+      segmentBytes: 32 * 1024,
+      retainSegments: 2,
+      logger: testLogger('embedded-log'),
+    })
+    await (await a.admin()).ensureTopics([{ name: 's', partitions: 1, replicationFactor: 1 }])
+    await a.commitOffsets('slow', [{ topic: 's', partition: 0, offset: '10' }])
+    const p = await a.producer()
+    for (let i = 0; i < 60; i++)
+      await p.send(
+        Array.from({ length: 10 }, (_, j) => ({
+          topic: 's',
+          key: 'k',
+          value: Buffer.alloc(100, i * 10 + j),
+        })),
+      )
+    expect(readdirSync(d).filter((f) => f.endsWith('.seg')).length).toBeGreaterThan(2)
+    let first = -1
+    await a.readTopic('s', (r) => void (first < 0 && (first = Number(r.offset))))
+    expect(first).toBeLessThanOrEqual(10) // offset 10 onwards is still there for "slow"
+    await a.commitOffsets('slow', [{ topic: 's', partition: 0, offset: '600' }])
+    for (let i = 0; i < 60; i++)
+      await p.send(Array.from({ length: 10 }, () => ({ topic: 's', key: 'k', value: Buffer.alloc(100) })))
+    let after = -1
+    await a.readTopic('s', (r) => void (after < 0 && (after = Number(r.offset))))
+    expect(after).toBeGreaterThan(10) // caught up: old segments went
+    await a.close()
   })
 
   it('a newer transactional producer with the same id fences the older one', async () => {

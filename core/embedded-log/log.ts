@@ -79,8 +79,11 @@ export interface EmbeddedLogOptions {
   dir: string
   /** A segment is closed and a new one started past this size. */
   segmentBytes?: number
-  /** Segments kept; older ones are deleted with the (non-compacted) records they hold. */
+  /** Segments kept; older ones are deleted with the (non-compacted) records they hold, unless a
+   * consumer group has not read them yet. */
   retainSegments?: number
+  /** The most segments kept for lagging consumer groups; past it their oldest records go. */
+  maxRetainSegments?: number
   /** fsync each group of appends (acks=all); off only for throwaway logs. */
   fsync?: boolean
   /** Records handed to a consumer at once, per partition. */
@@ -235,9 +238,34 @@ export class EmbeddedEventLog implements EventLog {
     })
     for (const t of topics)
       if (t.compacted) for (const p of t.partitions) for (const r of p.records) r.seg = seg
-    const keep = this.o.retainSegments ?? 4
     const segs = this.journal.segments()
-    const oldest = segs[Math.max(0, segs.length - keep)]!
+    const keep = this.o.retainSegments ?? 4
+    const cap = Math.max(keep, this.o.maxRetainSegments ?? 64)
+    let oldest = segs[Math.max(0, segs.length - keep)]!
+    // Records a consumer group has not committed yet are kept (up to `maxRetainSegments`), so a
+    // lagging sink or job never loses what it has still to read.
+    for (const t of topics) {
+      if (t.compacted) continue
+      t.partitions.forEach((p, i) => {
+        let min = Infinity
+        for (const g of this.committed.values()) {
+          const off = g.get(`${t.name}/${i}`)
+          if (off !== undefined && off < min) min = off
+        }
+        const at = p.indexOf(min)
+        if (at < p.records.length) oldest = Math.min(oldest, p.records[at]!.seg)
+      })
+    }
+    const floor = segs[Math.max(0, segs.length - cap)]!
+    if (oldest < floor) {
+      this.o.logger.warn(
+        'embedded log: retention reached maxRetainSegments; unread records of lagging groups are dropped',
+        {
+          maxRetainSegments: cap,
+        },
+      )
+      oldest = floor
+    }
     for (const s of segs) if (s < oldest) this.journal.remove(s)
     for (const t of topics)
       if (!t.compacted)

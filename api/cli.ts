@@ -6,15 +6,13 @@ import { openSqlite, sqliteExecutor } from '../consumers/sinks/sqlite'
 import { crateExecutor } from '../consumers/sinks/cratedb'
 import { postgresExecutor } from '../consumers/sinks/postgres'
 import { loadConfig } from '../core/config/load'
-import { AvroCodec } from '../core/envelope/codec'
 import { createSchemaRegistry } from '../core/envelope/telemetry'
 import { KafkaEventLog } from '../core/kafka/kafkajs-log'
 import { createLogger } from '../core/logging/logger'
-import type { Alert } from '../schemas/types.generated'
 import { cassandraReadStore } from './cassandra-store'
 import { apiRoleConfig, type ApiRoleConfig } from './config'
 import { ApiKeyStore, SCOPES, type Scope } from './keys'
-import { topicRules } from './rules'
+import { alertPublisher, topicRules } from './rules'
 import { buildApi } from './server'
 import { sqlReadStore } from './sql-store'
 import type { ReadStore } from './store'
@@ -77,13 +75,9 @@ export function registerApiCommands(program: Command): void {
             logger,
           })
         : undefined
-      let publishAlert: ((a: Alert) => Promise<void>) | undefined
-      if (cfg.api.publishAcks) {
-        const codec = await AvroCodec.bundled<Alert>(registry, 'alert.avsc')
-        const producer = await log.producer()
-        publishAlert = async (a) =>
-          void (await producer.send([{ topic: cfg.topics.alerts, key: a.deviceId, value: codec.encode(a) }]))
-      }
+      const publishAlert = cfg.api.publishAcks
+        ? await alertPublisher(log, registry, cfg.topics.alerts)
+        : undefined
       const { app } = await buildApi({
         store,
         keys: new ApiKeyStore(path.resolve(cfg.api.keysFile)),

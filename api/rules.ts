@@ -5,7 +5,7 @@ import type { Logger } from '../core/logging/logger'
 import { RuleValidationError } from '../rules/errors'
 import { parseRules } from '../rules/loader'
 import { RuleTable } from '../rules/table'
-import type { RuleDefinition } from '../schemas/types.generated'
+import type { Alert, RuleDefinition } from '../schemas/types.generated'
 import { ApiError, type RulesBackend } from './server'
 
 /**
@@ -65,4 +65,15 @@ export async function topicRules(o: {
       await producer.close()
     },
   }
+}
+
+/** Publishes alert events (the API's acknowledgements) to the alerts topic, keyed by device. */
+export async function alertPublisher(
+  log: EventLog,
+  registry: SchemaRegistry,
+  topic: string,
+): Promise<(a: Alert) => Promise<void>> {
+  const codec = await AvroCodec.bundled<Alert>(registry, 'alert.avsc')
+  const producer = await log.producer()
+  return async (a) => void (await producer.send([{ topic, key: a.deviceId, value: codec.encode(a) }]))
 }

@@ -2,7 +2,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { readStoreFor } from '../api/cli'
 import { ApiKeyStore } from '../api/keys'
-import { topicRules } from '../api/rules'
+import { alertPublisher, topicRules } from '../api/rules'
 import { buildApi } from '../api/server'
 import { createDeviceStore } from '../bridge/auth'
 import { startBridge } from '../bridge/index'
@@ -20,10 +20,10 @@ import type { EventLog } from '../core/kafka/log'
 import { designTopics } from '../core/kafka/topics'
 import type { Logger } from '../core/logging/logger'
 import { loadRuleFiles } from '../rules/loader'
+import { publishRules } from '../rules/publish'
 import type { Alert, Device, RuleDefinition } from '../schemas/types.generated'
-import { jobRegistry } from '../stream-jobs/registry'
+import { jobRegistry, startRegisteredJob } from '../stream-jobs/registry'
 import { JobMetrics } from '../stream-jobs/runtime/metrics'
-import { runJob } from '../stream-jobs/runtime/runner'
 import type { Registry } from 'prom-client'
 import type { UpRoleConfig } from './config'
 
@@ -121,21 +121,12 @@ export async function startUp(config: UpRoleConfig, logger: Logger): Promise<Run
     // Rules: the shipped examples (or up.rules) when the rules topic has none yet.
     if ([...rulesEnd.values()].every((o) => o === '0')) {
       const files = cfg.up.rules ?? path.resolve(__dirname, '../rules/examples')
-      const codec = await AvroCodec.bundled<RuleDefinition>(registry, 'rule-definition.avsc')
-      const producer = await log.producer()
-      await producer.send(
-        loadRuleFiles(files).map(({ rule }) => ({
-          topic: cfg.topics.rules,
-          key: rule.id,
-          value: codec.encode({
-            ruleId: rule.id,
-            definition: JSON.stringify(rule),
-            publishedAt: Date.now(),
-            source: files,
-          }),
-        })),
-      )
-      await producer.close()
+      await publishRules(log, {
+        codec: await AvroCodec.bundled<RuleDefinition>(registry, 'rule-definition.avsc'),
+        topic: cfg.topics.rules,
+        rules: loadRuleFiles(files),
+        source: files,
+      })
     }
     const demo = await demoCredentials(cfg)
     // The demo device's registry entry (enrichment joins it; range rules read its limits).
@@ -163,25 +154,17 @@ export async function startUp(config: UpRoleConfig, logger: Logger): Promise<Run
       const entry = jobRegistry.find((j) => j.name === name)!
       const metrics = new JobMetrics()
       registries.push({ role: `job ${name}`, registry: metrics.registry })
-      const onClose: (() => Promise<void>)[] = []
-      const job = await entry.build(cfg, { log, logger, metrics, onClose: (fn) => onClose.push(fn) })
-      const running = await runJob(job, log, {
-        groupId: `${cfg.jobs.applicationId}-${name}`,
-        instanceId: cfg.jobs.instanceId,
-        changelogTopic: `${cfg.jobs.applicationId}-${name}-changelog`,
-        tickMs: cfg.jobs.tickMs,
-        metrics,
+      const running = await startRegisteredJob(entry, cfg, {
+        log,
         logger,
+        metrics,
         onFatal: () => {
           logger.error('a stream job stopped for good; stopping', { job: name })
           process.exitCode = 1
           void close()
         },
       })
-      closers.push(async () => {
-        await running.close()
-        for (const fn of onClose) await fn()
-      })
+      closers.push(() => running.close())
     }
 
     // Alert consumer (log), sink, API.
@@ -218,18 +201,13 @@ export async function startUp(config: UpRoleConfig, logger: Logger): Promise<Run
       logger,
     })
     closers.push(() => rules.close())
-    const alertCodec = await AvroCodec.bundled<Alert>(registry, 'alert.avsc')
-    const ackProducer = await log.producer()
     const { app } = await buildApi({
       store,
       keys: new ApiKeyStore(path.resolve(cfg.api.keysFile)),
       logger,
       limits: cfg.api.limits,
       rules,
-      publishAlert: async (a) =>
-        void (await ackProducer.send([
-          { topic: cfg.topics.alerts, key: a.deviceId, value: alertCodec.encode(a) },
-        ])),
+      publishAlert: await alertPublisher(log, registry, cfg.topics.alerts),
       pipelineStats: () => pipelineCounters(registries),
     })
     await app.listen({ host: cfg.api.host, port: cfg.api.port })

@@ -10,6 +10,7 @@ import { createSchemaRegistry, createTelemetryCodec } from '../core/envelope/tel
 import type { InRecord } from '../core/kafka/log'
 import { backtest } from '../stream-jobs/jobs/rules-backtest'
 import { loadRuleFiles } from './loader'
+import { publishRules } from './publish'
 import { RuleTable } from './table'
 
 const configOf = (opts: { config?: string }): CoreConfig =>
@@ -43,23 +44,7 @@ export function registerRuleCommands(program: Command): void {
       const codec = await definitionCodec(cfg)
       const log = new KafkaEventLog(cfg.kafka, createLogger(cfg.log))
       try {
-        const producer = await log.producer()
-        try {
-          await producer.send(
-            loaded.map(({ rule }) => ({
-              topic: cfg.topics.rules,
-              key: rule.id,
-              value: codec.encode({
-                ruleId: rule.id,
-                definition: JSON.stringify(rule),
-                publishedAt: Date.now(),
-                source: target,
-              }),
-            })),
-          )
-        } finally {
-          await producer.close()
-        }
+        await publishRules(log, { codec, topic: cfg.topics.rules, rules: loaded, source: target })
       } finally {
         await log.close()
       }

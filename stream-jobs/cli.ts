@@ -5,9 +5,8 @@ import { startOpsServer } from '../core/http/ops'
 import { KafkaEventLog } from '../core/kafka/kafkajs-log'
 import { createLogger } from '../core/logging/logger'
 import { jobsRoleConfig } from './config'
-import { jobRegistry } from './registry'
+import { jobRegistry, startRegisteredJob } from './registry'
 import { JobMetrics } from './runtime/metrics'
-import { runJob } from './runtime/runner'
 
 /** Adds `fleetstream job <name>`. */
 export function registerJobCommands(program: Command): void {
@@ -36,15 +35,10 @@ export function registerJobCommands(program: Command): void {
         ready: () => ready,
         logger,
       })
-      const cleanups: (() => Promise<void>)[] = []
-      const job = await entry.build(cfg, { log, logger, metrics, onClose: (fn) => cleanups.push(fn) })
-      const running = await runJob(job, log, {
-        groupId: `${cfg.jobs.applicationId}-${name}`,
-        instanceId: cfg.jobs.instanceId,
-        changelogTopic: `${cfg.jobs.applicationId}-${name}-changelog`,
-        tickMs: cfg.jobs.tickMs,
-        metrics,
+      const running = await startRegisteredJob(entry, cfg, {
+        log,
         logger,
+        metrics,
         // Exit non-zero: a supervisor restarts the job, which resumes from its last transaction.
         onFatal: () => process.exit(1),
       })
@@ -58,13 +52,10 @@ export function registerJobCommands(program: Command): void {
         stopping = true
         // Drain: finish the transaction under way, leave the group, then exit.
         ready = false
-        running
-          .close()
-          .then(() => Promise.all(cleanups.map((fn) => fn())))
-          .then(
-            () => Promise.all([log.close(), ops.close()]).then(() => process.exit(0)),
-            () => process.exit(1),
-          )
+        running.close().then(
+          () => Promise.all([log.close(), ops.close()]).then(() => process.exit(0)),
+          () => process.exit(1),
+        )
       }
       process.once('SIGTERM', stop)
       process.once('SIGINT', stop)

@@ -12,6 +12,7 @@ import type { Alert, RuleDefinition } from '../schemas/types.generated'
 import { rulesJob } from './jobs/rules'
 import type { StreamJob } from './runtime/job'
 import type { JobMetrics } from './runtime/metrics'
+import { runJob } from './runtime/runner'
 
 /** What a job may need besides configuration: the event log, logging, metrics, and cleanup. */
 export interface JobContext {
@@ -115,3 +116,32 @@ export const jobRegistry: JobEntry[] = [
     },
   },
 ]
+
+/**
+ * Builds a registered job from configuration and runs it (`fleetstream job <name>` and
+ * `fleetstream up`): consumer group `<applicationId>-<name>`, changelog
+ * `<applicationId>-<name>-changelog`. `close` stops the runner, then what the job registered.
+ */
+export async function startRegisteredJob(
+  entry: JobEntry,
+  cfg: JobsRoleConfig,
+  ctx: Omit<JobContext, 'onClose'> & { onFatal: (err: Error) => void },
+): Promise<{ close(): Promise<void> }> {
+  const cleanups: (() => Promise<void>)[] = []
+  const job = await entry.build(cfg, { ...ctx, onClose: (fn) => cleanups.push(fn) })
+  const running = await runJob(job, ctx.log, {
+    groupId: `${cfg.jobs.applicationId}-${entry.name}`,
+    instanceId: cfg.jobs.instanceId,
+    changelogTopic: `${cfg.jobs.applicationId}-${entry.name}-changelog`,
+    tickMs: cfg.jobs.tickMs,
+    metrics: ctx.metrics,
+    logger: ctx.logger,
+    onFatal: ctx.onFatal,
+  })
+  return {
+    close: async () => {
+      await running.close()
+      for (const fn of cleanups) await fn()
+    },
+  }
+}

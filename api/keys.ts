@@ -1,6 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
-import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs'
-import path from 'node:path'
+import { JsonMapFile } from '../core/files/json-map-file'
 
 /** What a key may do: `read` everything, write rules, acknowledge alerts; `admin` may do all. */
 export const SCOPES = ['read', 'write:rules', 'write:alerts', 'admin'] as const
@@ -37,33 +36,10 @@ export function allows(scopes: readonly Scope[], needed: Scope): boolean {
  * when it changes, so `fleetstream apikeys add|revoke` takes effect on a running API.
  */
 export class ApiKeyStore {
-  private entries = new Map<string, Entry>()
-  private mtimeMs = -1
+  private readonly store: JsonMapFile<Entry>
 
-  constructor(private readonly file: string) {}
-
-  private load(): void {
-    let mtime: number
-    try {
-      mtime = statSync(this.file).mtimeMs
-    } catch {
-      this.entries = new Map()
-      return
-    }
-    if (mtime === this.mtimeMs) return
-    const doc = JSON.parse(readFileSync(this.file, 'utf8')) as { keys?: Record<string, Entry> }
-    this.entries = new Map(Object.entries(doc.keys ?? {}))
-    this.mtimeMs = mtime
-  }
-
-  private save(): void {
-    mkdirSync(path.dirname(this.file), { recursive: true })
-    const tmp = `${this.file}.${process.pid}.tmp`
-    writeFileSync(tmp, `${JSON.stringify({ keys: Object.fromEntries(this.entries) }, null, 2)}\n`, {
-      mode: 0o600,
-    })
-    renameSync(tmp, this.file)
-    this.mtimeMs = statSync(this.file).mtimeMs
+  constructor(file: string) {
+    this.store = new JsonMapFile<Entry>(file, 'keys')
   }
 
   /** Makes a key; the returned `key` is the only time its secret is seen. */
@@ -71,11 +47,10 @@ export class ApiKeyStore {
     if (scopes.length === 0) throw new Error('a key needs at least one scope')
     for (const s of scopes)
       if (!SCOPES.includes(s)) throw new Error(`unknown scope "${s}"; known: ${SCOPES.join(', ')}`)
-    this.load()
     const id = randomBytes(8).toString('hex')
     const secret = randomBytes(32).toString('base64url')
     const key = `fsk_${id}_${secret}`
-    this.entries.set(id, {
+    this.store.entries().set(id, {
       id,
       name,
       scopes: [...new Set(scopes)],
@@ -83,7 +58,7 @@ export class ApiKeyStore {
       revokedAt: null,
       sha256: sha256(key).toString('hex'),
     })
-    this.save()
+    this.store.save()
     return { id, key, scopes }
   }
 
@@ -91,8 +66,7 @@ export class ApiKeyStore {
   verify(key: string): { id: string; name: string; scopes: Scope[] } | undefined {
     const m = KEY.exec(key)
     if (!m) return undefined
-    this.load()
-    const e = this.entries.get(m[1]!)
+    const e = this.store.entries().get(m[1]!)
     if (!e || e.revokedAt) return undefined
     const stored = Buffer.from(e.sha256, 'hex')
     const given = sha256(key)
@@ -102,16 +76,14 @@ export class ApiKeyStore {
   }
 
   list(): ApiKeyInfo[] {
-    this.load()
-    return [...this.entries.values()].map(({ sha256: _, ...info }) => info)
+    return [...this.store.entries().values()].map(({ sha256: _, ...info }) => info)
   }
 
   revoke(id: string): boolean {
-    this.load()
-    const e = this.entries.get(id)
+    const e = this.store.entries().get(id)
     if (!e || e.revokedAt) return false
     e.revokedAt = new Date().toISOString()
-    this.save()
+    this.store.save()
     return true
   }
 }

@@ -1,6 +1,5 @@
 import { createHash, randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from 'node:crypto'
-import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs'
-import path from 'node:path'
+import { JsonMapFile } from '../../core/files/json-map-file'
 import type { Pool } from 'pg'
 
 /** Who a verified device is. */
@@ -136,40 +135,16 @@ interface FileEntry {
 
 /** Device credentials in a JSON file (the embedded default). Re-read when the file changes. */
 export class FileDeviceStore implements DeviceStore {
-  private entries = new Map<string, FileEntry>()
-  private mtimeMs = -1
+  private readonly store: JsonMapFile<FileEntry>
   private readonly cache: VerifyCache
 
   constructor(
-    private readonly file: string,
+    file: string,
     cacheTtlMs = 60_000,
     private readonly scryptN?: number,
   ) {
+    this.store = new JsonMapFile<FileEntry>(file, 'devices')
     this.cache = new VerifyCache(cacheTtlMs)
-  }
-
-  private load(): void {
-    let mtime: number
-    try {
-      mtime = statSync(this.file).mtimeMs
-    } catch {
-      this.entries = new Map()
-      return
-    }
-    if (mtime === this.mtimeMs) return
-    const doc = JSON.parse(readFileSync(this.file, 'utf8')) as { devices: Record<string, FileEntry> }
-    this.entries = new Map(Object.entries(doc.devices ?? {}))
-    this.mtimeMs = mtime
-  }
-
-  private save(): void {
-    mkdirSync(path.dirname(this.file), { recursive: true })
-    const tmp = `${this.file}.${process.pid}.tmp`
-    writeFileSync(tmp, `${JSON.stringify({ devices: Object.fromEntries(this.entries) }, null, 2)}\n`, {
-      mode: 0o600,
-    })
-    renameSync(tmp, this.file)
-    this.mtimeMs = statSync(this.file).mtimeMs
   }
 
   async add(
@@ -180,30 +155,27 @@ export class FileDeviceStore implements DeviceStore {
     const token = newToken()
     const hash = await hashToken(token, this.scryptN)
     // Read, change and write with no await in between, so concurrent adds keep each other.
-    this.load()
-    this.entries.set(deviceId, {
+    this.store.entries().set(deviceId, {
       hash,
       tenant: opts.tenant ?? null,
       createdAt: new Date().toISOString(),
       revokedAt: null,
     })
-    this.save()
+    this.store.save()
     this.cache.delete(deviceId)
     return { deviceId, token }
   }
 
   verify(deviceId: string, token: string): Promise<DeviceIdentity | undefined> {
     return this.cache.verify(deviceId, token, async () => {
-      this.load()
-      const e = this.entries.get(deviceId)
+      const e = this.store.entries().get(deviceId)
       if (!e || e.revokedAt || !(await tokenMatches(token, e.hash))) return undefined
       return { deviceId, tenant: e.tenant }
     })
   }
 
   async list(): Promise<DeviceInfo[]> {
-    this.load()
-    return [...this.entries].map(([deviceId, e]) => ({
+    return [...this.store.entries()].map(([deviceId, e]) => ({
       deviceId,
       tenant: e.tenant,
       createdAt: e.createdAt,
@@ -212,12 +184,11 @@ export class FileDeviceStore implements DeviceStore {
   }
 
   async revoke(deviceId: string): Promise<boolean> {
-    this.load()
-    const e = this.entries.get(deviceId)
+    const e = this.store.entries().get(deviceId)
     this.cache.delete(deviceId)
     if (!e || e.revokedAt) return false
     e.revokedAt = new Date().toISOString()
-    this.save()
+    this.store.save()
     return true
   }
 

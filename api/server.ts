@@ -1,9 +1,10 @@
-import { existsSync, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import path from 'node:path'
 import swagger from '@fastify/swagger'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import type { Logger } from '../core/logging/logger'
+import { assetPath } from '../core/paths'
 import type { Alert } from '../schemas/types.generated'
 import { allows, type ApiKeyStore, type Scope } from './keys'
 import { AGGS, type Agg, type AlertRow, type ReadStore } from './store'
@@ -52,10 +53,8 @@ export class ApiError extends Error {
 }
 
 const UPLOT = path.dirname(require.resolve('uplot/package.json'))
-// Beside this file in the sources; a compiled build (dist/api) reads them from the sources too.
-const DASHBOARD = existsSync(path.join(__dirname, 'dashboard'))
-  ? path.join(__dirname, 'dashboard')
-  : path.resolve(__dirname, '../../api/dashboard')
+// Shipped beside the sources (a compiled build in dist/ reads them from there too).
+const DASHBOARD = assetPath('api', 'dashboard')
 const DASHBOARD_FILES: [string, string, string][] = [
   ['/', path.join(DASHBOARD, 'index.html'), 'text/html; charset=utf-8'],
   ['/dashboard/app.js', path.join(DASHBOARD, 'app.js'), 'text/javascript; charset=utf-8'],

@@ -19,6 +19,7 @@ import { KafkaEventLog } from '../core/kafka/kafkajs-log'
 import type { EventLog } from '../core/kafka/log'
 import { designTopics } from '../core/kafka/topics'
 import type { Logger } from '../core/logging/logger'
+import { assetPath } from '../core/paths'
 import { loadRuleFiles } from '../rules/loader'
 import { publishRules } from '../rules/publish'
 import type { Alert, Device, RuleDefinition } from '../schemas/types.generated'
@@ -120,7 +121,7 @@ export async function startUp(config: UpRoleConfig, logger: Logger): Promise<Run
 
     // Rules: the shipped examples (or up.rules) when the rules topic has none yet.
     if ([...rulesEnd.values()].every((o) => o === '0')) {
-      const files = cfg.up.rules ?? path.resolve(__dirname, '../rules/examples')
+      const files = cfg.up.rules ?? assetPath('rules', 'examples')
       await publishRules(log, {
         codec: await AvroCodec.bundled<RuleDefinition>(registry, 'rule-definition.avsc'),
         topic: cfg.topics.rules,

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
+import { assetPath } from '../paths'
 import avro from 'avsc'
 import { SchemaError } from '../errors'
 import { backwardProblems } from './compat'
@@ -13,7 +14,7 @@ export interface SchemaRegistry {
 }
 
 /** Folder of the bundled `.avsc` files and their manifest. */
-export const SCHEMAS_DIR = path.resolve(__dirname, '../../schemas')
+export const SCHEMAS_DIR = assetPath('schemas')
 
 interface ManifestEntry {
   id: number

@@ -3,6 +3,7 @@ import { registerApiCommands } from '../api/cli'
 import { registerBridgeCommands } from '../bridge/cli'
 import { registerUpCommands } from '../embedded/cli'
 import { registerSimulateCommands } from '../simulator/cli'
+import { registerReportCommands } from '../reports/cli'
 import { registerAlertCommands } from '../consumers/alerts/cli'
 import { registerSinkCommands } from '../consumers/sinks/cli'
 import { registerRuleCommands } from '../rules/cli'
@@ -83,6 +84,7 @@ export function buildCli(): Command {
   registerApiCommands(program)
   registerUpCommands(program)
   registerSimulateCommands(program)
+  registerReportCommands(program)
   return program
 }
 

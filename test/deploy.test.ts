@@ -11,6 +11,7 @@ import { sinksRoleConfig } from '../consumers/sinks/config'
 import { loadConfig } from '../core/config/load'
 import { coreConfig } from '../core/config/schema'
 import { jobsRoleConfig } from '../stream-jobs/config'
+import { reportsRoleConfig } from '../reports/config'
 import { jobRegistry } from '../stream-jobs/registry'
 
 const ROOT = path.resolve(__dirname, '..')
@@ -71,8 +72,10 @@ describe('deploy > docker-compose.yml', () => {
         'job enrich',
         'job rollup',
         'job rules',
+        'reports',
         'sink cassandra',
         'sink cratedb',
+        'sink postgres',
         'topics create',
       ].sort(),
     )
@@ -86,6 +89,7 @@ describe('deploy > docker-compose.yml', () => {
       alerts: alertsRoleConfig,
       sink: sinksRoleConfig,
       api: apiRoleConfig,
+      reports: reportsRoleConfig,
       topics: coreConfig,
     }
     for (const [name, svc] of Object.entries(compose.services)) {

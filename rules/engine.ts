@@ -45,6 +45,8 @@ export interface RuleDeviceState {
 /** A rule ready to run: the validated rule and its compiled conditions. */
 export interface CompiledRule {
   rule: Rule
+  /** Whether the rule is enabled and its scope covers the reading. */
+  applies: (r: RuleReading) => boolean
   when?: Condition
   clearWhen?: Condition
 }
@@ -54,9 +56,11 @@ export const UPDATE_INTERVAL_MS = 60_000
 
 /** Compiles a rule's conditions (throws ExpressionError on a bad one). */
 export function compileRule(rule: Rule): CompiledRule {
-  if (rule.kind !== 'condition') return { rule }
+  const applies = scopeFilter(rule)
+  if (rule.kind !== 'condition') return { rule, applies }
   return {
     rule,
+    applies,
     when: compileCondition(rule.when),
     clearWhen: rule.clearWhen ? compileCondition(rule.clearWhen) : undefined,
   }
@@ -72,16 +76,29 @@ export function alertIdOf(ruleId: string, deviceId: string, raisedAt: number): s
   return createHash('sha256').update(`${ruleId}\u0000${deviceId}\u0000${raisedAt}`).digest('hex').slice(0, 32)
 }
 
-/** Whether the rule's scope covers the reading's device (registry first, then the reading's meta). */
-export function inScope(rule: Rule, r: RuleReading): boolean {
+/**
+ * Whether the rule is enabled and its scope covers the reading's device (the registry entry
+ * first, then the reading's meta), with the scope's parts picked out once: it runs for every
+ * rule on every reading.
+ */
+function scopeFilter(rule: Rule): (r: RuleReading) => boolean {
+  if (!rule.enabled) return () => false
   const s = rule.scope
-  if (s.tenant !== undefined && (r.tenant ?? r.device?.tenant ?? null) !== s.tenant) return false
-  if (s.site !== undefined && (r.device?.site ?? r.meta.site) !== s.site) return false
-  if (s.model !== undefined && (r.device?.model ?? r.meta.model) !== s.model) return false
-  for (const [k, v] of Object.entries(s.tags ?? {}))
-    if ((r.device?.tags[k] ?? r.meta[`tag.${k}`]) !== v) return false
-  return true
+  if (s.tenant === undefined && s.site === undefined && s.model === undefined && !s.tags) return () => true
+  const tags = Object.entries(s.tags ?? {})
+  return (r) => {
+    if (s.tenant !== undefined && (r.tenant ?? r.device?.tenant ?? null) !== s.tenant) return false
+    if (s.site !== undefined && (r.device?.site ?? r.meta.site) !== s.site) return false
+    if (s.model !== undefined && (r.device?.model ?? r.meta.model) !== s.model) return false
+    for (const [k, v] of tags) if ((r.device?.tags[k] ?? r.meta[`tag.${k}`]) !== v) return false
+    return true
+  }
 }
+
+/** Verdicts and results that carry nothing, shared (judging runs for every rule on every reading). */
+const SKIP: Verdict = Object.freeze({ kind: 'skip' })
+const HOLD: Verdict = Object.freeze({ kind: 'hold' })
+const NO_EVENTS: readonly Alert[] = Object.freeze([])
 
 const num = (r: RuleReading, metric: string): number | undefined => {
   const v = r.metrics[metric]
@@ -94,38 +111,38 @@ export function judge(cr: CompiledRule, st: RuleDeviceState, r: RuleReading): Ve
   switch (rule.kind) {
     case 'threshold': {
       const v = num(r, rule.metric)
-      if (v === undefined) return { kind: 'skip' }
+      if (v === undefined) return SKIP
       if (rule.above !== undefined) {
         if (v > rule.above)
           return { kind: 'trigger', value: v, message: `${rule.metric} ${v} > ${rule.above}` }
-        return v <= (rule.clear ?? rule.above) ? { kind: 'clear', value: v } : { kind: 'hold' }
+        return v <= (rule.clear ?? rule.above) ? { kind: 'clear', value: v } : HOLD
       }
       if (v < rule.below!)
         return { kind: 'trigger', value: v, message: `${rule.metric} ${v} < ${rule.below}` }
-      return v >= (rule.clear ?? rule.below!) ? { kind: 'clear', value: v } : { kind: 'hold' }
+      return v >= (rule.clear ?? rule.below!) ? { kind: 'clear', value: v } : HOLD
     }
     case 'range': {
       const v = num(r, rule.metric)
-      if (v === undefined) return { kind: 'skip' }
+      if (v === undefined) return SKIP
       const lim = rule.limitsFrom === 'registry' ? r.device?.limits[rule.metric] : rule
       const min = lim?.min ?? undefined
       const max = lim?.max ?? undefined
-      if (min === undefined && max === undefined) return { kind: 'skip' }
+      if (min === undefined && max === undefined) return SKIP
       if (min !== undefined && v < min)
         return { kind: 'trigger', value: v, message: `${rule.metric} ${v} below the range minimum ${min}` }
       if (max !== undefined && v > max)
         return { kind: 'trigger', value: v, message: `${rule.metric} ${v} above the range maximum ${max}` }
       const m = rule.clearMargin
       const inside = (min === undefined || v >= min + m) && (max === undefined || v <= max - m)
-      return inside ? { kind: 'clear', value: v } : { kind: 'hold' }
+      return inside ? { kind: 'clear', value: v } : HOLD
     }
     case 'rate': {
       const v = num(r, rule.metric)
-      if (v === undefined) return { kind: 'skip' }
+      if (v === undefined) return SKIP
       const prev = st.last
-      if (prev && r.ts <= prev.ts) return { kind: 'skip' } // out of order: no rate
+      if (prev && r.ts <= prev.ts) return SKIP // out of order: no rate
       st.last = { ts: r.ts, value: v }
-      if (!prev) return { kind: 'skip' }
+      if (!prev) return SKIP
       const perMinute = ((v - prev.value) * 60_000) / (r.ts - prev.ts)
       const rounded = Math.round(perMinute * 1000) / 1000
       if (rule.risePerMinute !== undefined && perMinute > rule.risePerMinute)
@@ -144,16 +161,14 @@ export function judge(cr: CompiledRule, st: RuleDeviceState, r: RuleReading): Ve
     }
     case 'battery': {
       const v = num(r, rule.metric)
-      if (v === undefined) return { kind: 'skip' }
+      if (v === undefined) return SKIP
       if (v < rule.below)
         return { kind: 'trigger', value: v, message: `${rule.metric} ${v}% < ${rule.below}%` }
-      return v >= (rule.clear ?? Math.min(100, rule.below + 5))
-        ? { kind: 'clear', value: v }
-        : { kind: 'hold' }
+      return v >= (rule.clear ?? Math.min(100, rule.below + 5)) ? { kind: 'clear', value: v } : HOLD
     }
     case 'anomaly': {
       const v = num(r, rule.metric)
-      if (v === undefined) return { kind: 'skip' }
+      if (v === undefined) return SKIP
       let mean: number
       let sd: number
       let n: number
@@ -179,7 +194,7 @@ export function judge(cr: CompiledRule, st: RuleDeviceState, r: RuleReading): Ve
         e.variance = (1 - alpha) * (e.variance + alpha * d * d)
         e.n++
       }
-      if (n < rule.minSamples || sd === 0) return { kind: 'skip' }
+      if (n < rule.minSamples || sd === 0) return SKIP
       const z = Math.abs(v - mean) / sd
       if (z > rule.threshold)
         return {
@@ -199,7 +214,7 @@ export function judge(cr: CompiledRule, st: RuleDeviceState, r: RuleReading): Ve
       if (!cr.clearWhen) return { kind: 'clear', value: null }
       const c = cr.clearWhen(r)
       if (!c.ok) return { kind: 'skip', error: c.error }
-      return c.value ? { kind: 'clear', value: null } : { kind: 'hold' }
+      return c.value ? { kind: 'clear', value: null } : HOLD
     }
   }
 }
@@ -253,18 +268,23 @@ function worse(rule: Rule, v: number, worst: number): boolean {
  * `updated` with the worst value when it got worse (at most once per UPDATE_INTERVAL_MS), `cleared` on a
  * clear verdict; `hold` (the hysteresis band) changes nothing. Returns the events.
  */
-export function applyVerdict(cr: CompiledRule, st: RuleDeviceState, v: Verdict, at: Subject): Alert[] {
+export function applyVerdict(
+  cr: CompiledRule,
+  st: RuleDeviceState,
+  v: Verdict,
+  at: Subject,
+): readonly Alert[] {
   const rule = cr.rule
   switch (v.kind) {
     case 'skip':
-      return []
+      return NO_EVENTS
     case 'hold':
       if (!st.open) st.pending = null
-      return []
+      return NO_EVENTS
     case 'clear': {
       st.pending = null
       const open = st.open
-      if (!open) return []
+      if (!open) return NO_EVENTS
       st.open = null
       return [alertEvent(rule, at, 'cleared', v.value, `${rule.name ?? rule.id}: back to normal`, open)]
     }
@@ -273,7 +293,7 @@ export function applyVerdict(cr: CompiledRule, st: RuleDeviceState, v: Verdict, 
       if (open) {
         if (v.value !== null && (open.worst === null || worse(rule, v.value, open.worst)))
           open.worst = v.value
-        if (open.worst === open.reported || at.ts - open.lastEventTs < UPDATE_INTERVAL_MS) return []
+        if (open.worst === open.reported || at.ts - open.lastEventTs < UPDATE_INTERVAL_MS) return NO_EVENTS
         open.reported = open.worst
         open.lastEventTs = at.ts
         return [
@@ -284,7 +304,7 @@ export function applyVerdict(cr: CompiledRule, st: RuleDeviceState, v: Verdict, 
       p.count++
       const d = rule.for
       const met = !d || (d.readings !== undefined ? p.count >= d.readings : at.ts - p.since >= d.duration!)
-      if (!met) return []
+      if (!met) return NO_EVENTS
       st.pending = null
       const alertId = alertIdOf(rule.id, at.deviceId, at.ts)
       st.open = { alertId, raisedAt: at.ts, worst: v.value, reported: v.value, lastEventTs: at.ts }
@@ -303,8 +323,8 @@ export function evaluateReading(
   cr: CompiledRule,
   st: RuleDeviceState,
   r: RuleReading,
-): { events: Alert[]; verdict: Verdict } {
-  if (!cr.rule.enabled || !inScope(cr.rule, r)) return { events: [], verdict: { kind: 'skip' } }
+): { events: readonly Alert[]; verdict: Verdict } {
+  if (!cr.applies(r)) return { events: NO_EVENTS, verdict: SKIP }
   const verdict = judge(cr, st, r)
   return {
     events: applyVerdict(cr, st, verdict, {

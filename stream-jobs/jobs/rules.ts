@@ -2,9 +2,9 @@ import type { AvroCodec } from '../../core/envelope/codec'
 import type { Telemetry } from '../../core/envelope/telemetry'
 import type { InRecord, OutRecord } from '../../core/kafka/log'
 import {
-  evaluateReading,
+  applyVerdict,
   evaluateSilence,
-  inScope,
+  judge,
   newRuleState,
   type CompiledRule,
   type RuleDeviceState,
@@ -65,12 +65,7 @@ const WATERMARK = '__watermark'
 const MEMORY_KINDS = new Set(['rate', 'anomaly', 'absence'])
 
 const isEmpty = (st: RuleDeviceState) =>
-  st.pending === null &&
-  st.open === null &&
-  !st.last &&
-  !st.samples &&
-  !st.ewma &&
-  st.lastSeen === undefined
+  st.pending === null && st.open === null && !st.last && !st.samples && !st.ewma && st.lastSeen === undefined
 
 /** A rule state as stored: the fields in use only (`pending` and `open` are null when absent). */
 function storedForm(st: RuleDeviceState): Partial<RuleDeviceState> {
@@ -171,8 +166,7 @@ export function rulesJob(o: RulesJobOptions): StreamJob<RulesState> {
         rules: Record<string, Partial<RuleDeviceState>>
       }
       const dr = deviceRules(state, deviceId, stored.tenant)
-      for (const [ruleId, st] of Object.entries(stored.rules))
-        Object.assign(stateOf(state, dr, ruleId), st)
+      for (const [ruleId, st] of Object.entries(stored.rules)) Object.assign(stateOf(state, dr, ruleId), st)
       state.written.add(deviceId)
     },
     async process(state, records, now) {
@@ -202,13 +196,15 @@ export function rulesJob(o: RulesJobOptions): StreamJob<RulesState> {
         let dr = state.rules.get(e.deviceId)
         let touched = dr !== undefined && dr.tenant !== tenant
         if (dr) dr.tenant = tenant
+        const at = { deviceId: e.deviceId, tenant, ts: e.ts }
         let evaluations = 0
         for (const cr of rules) {
-          if (!cr.rule.enabled || !inScope(cr.rule, reading)) continue
+          if (!cr.applies(reading)) continue
           const ruleId = cr.rule.id
           const st = dr?.byRule.get(ruleId) ?? scratch
           const hadPending = st.pending !== null
-          const { events, verdict } = evaluateReading(cr, st, reading)
+          const verdict = judge(cr, st, reading)
+          const events = applyVerdict(cr, st, verdict, at)
           evaluations++
           if (verdict.kind === 'skip' && verdict.error) o.metrics?.errors.inc({ rule: ruleId })
           if (verdict.kind === 'trigger' && events.length === 0 && !st.open)

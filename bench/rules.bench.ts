@@ -3,7 +3,7 @@
  * change, anomaly, CEL conditions; some scoped by site) over 10,000 devices on the real Kafka.
  *
  *   npm run bench:rules     (BENCH_READINGS=200000, BENCH_DEVICES=10000, BENCH_RATE=10000,
- *                            BENCH_LATENCY_S=20)
+ *                            BENCH_LATENCY_S=20, BENCH_WARMUP_S=10, BENCH_INSTANCES=cores)
  *
  * 1. Throughput: the job works through BENCH_READINGS enriched readings already in Kafka;
  *    rule evaluations (from the job's own /metrics) per CPU-second of the job process, from its
@@ -34,6 +34,9 @@ const N = Number(process.env.BENCH_READINGS ?? 200_000)
 const D = Number(process.env.BENCH_DEVICES ?? 10_000)
 const RATE = Number(process.env.BENCH_RATE ?? 10_000)
 const LATENCY_S = Number(process.env.BENCH_LATENCY_S ?? 20)
+const WARMUP_S = Number(process.env.BENCH_WARMUP_S ?? 10)
+/** Instances of the job (one consumer group) in the latency run at BENCH_RATE: one per core. */
+const INSTANCES = Number(process.env.BENCH_INSTANCES ?? os.cpus().length)
 const PARTS = 4
 const RUN = `br${Date.now().toString(36)}`
 const out = (o: object) => process.stdout.write(`${JSON.stringify({ bench: 'rules', ...o })}\n`)
@@ -84,7 +87,7 @@ async function metricValue(port: number, name: string): Promise<number> {
 
 const PROFILE_DIR = path.join(ROOT, 'bench/.work/rules-profile')
 
-function startJob(app: string, t: Record<string, string>, nodeArgs: string[] = []) {
+function startJob(app: string, t: Record<string, string>, nodeArgs: string[] = [], instance = 'bench') {
   const proc = spawn(process.execPath, [...nodeArgs, path.join(ROOT, 'bin/fleetstream.js'), 'job', 'rules'], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -97,7 +100,7 @@ function startJob(app: string, t: Record<string, string>, nodeArgs: string[] = [
       FLEETSTREAM_TOPICS__ALERTS: t.alerts,
       FLEETSTREAM_TOPICS__DEADLETTER: t.dlq,
       FLEETSTREAM_JOBS__APPLICATION_ID: app,
-      FLEETSTREAM_JOBS__INSTANCE_ID: 'bench',
+      FLEETSTREAM_JOBS__INSTANCE_ID: instance,
       FLEETSTREAM_JOBS__METRICS__PORT: '0',
       FLEETSTREAM_JOBS__MAX_FUTURE_MS: '3600000',
       FLEETSTREAM_LOG__LEVEL: 'warn',
@@ -199,12 +202,12 @@ async function main(): Promise<void> {
   out({ phase: 'input', readings: N, devices: D, rules: rules.length })
 
   /** A threshold crossing per device every few seconds at `rate` readings/s: produce ack → alert visible. */
-  async function latencyAt(rate: number, tag: string) {
+  async function latencyAt(rate: number, tag: string, instances: number) {
     const lt = { ...t, enriched: `${RUN}.${tag}`, alerts: `${RUN}.alerts-${tag}` }
     await topics([{ name: lt.enriched }])
     const lapp = `${RUN}-${tag}`
-    const ljob = startJob(lapp, lt)
-    await ljob.port
+    const ljobs = Array.from({ length: instances }, (_, i) => startJob(lapp, lt, [], `bench-${i}`))
+    await Promise.all(ljobs.map((j) => j.port))
     const sentAt = new Map<string, number>()
     const samples: number[] = []
     const consumer = kafka.consumer({ groupId: `${lapp}-reader`, readUncommitted: false })
@@ -221,7 +224,10 @@ async function main(): Promise<void> {
     })
     const perTick = Math.max(1, Math.round(rate / 10))
     const t0 = Date.now()
-    for (let tick = 0; Date.now() - t0 < LATENCY_S * 1000; tick++) {
+    // The first WARMUP_S seconds are sent but not measured: the instances join their group
+    // (a rebalance when there are several) and the job's code gets compiled.
+    for (let tick = 0; Date.now() - t0 < (WARMUP_S + LATENCY_S) * 1000; tick++) {
+      const measured = Date.now() - t0 >= WARMUP_S * 1000
       const due = t0 + tick * 100
       await new Promise((r) => setTimeout(r, Math.max(0, due - Date.now())))
       const now = Date.now()
@@ -235,15 +241,16 @@ async function main(): Promise<void> {
         // 1/25 of the fleet crosses in each pass (no fleet-wide storm).
         e.metrics = { m0: (j + d) % 25 === 1 ? 99 : 50, m1: 50, m2: 50, m3: 50, m4: 50, battery: 80 }
         recs.push({ topic: lt.enriched, key: e.deviceId, value: telemetry.encode(e) })
-        sentAt.set(`${e.deviceId}/${e.ts}`, now)
+        if (measured) sentAt.set(`${e.deviceId}/${e.ts}`, now)
       }
       await producer.send(recs)
     }
     await new Promise((r) => setTimeout(r, 3_000))
     await consumer.disconnect()
-    ljob.proc.kill('SIGTERM')
-    await new Promise((r) => ljob.proc.once('exit', r))
+    for (const j of ljobs) j.proc.kill('SIGTERM')
+    await Promise.all(ljobs.map((j) => new Promise((r) => j.proc.once('exit', r))))
     const latency = {
+      instances,
       samples: samples.length,
       p50_ms: pct(samples, 50),
       p99_ms: pct(samples, 99),
@@ -253,48 +260,60 @@ async function main(): Promise<void> {
     return latency
   }
 
-  // 1. Throughput.
-  const app = `${RUN}-t`
-  const profile = process.env.BENCH_PROFILE === '1'
-  if (profile) rmSync(PROFILE_DIR, { recursive: true, force: true })
-  const job = startJob(app, t, profile ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : [])
-  const port = await job.port
-  let start: { done: number; cpu: number; evals: number; broker: number } | undefined
-  const broker = serverPid('kafka')
-  for (;;) {
-    const done = await committed(`${app}-rules`, t.enriched)
-    if (!start && done > 0)
-      start = {
-        done,
-        cpu: cpuOfPid(job.proc.pid!),
-        evals: await metricValue(port, 'fleetstream_rules_evaluations_total'),
-        broker: cpuOfPid(broker),
-      }
-    if (done >= N) break
-    await new Promise((r) => setTimeout(r, 200))
+  // 1. Throughput (BENCH_ONLY=latency skips it, and then writes no result file).
+  const only = process.env.BENCH_ONLY
+  async function throughputRun() {
+    const app = `${RUN}-t`
+    const profile = process.env.BENCH_PROFILE === '1'
+    if (profile) rmSync(PROFILE_DIR, { recursive: true, force: true })
+    const job = startJob(app, t, profile ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : [])
+    const port = await job.port
+    let start: { done: number; cpu: number; evals: number; broker: number } | undefined
+    const broker = serverPid('kafka')
+    for (;;) {
+      const done = await committed(`${app}-rules`, t.enriched)
+      if (!start && done > 0)
+        start = {
+          done,
+          cpu: cpuOfPid(job.proc.pid!),
+          evals: await metricValue(port, 'fleetstream_rules_evaluations_total'),
+          broker: cpuOfPid(broker),
+        }
+      if (done >= N) break
+      await new Promise((r) => setTimeout(r, 200))
+    }
+    const cpu = cpuOfPid(job.proc.pid!) - start!.cpu
+    const brokerCpu = cpuOfPid(broker) - start!.broker
+    const evals = (await metricValue(port, 'fleetstream_rules_evaluations_total')) - start!.evals
+    const raised = await metricValue(port, 'fleetstream_rules_alert_events_total{')
+    job.proc.kill('SIGTERM')
+    await new Promise((r) => job.proc.once('exit', r))
+    const throughput = {
+      readings: N - start!.done,
+      evaluations: evals,
+      jobCpuS: +cpu.toFixed(2),
+      brokerCpuS: +brokerCpu.toFixed(2),
+      evalsPerCpuS: Math.round(evals / cpu),
+      readingsPerCpuS: Math.round((N - start!.done) / cpu),
+      alertEvents: raised,
+    }
+    out({ phase: 'throughput', ...throughput })
+    return throughput
   }
-  const cpu = cpuOfPid(job.proc.pid!) - start!.cpu
-  const brokerCpu = cpuOfPid(broker) - start!.broker
-  const evals = (await metricValue(port, 'fleetstream_rules_evaluations_total')) - start!.evals
-  const raised = await metricValue(port, 'fleetstream_rules_alert_events_total{')
-  job.proc.kill('SIGTERM')
-  await new Promise((r) => job.proc.once('exit', r))
-  const throughput = {
-    readings: N - start!.done,
-    evaluations: evals,
-    jobCpuS: +cpu.toFixed(2),
-    brokerCpuS: +brokerCpu.toFixed(2),
-    evalsPerCpuS: Math.round(evals / cpu),
-    readingsPerCpuS: Math.round((N - start!.done) / cpu),
-    alertEvents: raised,
+  if (only === 'latency') {
+    await latencyAt(RATE, 'l1', INSTANCES)
+    await producer.close()
+    await log.close()
+    return
   }
-  out({ phase: 'throughput', ...throughput })
-  const profileTop = profile ? summarizeProfile(PROFILE_DIR) : undefined
+  const throughput = await throughputRun()
+  const profileTop = process.env.BENCH_PROFILE === '1' ? summarizeProfile(PROFILE_DIR) : undefined
   if (profileTop) process.stderr.write(`${JSON.stringify(profileTop, null, 1)}\n`)
 
   // 2. Latency at the issue's rate, and at a fifth of it (the job not saturated), same fleet.
-  const latency = await latencyAt(RATE, 'l1')
-  const latencyLow = await latencyAt(Math.round(RATE / 5), 'l2')
+  const latency = await latencyAt(RATE, 'l1', INSTANCES)
+  const latencyOne = INSTANCES > 1 ? await latencyAt(RATE, 'l1s', 1) : undefined
+  const latencyLow = await latencyAt(Math.round(RATE / 5), 'l2', 1)
   await producer.close()
   await log.close()
 
@@ -309,6 +328,7 @@ async function main(): Promise<void> {
     evals_per_cpu_s: throughput.evalsPerCpuS,
     throughput,
     latency,
+    latencyOneInstance: latencyOne,
     latencyAtOneFifth: latencyLow,
     profileTop,
   }

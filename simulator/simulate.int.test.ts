@@ -1,24 +1,46 @@
-import { mkdtempSync } from 'node:fs'
+import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import Database from 'better-sqlite3'
 import { createDeviceStore } from '../bridge/auth'
 import { bridgeRoleConfig } from '../bridge/config'
 import { metricValue } from '../test/bridge-process'
+import { serverEnv, uniqueName } from '../test/servers'
 import { startUp, type Up } from '../test/up-process'
 import { simulate } from './simulate'
 
-// `fleetstream up` + the simulator with every fault on: what the simulator says was
-// acknowledged is what the store holds, and what it says was refused is what the bridge counted.
-describe('simulator > 500 devices with faults against fleetstream up', () => {
+// `fleetstream up` + the simulator with every fault on, on the embedded log and on the real
+// Kafka (one contract, two transports): what the simulator says was acknowledged is what the
+// store holds; what it says was refused is what the bridge counted; the rollups equal an
+// aggregation of the stored rows; one scripted out-of-range episode per device raises one
+// alert and clears it.
+const RULES_YAML = `rules:
+  - id: sim-too-hot
+    name: Simulated device too hot
+    severity: critical
+    kind: threshold
+    metric: temperature
+    above: 60
+    clear: 50
+`
+describe.each([
+  ['the embedded log', () => undefined],
+  ['Kafka [kafka]', () => ({ brokers: serverEnv().FS_KAFKA_BROKERS, prefix: uniqueName('sim') })],
+])('simulator > 500 devices with faults against fleetstream up on %s', (_title, kafka) => {
   let up: Up
   afterAll(async () => {
     await up?.close()
   })
 
-  it("acknowledged readings equal the store's rows; refusals match the bridge's counts", async () => {
+  it("acknowledged readings equal the store's rows; rollups and alerts agree with them", async () => {
     const dataDir = mkdtempSync(path.join(tmpdir(), 'fs-sim-'))
-    up = await startUp(dataDir)
+    const rulesFile = path.join(dataDir, 'sim-rules.yaml')
+    writeFileSync(rulesFile, RULES_YAML)
+    // Late readings (2 min) still count in their windows: the rollups can be checked against every row.
+    up = await startUp(dataDir, kafka(), {
+      FLEETSTREAM_UP__RULES: rulesFile,
+      FLEETSTREAM_JOBS__ALLOWED_LATENESS_MS: '600000',
+    })
     const cfg = bridgeRoleConfig.parse({ bridge: { auth: { file: path.join(dataDir, 'devices.json') } } })
     const store = createDeviceStore(cfg.bridge.auth)
     const devices: { deviceId: string; token: string }[] = []
@@ -31,7 +53,7 @@ describe('simulator > 500 devices with faults against fleetstream up', () => {
       transport: 'http',
       httpUrl: `http://127.0.0.1:${up.listening.http}`,
       mqttUrl: `mqtt://127.0.0.1:${up.listening.mqtt}`,
-      readings: 12,
+      readings: 24,
       intervalMs: 5000,
       batch: 4,
       concurrency: 50,
@@ -39,6 +61,7 @@ describe('simulator > 500 devices with faults against fleetstream up', () => {
       lateMs: 120_000,
       skewMs: 30_000,
       seed: 7,
+      episode: { from: 3, length: 3, metric: 'temperature', value: 75 },
     })
     // Every fault happened, and every reading got an answer.
     expect(summary.offlineDevices).toBeGreaterThan(0)
@@ -50,18 +73,68 @@ describe('simulator > 500 devices with faults against fleetstream up', () => {
     expect(summary.rejected).toEqual({ FS_BRIDGE_DECODE: summary.faults.bad })
 
     const db = new Database(path.join(dataDir, 'fleetstream.db'), { readonly: true, fileMustExist: true })
-    const rows = () =>
-      Number(
-        (
-          db.prepare("SELECT count(*) AS n FROM telemetry WHERE device_id LIKE 'sim-%'").get() as {
-            n: number
-          }
-        ).n,
-      )
-    for (let i = 0; i < 300 && rows() < summary.acknowledged; i++)
-      await new Promise((r) => setTimeout(r, 100))
+    const one = (sql: string) => Number((db.prepare(sql).get() as { n: number }).n)
+    const rows = () => one("SELECT count(*) AS n FROM telemetry WHERE device_id LIKE 'sim-%'")
+    const until = async (what: string, ok: () => boolean) => {
+      for (let i = 0; i < 600 && !ok(); i++) await new Promise((r) => setTimeout(r, 100))
+      if (!ok()) throw new Error(`timed out waiting for ${what}`)
+    }
+    await until('every acknowledged reading in the store', () => rows() >= summary.acknowledged)
     await new Promise((r) => setTimeout(r, 500))
     expect(rows()).toBe(summary.acknowledged)
+
+    // Alerts: one per device for the scripted episode, raised and cleared (no duplicates, none left open).
+    const alerts = () =>
+      db
+        .prepare(
+          "SELECT device_id AS d, count(*) AS n, sum(state = 'cleared') AS cleared FROM alerts WHERE rule_id = 'sim-too-hot' GROUP BY device_id",
+        )
+        .all() as { d: string; n: number; cleared: number }[]
+    await until('an alert raised and cleared for every device', () => {
+      const a = alerts()
+      return a.length === devices.length && a.every((x) => x.cleared === 1)
+    })
+    expect(alerts().filter((x) => x.n !== 1 || x.cleared !== 1)).toEqual([])
+
+    // Rollups: every 1-minute window the pipeline wrote equals an aggregation of the stored rows
+    // (the rollup job's output, corrections included, against the sink's copy of its input).
+    type Agg = { d: string; m: string; w: number; count: number; min: number; max: number; sum: number }
+    const stored = () =>
+      db
+        .prepare(
+          "SELECT device_id AS d, metric AS m, window_start AS w, count, min, max, sum FROM rollups WHERE window_ms = 60000 AND device_id LIKE 'sim-%' ORDER BY 1, 2, 3",
+        )
+        .all() as Agg[]
+    const fromRows = () =>
+      new Map(
+        (
+          db
+            .prepare(
+              `SELECT t.device_id AS d, m.key AS m, (t.ts / 60000) * 60000 AS w, count(*) AS count,
+                      min(m.value) AS min, max(m.value) AS max, sum(m.value) AS sum
+                 FROM telemetry t, json_each(t.metrics) m
+                WHERE t.device_id LIKE 'sim-%'
+                GROUP BY 1, 2, 3`,
+            )
+            .all() as Agg[]
+        ).map((a) => [`${a.d}/${a.m}/${a.w}`, a]),
+      )
+    const mismatches = () => {
+      const expected = fromRows()
+      return stored().filter((r) => {
+        const e = expected.get(`${r.d}/${r.m}/${r.w}`)
+        return (
+          !e ||
+          e.count !== r.count ||
+          e.min !== r.min ||
+          e.max !== r.max ||
+          Math.abs(e.sum - r.sum) > 1e-6 * Math.max(1, Math.abs(e.sum))
+        )
+      })
+    }
+    await until('the rollups to agree with the rows', () => mismatches().length === 0)
+    // Most windows have closed (the last minute of each device may still be open).
+    expect(stored().length).toBeGreaterThan(devices.length * 4 * 1.5)
     db.close()
 
     const metrics = await (await fetch(`http://127.0.0.1:${up.listening.http}/metrics`)).text()
@@ -71,7 +144,7 @@ describe('simulator > 500 devices with faults against fleetstream up', () => {
     expect(metricValue(metrics, 'fleetstream_bridge_deadletter_total')).toBeGreaterThanOrEqual(
       summary.faults.bad,
     )
-  }, 180_000)
+  }, 240_000)
 })
 
 describe('simulator > fleetstream up killed mid-stream', () => {

@@ -1,6 +1,6 @@
 import type { MqttClient } from 'mqtt'
 import mqtt from 'mqtt'
-import { deviceSignals, prng } from './signals'
+import { deviceSignals, prng, type Signals } from './signals'
 
 /** Faults, each a fraction in [0, 1]. */
 export interface Faults {
@@ -35,6 +35,18 @@ export interface SimulateOptions {
   lateMs: number
   skewMs: number
   seed?: number
+  /**
+   * A scripted out-of-range episode on every device: readings `from` to `from + length - 1`
+   * carry `metric` = `value`. No fault touches the episode or the readings on either side of it,
+   * so each device gives exactly one crossing and one return (a test expects one alert raised
+   * and cleared per device). Offline devices too: put it in the first half.
+   */
+  episode?: {
+    from: number
+    length: number
+    metric: keyof Signals
+    value: number
+  }
   /** MQTT: every device connects before any sends (all devices at once; for benchmarks, so
    * that logins are not counted as sending time). */
   connectFirst?: boolean
@@ -106,8 +118,17 @@ export async function simulate(o: SimulateOptions): Promise<Summary> {
     if (offline) s.offlineDevices++
     const count = offline ? Math.floor(o.readings / 2) : o.readings
     const out: Planned[] = []
+    const ep = o.episode
+    /** Reading i is in the episode or next to it: no fault for it. */
+    const guarded = (i: number) => ep !== undefined && i >= ep.from - 1 && i <= ep.from + ep.length
     for (let i = 0; i < count; i++) {
       const ts = startTs + i * o.intervalMs
+      const metrics = signal(ts)
+      if (ep && i >= ep.from && i < ep.from + ep.length) metrics[ep.metric] = ep.value
+      if (guarded(i)) {
+        out.push({ body: { timestamp: ts + skew, seq: i, ...metrics }, bad: false })
+        continue
+      }
       if (rand() < o.faults.bad) {
         s.faults.bad++
         out.push({ body: `{"timestamp": ${ts}, "temperature": `, bad: true })
@@ -115,10 +136,10 @@ export async function simulate(o: SimulateOptions): Promise<Summary> {
       }
       const late = rand() < o.faults.late
       if (late) s.faults.late++
-      out.push({ body: { timestamp: ts + skew - (late ? o.lateMs : 0), seq: i, ...signal(ts) }, bad: false })
+      out.push({ body: { timestamp: ts + skew - (late ? o.lateMs : 0), seq: i, ...metrics }, bad: false })
     }
     for (let i = 0; i + 1 < out.length; i++)
-      if (rand() < o.faults.outOfOrder) {
+      if (!guarded(i) && !guarded(i + 1) && rand() < o.faults.outOfOrder) {
         ;[out[i], out[i + 1]] = [out[i + 1]!, out[i]!]
         s.faults.outOfOrder++
         i++

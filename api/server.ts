@@ -35,6 +35,8 @@ export interface ApiOptions {
   publishAlert?: (a: Alert) => Promise<void>
   /** Counters of the pipeline's stages (received, rejected, dead letters, rows…), for the dashboard. */
   pipelineStats?: () => Promise<Record<string, number>>
+  /** Other roles' metrics served with the API's on `/metrics` (`fleetstream up`: one process, one endpoint). */
+  metricsRegistries?: () => Registry[]
   /** How often the live alert stream looks for changes. */
   alertPollMs?: number
   now?: () => number
@@ -217,8 +219,9 @@ export async function buildApi(o: ApiOptions): Promise<{ app: FastifyInstance; r
     }
   })
   app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => {
-    reply.header('Content-Type', registry.contentType)
-    return registry.metrics()
+    const all = o.metricsRegistries ? Registry.merge([registry, ...o.metricsRegistries()]) : registry
+    reply.header('Content-Type', all.contentType)
+    return all.metrics()
   })
 
   app.get(

@@ -92,6 +92,20 @@ describe.each([
       async () => ((await api(`/v1/alerts?deviceId=${up.demo.deviceId}`)).alerts ?? []).length > 0,
     )
 
+    // One /metrics for every role of the process: bridge, jobs (labelled by job), rules, sink, API.
+    const metrics = await (await fetch(`http://127.0.0.1:${up.listening.api}/metrics`)).text()
+    const total = (name: string, label = '') =>
+      metrics
+        .split('\n')
+        .filter((l) => (l.startsWith(`${name}{`) || l.startsWith(`${name} `)) && l.includes(label))
+        .reduce((a, l) => a + Number(l.split(' ').pop()), 0)
+    expect(total('fleetstream_bridge_accepted_total')).toBe(150)
+    expect(total('fleetstream_job_records_in_total', 'job="enrich"')).toBeGreaterThanOrEqual(150)
+    expect(total('fleetstream_job_records_in_total', 'job="rollup"')).toBeGreaterThanOrEqual(150)
+    expect(total('fleetstream_rules_evaluations_total')).toBeGreaterThan(0)
+    expect(total('fleetstream_sink_rows_total')).toBeGreaterThanOrEqual(150)
+    expect(metrics).toContain('fleetstream_api_requests_total')
+
     // Restart on the same data directory: nothing is lost, nothing is written twice.
     await up.close()
     up = await startUp(dataDir, transport)

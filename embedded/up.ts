@@ -36,30 +36,29 @@ export interface RunningUp {
   close(): Promise<void>
 }
 
-/** The counters the dashboard shows: each stage's totals, summed over labels. */
-const COUNTERS: [string, string, string][] = [
-  ['bridge', 'fleetstream_bridge_received_total', 'bridge: received'],
-  ['bridge', 'fleetstream_bridge_accepted_total', 'bridge: accepted'],
-  ['bridge', 'fleetstream_bridge_rejected_total', 'bridge: rejected'],
-  ['bridge', 'fleetstream_bridge_deadletter_total', 'bridge: dead letters'],
-  ['job enrich', 'fleetstream_job_records_in_total', 'enrich: records in'],
-  ['job rollup', 'fleetstream_job_window_firings_total', 'rollup: window firings'],
-  ['job rollup', 'fleetstream_job_late_records_total', 'rollup: late records'],
-  ['job rules', 'fleetstream_job_records_out_total', 'rules: alert events'],
-  ['sink', 'fleetstream_sink_rows_total', 'sink: rows written'],
-  ['sink', 'fleetstream_sink_deadletter_total', 'sink: dead letters'],
+/** The counters the dashboard shows: each stage's totals, summed over labels (of one job, for the jobs). */
+const COUNTERS: [string, string, string?][] = [
+  ['bridge: received', 'fleetstream_bridge_received_total'],
+  ['bridge: accepted', 'fleetstream_bridge_accepted_total'],
+  ['bridge: rejected', 'fleetstream_bridge_rejected_total'],
+  ['bridge: dead letters', 'fleetstream_bridge_deadletter_total'],
+  ['enrich: records in', 'fleetstream_job_records_in_total', 'enrich'],
+  ['rollup: window firings', 'fleetstream_job_window_firings_total', 'rollup'],
+  ['rollup: late records', 'fleetstream_job_late_records_total', 'rollup'],
+  ['rules: alert events', 'fleetstream_job_records_out_total', 'rules'],
+  ['sink: rows written', 'fleetstream_sink_rows_total'],
+  ['sink: dead letters', 'fleetstream_sink_deadletter_total'],
 ]
 
-async function pipelineCounters(
-  registries: { role: string; registry: Registry }[],
-): Promise<Record<string, number>> {
+async function pipelineCounters(registries: Registry[]): Promise<Record<string, number>> {
   const out: Record<string, number> = {}
-  for (const [role, name, label] of COUNTERS) {
-    const r = registries.find((x) => x.role === role)
-    const m = r?.registry.getSingleMetric(name)
+  for (const [label, name, job] of COUNTERS) {
+    const m = registries.map((r) => r.getSingleMetric(name)).find((x) => x !== undefined)
     if (!m) continue
     const v = await m.get()
-    out[label] = v.values.reduce((a, x) => a + x.value, 0)
+    out[label] = v.values
+      .filter((x) => job === undefined || x.labels.job === job)
+      .reduce((a, x) => a + x.value, 0)
   }
   return out
 }
@@ -149,16 +148,15 @@ export async function startUp(config: UpRoleConfig, logger: Logger): Promise<Run
     ])
     await registryProducer.close()
 
-    // Stream jobs.
-    const registries: { role: string; registry: Registry }[] = []
+    // Stream jobs: one metrics registry (every series is labelled with its job).
+    const jobMetrics = new JobMetrics()
+    const registries: Registry[] = [jobMetrics.registry]
     for (const name of ['enrich', 'rollup', 'rules']) {
       const entry = jobRegistry.find((j) => j.name === name)!
-      const metrics = new JobMetrics()
-      registries.push({ role: `job ${name}`, registry: metrics.registry })
       const running = await startRegisteredJob(entry, cfg, {
         log,
         logger,
-        metrics,
+        metrics: jobMetrics,
         onFatal: () => {
           logger.error('a stream job stopped for good; stopping', { job: name })
           process.exitCode = 1
@@ -169,18 +167,20 @@ export async function startUp(config: UpRoleConfig, logger: Logger): Promise<Run
     }
 
     // Alert consumer (log), sink, API.
+    const alertMetrics = new AlertMetrics()
+    registries.push(alertMetrics.registry)
     const alerts = await runAlertConsumer(log, logSink(logger), {
       groupId: `${cfg.alerts.applicationId}-alerts-log`,
       alertsTopic: cfg.topics.alerts,
       deadletterTopic: cfg.topics.deadletter,
       retry: { maxAttempts: 1, initialBackoffMs: 1, maxBackoffMs: 1 },
       codec: await AvroCodec.bundled<Alert>(registry, 'alert.avsc'),
-      metrics: new AlertMetrics(),
+      metrics: alertMetrics,
       logger,
     })
     closers.push(() => alerts.close())
     const sinkMetrics = new SinkMetrics()
-    registries.push({ role: 'sink', registry: sinkMetrics.registry })
+    registries.push(sinkMetrics.registry)
     const sink = await runSink(log, sinkFor(cfg.up.store, cfg), {
       groupId: `${cfg.sinks.applicationId}-sink-${cfg.up.store}`,
       inputs: sinkInputs(cfg),
@@ -210,6 +210,7 @@ export async function startUp(config: UpRoleConfig, logger: Logger): Promise<Run
       rules,
       publishAlert: await alertPublisher(log, registry, cfg.topics.alerts),
       pipelineStats: () => pipelineCounters(registries),
+      metricsRegistries: () => registries,
     })
     await app.listen({ host: cfg.api.host, port: cfg.api.port })
     closers.push(() => app.close())
@@ -218,7 +219,7 @@ export async function startUp(config: UpRoleConfig, logger: Logger): Promise<Run
     // The bridge last: devices are acknowledged only once everything behind it runs.
     const bridge = await startBridge(cfg, logger, { log })
     closers.push(() => bridge.close())
-    registries.unshift({ role: 'bridge', registry: bridge.metrics.registry })
+    registries.unshift(bridge.metrics.registry)
     const host = cfg.api.host === '0.0.0.0' ? '127.0.0.1' : cfg.api.host
     return {
       listening: {
@@ -226,7 +227,7 @@ export async function startUp(config: UpRoleConfig, logger: Logger): Promise<Run
         http: bridge.listening.http as number | undefined,
         api: apiPort,
         dashboard: `http://${host}:${apiPort}/`,
-        metrics: `http://${host}:${bridge.listening.http as number}/metrics (bridge), http://${host}:${apiPort}/metrics (API)`,
+        metrics: `http://${host}:${apiPort}/metrics (every role)`,
       },
       demo,
       log,

@@ -135,7 +135,12 @@ function javaPeer(
 /** Runs `fleetstream sink <store>` over the topic until it has committed every offset. */
 async function fleetstreamSink(store: string, topic: string, extra: Record<string, string>) {
   const group = `${RUN}-sink-${store}` // the sink's group: <applicationId>-sink-<store>
-  const proc = spawn(process.execPath, [path.join(ROOT, 'bin/fleetstream.js'), 'sink', store], {
+  // BENCH_PROFILE=1: a CPU profile of the sink process in bench/.work/sink-profile.
+  const prof =
+    process.env.BENCH_PROFILE === '1'
+      ? ['--cpu-prof', `--cpu-prof-dir=${path.join(ROOT, 'bench/.work/sink-profile')}`]
+      : []
+  const proc = spawn(process.execPath, [...prof, path.join(ROOT, 'bin/fleetstream.js'), 'sink', store], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'inherit'],
     env: {

@@ -5,7 +5,7 @@ import { from as copyFrom } from 'pg-copy-streams'
 import { SinkWriteError, type Sink } from './sink'
 import { postgresDialect } from './sql/dialect'
 import { sqlSink, type SqlExecutor } from './sql/sql-sink'
-import type { ColumnType, TableSpec } from './sql/tables'
+import { binaryCopy } from './sql/pg-binary-copy'
 
 /** SQLSTATE classes worth retrying: connection exceptions (08), insufficient resources (53), operator intervention (57), serialization/deadlock (40). */
 const RETRIABLE_CLASSES = new Set(['08', '53', '57', '40'])
@@ -23,44 +23,9 @@ export function postgresError(err: unknown): SinkWriteError {
   )
 }
 
-/** A string in COPY's text format: backslash, tab, newline and carriage return escaped. */
-const copyEscape = (s: string) =>
-  s.replace(/[\\\t\n\r]/g, (c) => (c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\r'))
-
-/** One value in COPY's text format (`\N` is NULL). */
-export function copyValue(t: ColumnType, v: unknown): string {
-  if (v === null || v === undefined) return '\\N'
-  switch (t) {
-    case 'timestamp':
-      return new Date(v as number).toISOString()
-    case 'object':
-      return copyEscape(JSON.stringify(v))
-    case 'boolean':
-      return v ? 't' : 'f'
-    case 'text':
-      return copyEscape(String(v))
-    default:
-      return String(v)
-  }
-}
-
-/** Rows in COPY's text format (tab-separated, one line per row). */
-export function copyText<T>(spec: TableSpec<T>, rows: T[]): string {
-  let text = ''
-  for (const r of rows) {
-    let line = ''
-    for (let i = 0; i < spec.columns.length; i++) {
-      const c = spec.columns[i]!
-      line += (i === 0 ? '' : '\t') + copyValue(c.type, c.get(r))
-    }
-    text += `${line}\n`
-  }
-  return text
-}
-
 /**
  * A pg pool as a SQL executor: a bulk statement is one query whose parameters are column
- * arrays; `copy` is `COPY … FROM STDIN` (pg-copy-streams), PostgreSQL's own bulk path, which the
+ * arrays; `copy` is `COPY … FROM STDIN` in the binary format (pg-copy-streams), PostgreSQL's own bulk path, which the
  * sink tries first for telemetry (new rows in the normal case) and which fails as a whole on a
  * key already stored, so that the `ON CONFLICT` statement then decides.
  */
@@ -82,8 +47,8 @@ export function postgresExecutor(pool: Pool): SqlExecutor {
       try {
         const columns = spec.columns.map((c) => c.name).join(', ')
         await pipeline(
-          Readable.from([copyText(spec, rows)]),
-          client.query(copyFrom(`COPY ${spec.name} (${columns}) FROM STDIN`)),
+          Readable.from([binaryCopy(spec, rows)]),
+          client.query(copyFrom(`COPY ${spec.name} (${columns}) FROM STDIN (FORMAT binary)`)),
         )
       } catch (err) {
         throw postgresError(err)

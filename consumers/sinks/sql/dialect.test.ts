@@ -1,4 +1,4 @@
-import { copyText } from '../postgres'
+import { binaryCopy } from './pg-binary-copy'
 import { bulkParams, crateDialect, postgresDialect, sqliteDialect } from './dialect'
 import { sqlMigrations } from './sql-sink'
 import { ALERTS, DEVICES, ROLLUPS, TELEMETRY } from './tables'
@@ -104,11 +104,34 @@ describe('consumers > sinks > sql dialects', () => {
   })
 })
 
-describe('consumers > sinks > PostgreSQL COPY text', () => {
-  it('escapes backslash, tab and newlines, writes NULL as \\N and objects as JSON', () => {
-    const r = { ...reading, deviceId: 'a\tb\\c\nd', metrics: { note: 'x\ty' } }
-    expect(copyText(TELEMETRY, [r])).toBe(
-      'a\\tb\\\\c\\nd\t2026-01-02T00:00:00.000Z\t-1\t\\N\t2026-01-02T00:00:01.000Z\tmqtt\t{"note":"x\\\\ty"}\t{}\n',
-    )
+describe('consumers > sinks > PostgreSQL binary COPY', () => {
+  it('writes the header, one tuple per row (NULL as -1, jsonb with its version byte, µs since 2000) and the trailer', () => {
+    const r = { ...reading, deviceId: 'a\tb', metrics: { note: 'x\ty' } }
+    const b = binaryCopy(TELEMETRY, [r])
+    expect(b.subarray(0, 11).toString('latin1')).toBe('PGCOPY\n\xff\r\n\0')
+    expect([b.readInt32BE(11), b.readInt32BE(15)]).toEqual([0, 0])
+    let at = 19
+    expect(b.readInt16BE(at)).toBe(TELEMETRY.columns.length)
+    at += 2
+    const field = () => {
+      const n = b.readInt32BE(at)
+      at += 4
+      if (n < 0) return null
+      const f = b.subarray(at, at + n)
+      at += n
+      return f
+    }
+    expect(field()!.toString()).toBe('a\tb') // device_id: raw, no escaping
+    const PG_EPOCH_MS = Date.UTC(2000, 0, 1)
+    expect(field()!.readBigInt64BE()).toBe(BigInt(r.ts - PG_EPOCH_MS) * 1000n) // ts
+    expect(field()!.readBigInt64BE()).toBe(-1n) // seq
+    expect(field()).toBeNull() // tenant
+    expect(field()!.readBigInt64BE()).toBe(BigInt(r.receivedAt - PG_EPOCH_MS) * 1000n)
+    expect(field()!.toString()).toBe('mqtt')
+    const metrics = field()!
+    expect([metrics[0], metrics.subarray(1).toString()]).toEqual([1, '{"note":"x\\ty"}'])
+    expect(field()!.subarray(1).toString()).toBe('{}')
+    expect(b.readInt16BE(at)).toBe(-1)
+    expect(at + 2).toBe(b.length)
   })
 })

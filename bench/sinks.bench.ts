@@ -35,7 +35,7 @@ import { LocalSchemaRegistry } from '../core/envelope/registry'
 import { createTelemetryCodec, type Telemetry } from '../core/envelope/telemetry'
 import { testKafkaLog, testLogger } from '../test/kafka'
 import { serverEnv } from '../test/servers'
-import { benchKafka, committedSum, createBenchTopics } from './lib/kafka'
+import { benchKafka, createBenchTopics, groupStable } from './lib/kafka'
 import { cpuOfPid, pct } from './lib/proc'
 
 const ROOT = path.resolve(__dirname, '..')
@@ -155,23 +155,25 @@ async function fleetstreamSink(store: string, topic: string, extra: Record<strin
       ...extra,
     },
   })
-  await new Promise<void>((resolve, reject) => {
-    proc.stdout!.on('data', (c: Buffer) => c.toString().includes('"event":"running"') && resolve())
-    proc.once('exit', (code) => reject(new Error(`sink ${store} exited with ${code}`)))
-  })
-  // From the first committed offset to the last (start-up and migrations are not counted).
-  let first: bigint | undefined
-  let cpu0 = 0
+  const exited = new Promise<never>((_, reject) =>
+    proc.once('exit', (code) => reject(new Error(`sink ${store} exited with ${code}`))),
+  )
+  // From the moment its consumer group has its partitions (it fetches from then on) to the last
+  // committed offset: start-up, migrations and the group join are not counted; every batch is.
+  exited.catch(() => undefined) // a rejection after the end (SIGTERM below) is expected
+  const admin = kafka.admin()
+  await admin.connect()
+  await Promise.race([groupStable(kafka, group), exited])
+  const first = process.hrtime.bigint()
+  const cpu0 = cpuOfPid(proc.pid!)
   for (;;) {
-    const done = await committedSum(kafka, group, topic)
-    if (done > 0 && first === undefined) {
-      first = process.hrtime.bigint()
-      cpu0 = cpuOfPid(proc.pid!)
-    }
+    const [t] = await Promise.race([admin.fetchOffsets({ groupId: group, topics: [topic] }), exited])
+    const done = (t?.partitions ?? []).reduce((a, p) => a + Math.max(0, Number(p.offset)), 0)
     if (done >= N) break
-    await new Promise((r) => setTimeout(r, 50))
+    await new Promise((r) => setTimeout(r, 20))
   }
-  const seconds = Number(process.hrtime.bigint() - first!) / 1e9
+  await admin.disconnect()
+  const seconds = Number(process.hrtime.bigint() - first) / 1e9
   const cpu = cpuOfPid(proc.pid!) - cpu0
   await new Promise<void>((r) => (proc.once('exit', () => r()), proc.kill('SIGTERM')))
   return { seconds, rows_per_s: N / seconds, cpu_s: cpu }

@@ -41,3 +41,25 @@ export async function createBenchTopics(
     await admin.disconnect()
   }
 }
+
+/**
+ * Resolves when `groupId` is Stable with members (its partitions assigned: the consumers
+ * fetch from here on), polling every 10 ms. A benchmark's clock starts here, so that no work
+ * happens before it (timing from the first committed offset would leave the first batches out).
+ */
+export async function groupStable(kafka: Kafka, groupId: string, timeoutMs = 60_000): Promise<void> {
+  const admin = kafka.admin()
+  await admin.connect()
+  try {
+    const end = Date.now() + timeoutMs
+    for (;;) {
+      const { groups } = await admin.describeGroups([groupId])
+      const g = groups[0]
+      if (g && g.state === 'Stable' && g.members.length > 0) return
+      if (Date.now() > end) throw new Error(`group ${groupId} not stable after ${timeoutMs} ms`)
+      await new Promise((r) => setTimeout(r, 10))
+    }
+  } finally {
+    await admin.disconnect()
+  }
+}

@@ -276,7 +276,7 @@ async function main(): Promise<void> {
       fleetstream,
       copy,
       command: 'npm run bench:sinks',
-      note: 'fleetstream: Kafka → Avro decode → COPY FROM STDIN per batch (falling back to INSERT … ON CONFLICT DO NOTHING when a key is already stored) + last-seen upsert, committed after each write, 4 partitions at once; peer: psql \\copy of the same rows (CSV file) into the same table.',
+      note: 'fleetstream: Kafka → Avro decode → binary COPY FROM STDIN per batch (falling back to INSERT … ON CONFLICT DO NOTHING when a key is already stored) + last-seen upsert, committed after each write, 4 partitions at once; peer: psql \\copy of the same rows (CSV file) into the same table.',
     }
     out(results['sink-postgres'])
   }

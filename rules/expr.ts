@@ -7,6 +7,7 @@
  * length and nesting depth.
  */
 import { celEnv, isCelError, parse, plan } from '@bufbuild/cel'
+import { compileDirect } from './expr-direct'
 
 /** Longest condition accepted, characters. */
 export const MAX_EXPRESSION_LENGTH = 2_000
@@ -99,10 +100,20 @@ export function compileCondition(source: string): Condition {
   checkShape(source)
   const required = requiredMetrics(source) ?? []
   let program: (ctx: Record<string, unknown>) => unknown
+  let direct: ReturnType<typeof compileDirect>
   try {
-    program = plan(env, parse(source)) as (ctx: Record<string, unknown>) => unknown
+    const parsed = parse(source)
+    program = plan(env, parsed) as (ctx: Record<string, unknown>) => unknown
+    direct = compileDirect(parsed.expr)
   } catch (err) {
     throw new ExpressionError((err as Error).message)
+  }
+  if (direct) {
+    const run = direct
+    return (input) => {
+      const v = run(input.metrics)
+      return typeof v === 'boolean' ? { ok: true, value: v } : { ok: false, error: v.error }
+    }
   }
   return (input) => {
     for (const name of required)

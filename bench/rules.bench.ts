@@ -3,14 +3,15 @@
  * change, anomaly, CEL conditions; some scoped by site) over 10,000 devices on the real Kafka.
  *
  *   npm run bench:rules     (BENCH_READINGS=200000, BENCH_DEVICES=10000, BENCH_RATE=10000,
- *                            BENCH_LATENCY_S=20, BENCH_WARMUP_S=10, BENCH_INSTANCES=cores)
+ *                            BENCH_LATENCY_S=20, BENCH_WARMUP_S=10, BENCH_TICK_MS=10,
+ *                            BENCH_INSTANCES=cores)
  *
  * 1. Throughput: the job works through BENCH_READINGS enriched readings already in Kafka;
- *    rule evaluations (from the job's own /metrics) per CPU-second of the job process, from its
- *    first committed offset to its last.
+ *    rule evaluations (from the job's own /metrics) per CPU-second of the job process, from the
+ *    moment its consumer group has its partitions to its last committed offset.
  * 2. Latency: readings produced at BENCH_RATE per second; some devices cross a threshold every
- *    second; from the producer's ack of the crossing reading to the alert's arrival at a
- *    read_committed consumer of iot.alerts, p50/p99.
+ *    second; from the moment the crossing reading is handed to the producer to the alert's
+ *    arrival at a read_committed consumer of iot.alerts, p50/p99 (after BENCH_WARMUP_S).
  *
  * One JSON object per line on stdout; bench/results/rules.json gets `p99_ms` and `evals_per_cpu_s`.
  */
@@ -25,7 +26,7 @@ import type { OutRecord } from '../core/kafka/log'
 import type { Alert, Device, RuleDefinition } from '../schemas/types.generated'
 import { testKafkaLog } from '../test/kafka'
 import { serverEnv } from '../test/servers'
-import { benchKafka, committedSum, createBenchTopics } from './lib/kafka'
+import { benchKafka, committedSum, createBenchTopics, groupStable } from './lib/kafka'
 import { summarizeProfile } from './lib/profile'
 import { cpuOfPid, pct, serverPid } from './lib/proc'
 
@@ -35,6 +36,7 @@ const D = Number(process.env.BENCH_DEVICES ?? 10_000)
 const RATE = Number(process.env.BENCH_RATE ?? 10_000)
 const LATENCY_S = Number(process.env.BENCH_LATENCY_S ?? 20)
 const WARMUP_S = Number(process.env.BENCH_WARMUP_S ?? 10)
+const TICK_MS = Number(process.env.BENCH_TICK_MS ?? 10)
 /** Instances of the job (one consumer group) in the latency run at BENCH_RATE: one per core. */
 const INSTANCES = Number(process.env.BENCH_INSTANCES ?? os.cpus().length)
 const PARTS = 4
@@ -222,13 +224,14 @@ async function main(): Promise<void> {
         if (at !== undefined && a.event !== 'updated') samples.push(now - at)
       },
     })
-    const perTick = Math.max(1, Math.round(rate / 10))
+    // Sent every TICK_MS (a fleet's readings arrive spread over the second, not in bursts).
+    const perTick = Math.max(1, Math.round((rate * TICK_MS) / 1000))
     const t0 = Date.now()
     // The first WARMUP_S seconds are sent but not measured: the instances join their group
     // (a rebalance when there are several) and the job's code gets compiled.
     for (let tick = 0; Date.now() - t0 < (WARMUP_S + LATENCY_S) * 1000; tick++) {
       const measured = Date.now() - t0 >= WARMUP_S * 1000
-      const due = t0 + tick * 100
+      const due = t0 + tick * TICK_MS
       await new Promise((r) => setTimeout(r, Math.max(0, due - Date.now())))
       const now = Date.now()
       const recs: OutRecord[] = []
@@ -268,33 +271,29 @@ async function main(): Promise<void> {
     if (profile) rmSync(PROFILE_DIR, { recursive: true, force: true })
     const job = startJob(app, t, profile ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : [])
     const port = await job.port
-    let start: { done: number; cpu: number; evals: number; broker: number } | undefined
+    // From the moment the job's group has its partitions (every batch counts) to the last offset.
+    await groupStable(kafka, `${app}-rules`)
     const broker = serverPid('kafka')
-    for (;;) {
-      const done = await committed(`${app}-rules`, t.enriched)
-      if (!start && done > 0)
-        start = {
-          done,
-          cpu: cpuOfPid(job.proc.pid!),
-          evals: await metricValue(port, 'fleetstream_rules_evaluations_total'),
-          broker: cpuOfPid(broker),
-        }
-      if (done >= N) break
-      await new Promise((r) => setTimeout(r, 200))
+    const start = {
+      done: 0,
+      cpu: cpuOfPid(job.proc.pid!),
+      evals: await metricValue(port, 'fleetstream_rules_evaluations_total'),
+      broker: cpuOfPid(broker),
     }
-    const cpu = cpuOfPid(job.proc.pid!) - start!.cpu
-    const brokerCpu = cpuOfPid(broker) - start!.broker
-    const evals = (await metricValue(port, 'fleetstream_rules_evaluations_total')) - start!.evals
+    while ((await committed(`${app}-rules`, t.enriched)) < N) await new Promise((r) => setTimeout(r, 100))
+    const cpu = cpuOfPid(job.proc.pid!) - start.cpu
+    const brokerCpu = cpuOfPid(broker) - start.broker
+    const evals = (await metricValue(port, 'fleetstream_rules_evaluations_total')) - start.evals
     const raised = await metricValue(port, 'fleetstream_rules_alert_events_total{')
     job.proc.kill('SIGTERM')
     await new Promise((r) => job.proc.once('exit', r))
     const throughput = {
-      readings: N - start!.done,
+      readings: N - start.done,
       evaluations: evals,
       jobCpuS: +cpu.toFixed(2),
       brokerCpuS: +brokerCpu.toFixed(2),
       evalsPerCpuS: Math.round(evals / cpu),
-      readingsPerCpuS: Math.round((N - start!.done) / cpu),
+      readingsPerCpuS: Math.round((N - start.done) / cpu),
       alertEvents: raised,
     }
     out({ phase: 'throughput', ...throughput })

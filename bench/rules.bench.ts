@@ -209,7 +209,7 @@ async function main(): Promise<void> {
     await topics([{ name: lt.enriched }])
     const lapp = `${RUN}-${tag}`
     const ljobs = Array.from({ length: instances }, (_, i) => startJob(lapp, lt, [], `bench-${i}`))
-    await Promise.all(ljobs.map((j) => j.port))
+    const lports = await Promise.all(ljobs.map((j) => j.port))
     const sentAt = new Map<string, number>()
     const samples: number[] = []
     const consumer = kafka.consumer({ groupId: `${lapp}-reader`, readUncommitted: false })
@@ -250,6 +250,15 @@ async function main(): Promise<void> {
     }
     await new Promise((r) => setTimeout(r, 3_000))
     await consumer.disconnect()
+    // The jobs' own view: how long a batch (a step group) took to process and commit.
+    const batches: Record<string, number> = {}
+    for (const port of lports)
+      for (const l of (await (await fetch(`http://127.0.0.1:${port}/metrics`)).text()).split('\n'))
+        if (l.startsWith('fleetstream_job_batch_seconds_bucket')) {
+          const le = /le="([^"]+)"/.exec(l)![1]!
+          batches[le] = (batches[le] ?? 0) + Number(l.split(' ').pop())
+        }
+    out({ phase: 'latency-batches', tag, cumulativeByLe: batches })
     for (const j of ljobs) j.proc.kill('SIGTERM')
     await Promise.all(ljobs.map((j) => new Promise((r) => j.proc.once('exit', r))))
     const latency = {

@@ -227,6 +227,11 @@ async function main(): Promise<void> {
     // Sent every TICK_MS (a fleet's readings arrive spread over the second, not in bursts).
     const perTick = Math.max(1, Math.round((rate * TICK_MS) / 1000))
     const t0 = Date.now()
+    const cpu0 = {
+      bench: cpuOfPid(process.pid),
+      jobs: ljobs.map((j) => cpuOfPid(j.proc.pid!)),
+      broker: cpuOfPid(serverPid('kafka')),
+    }
     // The first WARMUP_S seconds are sent but not measured: the instances join their group
     // (a rebalance when there are several) and the job's code gets compiled.
     for (let tick = 0; Date.now() - t0 < (WARMUP_S + LATENCY_S) * 1000; tick++) {
@@ -258,11 +263,19 @@ async function main(): Promise<void> {
           const le = /le="([^"]+)"/.exec(l)![1]!
           batches[le] = (batches[le] ?? 0) + Number(l.split(' ').pop())
         }
+    // CPU-seconds by process over the run (warm-up included): who the 2 cores went to.
+    const cpuS = {
+      wallS: (Date.now() - t0) / 1000,
+      jobs: ljobs.map((j, i) => +(cpuOfPid(j.proc.pid!) - cpu0.jobs[i]!).toFixed(2)),
+      broker: +(cpuOfPid(serverPid('kafka')) - cpu0.broker).toFixed(2),
+      loadGenerator: +(cpuOfPid(process.pid) - cpu0.bench).toFixed(2),
+    }
     out({ phase: 'latency-batches', tag, cumulativeByLe: batches })
     for (const j of ljobs) j.proc.kill('SIGTERM')
     await Promise.all(ljobs.map((j) => new Promise((r) => j.proc.once('exit', r))))
     const latency = {
       instances,
+      cpuS,
       samples: samples.length,
       p50_ms: pct(samples, 50),
       p99_ms: pct(samples, 99),

@@ -6,15 +6,13 @@ import { openSqlite, sqliteExecutor } from '../consumers/sinks/sqlite'
 import { crateExecutor } from '../consumers/sinks/cratedb'
 import { postgresExecutor } from '../consumers/sinks/postgres'
 import { loadConfig } from '../core/config/load'
-import { createSchemaRegistry } from '../core/envelope/telemetry'
 import { KafkaEventLog } from '../core/kafka/kafkajs-log'
 import { createLogger } from '../core/logging/logger'
 import { cassandraReadStore } from './cassandra-store'
 import { apiRoleConfig, type ApiRoleConfig } from './config'
 import { ApiKeyStore, SCOPES, type Scope } from './keys'
-import { alertPublisher, topicRules } from './rules'
-import { buildApi } from './server'
 import { sqlReadStore } from './sql-store'
+import { startApi } from './start'
 import type { ReadStore } from './store'
 
 /** The read side of the configured store (`api.store`, connection from `sinks.<store>`). */
@@ -65,34 +63,12 @@ export function registerApiCommands(program: Command): void {
       const logger = createLogger(cfg.log)
       const store = readStoreFor(cfg)
       const log = new KafkaEventLog(cfg.kafka, logger)
-      const registry = createSchemaRegistry(cfg.schemaRegistry)
-      const rules = cfg.api.rules
-        ? await topicRules({
-            log,
-            registry,
-            topic: cfg.topics.rules,
-            groupId: `${cfg.sinks.applicationId}-api-rules-${process.pid}-${Date.now()}`,
-            logger,
-          })
-        : undefined
-      const publishAlert = cfg.api.publishAcks
-        ? await alertPublisher(log, registry, cfg.topics.alerts)
-        : undefined
-      const { app } = await buildApi({
-        store,
-        keys: new ApiKeyStore(path.resolve(cfg.api.keysFile)),
-        logger,
-        limits: cfg.api.limits,
-        rules,
-        publishAlert,
-      })
-      await app.listen({ host: cfg.api.host, port: cfg.api.port })
-      const address = app.server.address()
-      const port = typeof address === 'object' && address ? address.port : cfg.api.port
-      process.stdout.write(`${JSON.stringify({ event: 'running', role: 'api', store: store.name, port })}\n`)
+      const api = await startApi(cfg, { log, store, logger })
+      process.stdout.write(
+        `${JSON.stringify({ event: 'running', role: 'api', store: store.name, port: api.port })}\n`,
+      )
       const stop = async () => {
-        await app.close()
-        await rules?.close()
+        await api.close()
         await log.close()
         await store.close()
         process.exit(0)

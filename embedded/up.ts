@@ -2,8 +2,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { readStoreFor } from '../api/cli'
 import { ApiKeyStore } from '../api/keys'
-import { alertPublisher, topicRules } from '../api/rules'
-import { buildApi } from '../api/server'
+import { startApi } from '../api/start'
 import { createDeviceStore } from '../bridge/auth'
 import { startBridge } from '../bridge/index'
 import { runAlertConsumer } from '../consumers/alerts/deliver'
@@ -194,27 +193,16 @@ export async function startUp(config: UpRoleConfig, logger: Logger): Promise<Run
     closers.push(() => sink.close())
     const store = readStoreFor(cfg)
     closers.push(() => store.close())
-    const rules = await topicRules({
+    const api = await startApi(cfg, {
       log,
-      registry,
-      topic: cfg.topics.rules,
-      groupId: `${cfg.sinks.applicationId}-api-rules-${Date.now().toString(36)}`,
-      logger,
-    })
-    closers.push(() => rules.close())
-    const { app } = await buildApi({
       store,
-      keys: new ApiKeyStore(path.resolve(cfg.api.keysFile)),
       logger,
-      limits: cfg.api.limits,
-      rules,
-      publishAlert: await alertPublisher(log, registry, cfg.topics.alerts),
+      registry,
       pipelineStats: () => pipelineCounters(registries),
       metricsRegistries: () => registries,
     })
-    await app.listen({ host: cfg.api.host, port: cfg.api.port })
-    closers.push(() => app.close())
-    const apiPort = (app.server.address() as { port: number }).port
+    closers.push(() => api.close())
+    const apiPort = api.port
 
     // The bridge last: devices are acknowledged only once everything behind it runs.
     const bridge = await startBridge(cfg, logger, { log })

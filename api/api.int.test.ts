@@ -1,5 +1,3 @@
-import { mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { Pool } from 'pg'
 import { cassandraSink } from '../consumers/sinks/cassandra'
@@ -17,6 +15,7 @@ import { topicRules } from './rules'
 import { buildApi } from './server'
 import { sqlReadStore } from './sql-store'
 import type { ReadStore } from './store'
+import { tempDir } from '../test/tmp'
 
 const MIN = 60_000
 const T0 = Date.UTC(2026, 10, 20, 23, 0) // two hours across midnight UTC
@@ -114,7 +113,7 @@ const backends: [string, () => Backend][] = [
   [
     'sqlite, the embedded store [kafka]',
     () => {
-      const dir = mkdtempSync(path.join(tmpdir(), 'fs-api-sqlite-'))
+      const dir = tempDir('fs-api-sqlite-')
       return {
         sink: (name) => sqliteSink({ file: path.join(dir, `${name}.db`) }),
         read: (name) =>
@@ -168,7 +167,7 @@ describe.each(backends)('api > query API on %s', (_title, backend) => {
     ])
     await sink.close()
     store = b.read(name)
-    keyStore = new ApiKeyStore(path.join(mkdtempSync(path.join(tmpdir(), 'fs-keys-')), 'keys.json'))
+    keyStore = new ApiKeyStore(path.join(tempDir('fs-keys-'), 'keys.json'))
     keys.read = keyStore.add('reader', ['read']).key
     keys.rules = keyStore.add('rule-writer', ['read', 'write:rules']).key
     keys.ops = keyStore.add('operator', ['write:alerts']).key

@@ -1,13 +1,13 @@
-import { mkdtempSync, readFileSync, statSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync, statSync } from 'node:fs'
 import path from 'node:path'
 import { ApiKeyStore, allows } from './keys'
 import { parseInterval, parseTime } from './server'
 import { aggregate } from './store'
+import { tempDir } from '../test/tmp'
 
 describe('api > keys, parameters, aggregation', () => {
   it('stores keys only as hashes (file mode 0600); verifies, scopes and revokes them', () => {
-    const file = path.join(mkdtempSync(path.join(tmpdir(), 'fs-keys-')), 'keys.json')
+    const file = path.join(tempDir('fs-keys-'), 'keys.json')
     const keys = new ApiKeyStore(file)
     const { id, key } = keys.add('ci', ['read', 'write:rules'])
     expect(key).toMatch(/^fsk_[0-9a-f]{16}_[A-Za-z0-9_-]{43}$/)

@@ -1,12 +1,12 @@
 import { execFileSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { mkdirSync } from 'node:fs'
 import path from 'node:path'
 import { chromium, type Browser } from 'playwright-core'
 import { createDeviceStore } from '../bridge/auth'
 import { bridgeRoleConfig } from '../bridge/config'
 import { simulate } from '../simulator/simulate'
 import { startUp, type Up } from '../test/up-process'
+import { tempDir } from '../test/tmp'
 
 const ARTIFACTS = path.resolve(__dirname, '../test-artifacts')
 const MIN = 60_000
@@ -23,7 +23,7 @@ describe('api > web dashboard in headless Chromium', () => {
   })
 
   it('shows the fleet, a chart with data, and a live alert; saves a screenshot', async () => {
-    const dataDir = mkdtempSync(path.join(tmpdir(), 'fs-dash-'))
+    const dataDir = tempDir('fs-dash-')
     up = await startUp(dataDir)
     const cfg = bridgeRoleConfig.parse({ bridge: { auth: { file: path.join(dataDir, 'devices.json') } } })
     const store = createDeviceStore(cfg.bridge.auth)

@@ -1,10 +1,10 @@
 import { execFileSync } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import os from 'node:os'
+import { readFileSync, rmSync } from 'node:fs'
 import path from 'node:path'
 import { addDevices, bridgeTestEnv, startBridgeProcess, type BridgeProcess } from '../test/bridge-process'
 import { collect, testKafkaLog } from '../test/kafka'
 import { connectMqtt } from '../test/mqtt'
+import { tempDir } from '../test/tmp'
 
 describe('bridge > MQTT over WebSocket and TLS [kafka]', () => {
   let bridge: BridgeProcess
@@ -14,7 +14,7 @@ describe('bridge > MQTT over WebSocket and TLS [kafka]', () => {
 
   beforeAll(async () => {
     // A self-signed certificate for 127.0.0.1, made here with Debian's openssl.
-    dir = mkdtempSync(path.join(os.tmpdir(), 'fs-tls-'))
+    dir = tempDir('fs-tls-')
     execFileSync(
       'openssl',
       [

@@ -1,9 +1,7 @@
-import { mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import path from 'node:path'
 import { connectMqtt } from '../test/mqtt'
 import { serverEnv, uniqueName } from '../test/servers'
 import { startUp, type Up } from '../test/up-process'
+import { tempDir } from '../test/tmp'
 
 const MIN = 60_000
 
@@ -14,7 +12,7 @@ describe.each([
   ['the embedded log', () => undefined],
   ['Kafka [kafka]', () => ({ brokers: serverEnv().FS_KAFKA_BROKERS, prefix: uniqueName('up') })],
 ])('embedded > fleetstream up on %s, SQLite store', (_title, kafka) => {
-  const dataDir = mkdtempSync(path.join(tmpdir(), 'fs-up-'))
+  const dataDir = tempDir('fs-up-')
   const transport = kafka()
   const T0 = Math.floor(Date.now() / MIN) * MIN - 10 * MIN
   let up: Up

@@ -1,6 +1,5 @@
-import { mkdtempSync, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { createServer } from 'node:http'
-import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { Pool } from 'pg'
 import { sqlReadStore } from '../api/sql-store'
@@ -12,6 +11,7 @@ import { scheduledReports } from './cli'
 import { ROW_OVERHEAD_BYTES } from './compute'
 import { reportsRoleConfig } from './config'
 import { ReportScheduler } from './schedule'
+import { tempDir } from '../test/tmp'
 
 const MIN = 60_000
 const D14 = Date.UTC(2026, 9, 14)
@@ -106,7 +106,7 @@ describe('reports > scheduled daily and monthly reports on real PostgreSQL [post
   })
 
   it('runs on schedule with a controlled clock; the reports equal an independent computation', async () => {
-    const outDir = mkdtempSync(path.join(tmpdir(), 'fs-reports-'))
+    const outDir = tempDir('fs-reports-')
     const cfg = reportsRoleConfig.parse({
       reports: { outDir, webhook: `http://127.0.0.1:${(hook.address() as { port: number }).port}/` },
     })

@@ -1,9 +1,9 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
-import os from 'node:os'
+import { readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { RULE_SCHEMA_FILE, ruleJsonSchema } from '../scripts/gen-rule-schema'
 import { RuleValidationError } from './errors'
 import { loadRuleFiles, parseRules } from './loader'
+import { tempDir } from '../test/tmp'
 
 describe('rules > loader', () => {
   it('loads the shipped example rules', () => {
@@ -14,7 +14,7 @@ describe('rules > loader', () => {
   })
 
   it('names file, rule and path of every problem, across files', () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'rules-'))
+    const dir = tempDir('rules-')
     writeFileSync(
       path.join(dir, 'a.yaml'),
       `rules:

@@ -1,5 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { writeFileSync } from 'node:fs'
 import path from 'node:path'
 import Database from 'better-sqlite3'
 import { createDeviceStore } from '../bridge/auth'
@@ -8,6 +7,7 @@ import { metricValue } from '../test/bridge-process'
 import { serverEnv, uniqueName } from '../test/servers'
 import { startUp, type Up } from '../test/up-process'
 import { simulate } from './simulate'
+import { tempDir } from '../test/tmp'
 
 // `fleetstream up` + the simulator with every fault on, on the embedded log and on the real
 // Kafka (one contract, two transports): what the simulator says was acknowledged is what the
@@ -33,7 +33,7 @@ describe.each([
   })
 
   it("acknowledged readings equal the store's rows; rollups and alerts agree with them", async () => {
-    const dataDir = mkdtempSync(path.join(tmpdir(), 'fs-sim-'))
+    const dataDir = tempDir('fs-sim-')
     const rulesFile = path.join(dataDir, 'sim-rules.yaml')
     writeFileSync(rulesFile, RULES_YAML)
     // Late readings (2 min) still count in their windows: the rollups can be checked against every row.
@@ -154,7 +154,7 @@ describe('simulator > fleetstream up killed mid-stream', () => {
   })
 
   it('loses nothing it acknowledged: after kill -9 and a restart every acknowledged reading is stored', async () => {
-    const dataDir = mkdtempSync(path.join(tmpdir(), 'fs-sim-kill-'))
+    const dataDir = tempDir('fs-sim-kill-')
     up = await startUp(dataDir)
     const cfg = bridgeRoleConfig.parse({ bridge: { auth: { file: path.join(dataDir, 'devices.json') } } })
     const store = createDeviceStore(cfg.bridge.auth)

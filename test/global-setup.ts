@@ -1,10 +1,12 @@
 import { startServers } from './servers'
+import { setupTestTmp } from './tmp-hooks'
 
 /**
  * Integration tests run against real servers: start them (a no-op for those already up). A
  * server that does not start fails the whole run here, with its log tail, before any test.
  */
 export default function globalSetup(): void {
+  setupTestTmp()
   if (process.env.FLEETSTREAM_SKIP_SERVER_START === '1') return
   try {
     startServers()

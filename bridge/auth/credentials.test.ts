@@ -1,12 +1,12 @@
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
-import os from 'node:os'
+import { readFileSync, rmSync, statSync } from 'node:fs'
 import path from 'node:path'
 import { FileDeviceStore, VerifyCache, hashToken, tokenMatches } from './credentials'
+import { tempDir } from '../../test/tmp'
 
 describe('bridge > auth > credentials (file store)', () => {
   let dir: string
   beforeEach(() => {
-    dir = mkdtempSync(path.join(os.tmpdir(), 'fs-devices-'))
+    dir = tempDir('fs-devices-')
   })
   afterEach(() => rmSync(dir, { recursive: true, force: true }))
 
@@ -55,7 +55,7 @@ describe('bridge > auth > credentials (file store)', () => {
 
 describe('bridge > auth > credentials (file store, concurrency)', () => {
   it('keeps every device when many are added at once', async () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'fs-devices-'))
+    const dir = tempDir('fs-devices-')
     try {
       const store = new FileDeviceStore(path.join(dir, 'devices.json'))
       const ids = Array.from({ length: 12 }, (_, i) => `c${i}`)

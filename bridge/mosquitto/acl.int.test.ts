@@ -1,10 +1,10 @@
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import os from 'node:os'
+import { copyFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import type { MqttClient } from 'mqtt'
 import { connectMqtt } from '../../test/mqtt'
 import { within } from '../../test/kafka'
+import { tempDir } from '../../test/tmp'
 
 const PORT = 11984
 
@@ -24,7 +24,7 @@ describe('bridge > mosquitto > shipped ACL gives each device only its own topics
   const clients: MqttClient[] = []
 
   beforeAll(async () => {
-    dir = mkdtempSync(path.join(os.tmpdir(), 'fs-mosq-acl-'))
+    dir = tempDir('fs-mosq-acl-')
     copyFileSync(path.join(__dirname, 'acl'), path.join(dir, 'acl'))
     execFileSync('mosquitto_passwd', [
       '-b',

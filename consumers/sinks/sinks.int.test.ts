@@ -1,5 +1,3 @@
-import { mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { Client } from 'cassandra-driver'
 import { Pool } from 'pg'
@@ -15,6 +13,7 @@ import { postgresSink } from './postgres'
 import { runSink, type SinkCodecs } from './runtime'
 import { openSqlite, sqliteSink } from './sqlite'
 import type { Sink } from './sink'
+import { tempDir } from '../../test/tmp'
 
 /** What a test reads back from a store, the same way for each store. */
 interface Opened {
@@ -122,7 +121,7 @@ const cassandra = {
 
 const sqlite = {
   async open(name: string): Promise<Opened> {
-    const file = path.join(mkdtempSync(path.join(tmpdir(), 'fs-sqlite-')), `${name}.db`)
+    const file = path.join(tempDir('fs-sqlite-'), `${name}.db`)
     const db = openSqlite(file)
     const one = (sql: string, params: unknown[]) =>
       db.prepare(sql).get(params) as Record<string, unknown> | undefined

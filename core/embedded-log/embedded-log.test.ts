@@ -1,11 +1,11 @@
-import { appendFileSync, mkdtempSync, readdirSync, statSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { appendFileSync, readdirSync, statSync } from 'node:fs'
 import path from 'node:path'
 import { eventLogContract } from '../../test/log-contract'
 import { testLogger } from '../../test/kafka'
 import { EmbeddedEventLog } from './log'
+import { tempDir } from '../../test/tmp'
 
-const dir = () => mkdtempSync(path.join(tmpdir(), 'fs-embedded-log-'))
+const dir = () => tempDir('fs-embedded-log-')
 
 describe('core > event-log contract on the embedded log', () => {
   eventLogContract(() => new EmbeddedEventLog({ dir: dir(), logger: testLogger('embedded-log') }))

@@ -1,6 +1,3 @@
-import { mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import path from 'node:path'
 import { EmbeddedEventLog } from '../../core/embedded-log/log'
 import type { EventLog } from '../../core/kafka/log'
 import { collect, testKafkaLog, testLogger } from '../../test/kafka'
@@ -8,6 +5,7 @@ import { uniqueName } from '../../test/servers'
 import { defineJob } from './job'
 import { JobMetrics } from './metrics'
 import { runJob } from './runner'
+import { tempDir } from '../../test/tmp'
 
 // The runtime with a job of its own: a per-key running count (stateful, changelogged) that
 // fails once, after changing its state, in the middle of the stream. The same code on both
@@ -18,7 +16,7 @@ describe.each([
     'the embedded log',
     (): EventLog =>
       new EmbeddedEventLog({
-        dir: mkdtempSync(path.join(tmpdir(), 'fs-runner-')),
+        dir: tempDir('fs-runner-'),
         logger: testLogger('embedded'),
       }),
   ],

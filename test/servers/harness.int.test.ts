@@ -1,8 +1,8 @@
 import { spawnSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:net'
-import os from 'node:os'
 import path from 'node:path'
+import { tempDir } from '../tmp'
 
 const SCRIPT = path.resolve(__dirname, '../../scripts/servers.sh')
 
@@ -19,7 +19,7 @@ describe('test > servers > harness fails loudly [kafka]', () => {
   let runDir: string
 
   beforeAll(() => {
-    runDir = mkdtempSync(path.join(os.tmpdir(), 'fs-harness-'))
+    runDir = tempDir('fs-harness-')
   })
 
   afterAll(() => {

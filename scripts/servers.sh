@@ -378,9 +378,11 @@ case "$verb" in
   start) for n in "${names[@]}"; do start_one "$n"; done ;;
   stop) for n in "${names[@]}"; do stop_one "$n"; done ;;
   restart) for n in "${names[@]}"; do stop_one "$n"; start_one "$n"; done ;;
+  # Stop and forget the data (topics, keyspaces, databases); downloads stay cached. CI starts here.
+  reset) for n in "${names[@]}"; do stop_one "$n"; rm -rf "$(run_dir "$n")"; log "$n data removed"; done ;;
   status) rc=0; for n in "${names[@]}"; do status_one "$n" || rc=1; done; exit $rc ;;
   env) print_env ;;
   # Debian's Chromium, for the dashboard's browser test (playwright-core drives it).
   browser) command -v chromium >/dev/null || apt_install chromium; command -v chromium ;;
-  *) die "usage: $0 start|stop|restart|status|env|browser [kafka|cassandra|postgres|mosquitto ...]" ;;
+  *) die "usage: $0 start|stop|restart|reset|status|env|browser [kafka|cassandra|postgres|mosquitto ...]" ;;
 esac

@@ -61,12 +61,20 @@ describe.each([
       username: up.demo.deviceId,
       password: up.demo.token,
     })
+    // A QoS 1 publish waits for its PUBACK across reconnects: if `up` died, say so instead of hanging.
+    const died = new Promise<never>((_, reject) =>
+      up.proc.once('exit', (code, signal) => reject(new Error(`fleetstream up exited (${code ?? signal})`))),
+    )
+    died.catch(() => undefined)
     for (let i = 0; i < 30; i++)
-      await client.publishAsync(
-        `devices/${up.demo.deviceId}/telemetry`,
-        JSON.stringify({ timestamp: T0 + 10 * MIN + i * 5000, temperature: 30 }),
-        { qos: 1 },
-      )
+      await Promise.race([
+        client.publishAsync(
+          `devices/${up.demo.deviceId}/telemetry`,
+          JSON.stringify({ timestamp: T0 + 10 * MIN + i * 5000, temperature: 30 }),
+          { qos: 1 },
+        ),
+        died,
+      ])
     await client.endAsync()
     await until('150 readings in the store', async () => (await readings()).length === 150)
 

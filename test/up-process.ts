@@ -54,19 +54,28 @@ export function startUp(
       },
     },
   )
+  /** Stops the process; one that has not exited 15 s after SIGTERM gets SIGKILL (a test never hangs on it). */
   const stop = (signal: NodeJS.Signals) =>
     new Promise<void>((r) => {
       if (proc.exitCode !== null || proc.signalCode !== null) return r()
-      proc.once('exit', () => r())
+      const force = setTimeout(() => proc.kill('SIGKILL'), 15_000)
+      proc.once('exit', () => (clearTimeout(force), r()))
       proc.kill(signal)
     })
   return new Promise((resolve, reject) => {
     let out = ''
+    // `up` that is not running within 90 s is killed, and the test fails saying so.
+    const startTimer = setTimeout(() => {
+      reject(new Error(`fleetstream up did not start within 90 s; its last output: ${out.slice(-2000)}`))
+      void stop('SIGKILL')
+    }, 90_000)
+    proc.once('exit', () => clearTimeout(startTimer))
     proc.stdout!.on('data', (c: Buffer) => {
       out += c.toString()
       const line = out.split('\n').find((l) => l.includes('"event":"running"'))
       if (!line) return
       out = ''
+      clearTimeout(startTimer)
       resolve({
         proc,
         listening: JSON.parse(line) as Up['listening'],

@@ -1,6 +1,5 @@
 import type { AvroCodec } from '../core/envelope/codec'
 import type { EventLog } from '../core/kafka/log'
-import { LogError } from '../core/errors'
 import type { Logger } from '../core/logging/logger'
 import type { RuleDefinition } from '../schemas/types.generated'
 import type { CompiledRule } from './engine'
@@ -87,11 +86,6 @@ export class RuleTable implements RuleSource {
     const admin = await log.admin()
     let ends: Map<number, string>
     try {
-      if (!(await admin.listTopics()).includes(topic))
-        throw new LogError(
-          `the rules topic ${topic} does not exist: create the topics first (fleetstream topics create)`,
-          { retriable: false },
-        )
       ends = await admin.endOffsets(topic)
     } finally {
       await admin.close()

@@ -99,12 +99,17 @@ describe.each([
     )
 
     // One /metrics for every role of the process: bridge, jobs (labelled by job), rules, sink, API.
-    const metrics = await (await fetch(`http://127.0.0.1:${up.listening.api}/metrics`)).text()
+    let metrics = ''
     const total = (name: string, label = '') =>
       metrics
         .split('\n')
         .filter((l) => (l.startsWith(`${name}{`) || l.startsWith(`${name} `)) && l.includes(label))
         .reduce((a, l) => a + Number(l.split(' ').pop()), 0)
+    // The jobs read on their own schedule: wait until the rollup job has counted every reading.
+    await until('the rollup job to count 150 readings', async () => {
+      metrics = await (await fetch(`http://127.0.0.1:${up.listening.api}/metrics`)).text()
+      return total('fleetstream_job_records_in_total', 'job="rollup"') >= 150
+    })
     expect(total('fleetstream_bridge_accepted_total')).toBe(150)
     expect(total('fleetstream_job_records_in_total', 'job="enrich"')).toBeGreaterThanOrEqual(150)
     expect(total('fleetstream_job_records_in_total', 'job="rollup"')).toBeGreaterThanOrEqual(150)

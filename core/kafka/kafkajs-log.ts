@@ -534,10 +534,10 @@ export class KafkaEventLog implements EventLog {
         return md.topics[0]?.partitions.length ?? 0
       },
       deleteTopics: (names) => a.deleteTopics({ topics: names }),
-      endOffsets: async (topic) => {
-        const offs = await a.fetchTopicOffsets(topic)
-        return new Map(offs.map((o) => [o.partition, o.high]))
-      },
+      // With retries: right after createTopics a broker can still answer ListOffsets with
+      // NOT_LEADER for a new partition (seen on a fresh KRaft broker: `up --kafka` failed to start).
+      endOffsets: async (topic) =>
+        new Map([...(await this.endOffsets(topic))].map(([p, high]) => [p, high.toString()])),
       committedOffsets: async (groupId, topic) => {
         const [t] = await a.fetchOffsets({ groupId, topics: [topic] })
         return new Map((t?.partitions ?? []).map((p) => [p.partition, p.offset]))

@@ -36,7 +36,7 @@ import { createTelemetryCodec, type Telemetry } from '../core/envelope/telemetry
 import { testKafkaLog, testLogger } from '../test/kafka'
 import { serverEnv } from '../test/servers'
 import { benchKafka, createBenchTopics, groupStable } from './lib/kafka'
-import { cpuOfPid, pct } from './lib/proc'
+import { cpuOfPid, cpuOfTree, pct, serverPid } from './lib/proc'
 
 const ROOT = path.resolve(__dirname, '..')
 const D = Number(process.env.BENCH_DEVICES ?? 1000)
@@ -255,16 +255,28 @@ async function main(): Promise<void> {
     // COPY first (the CSV is written before the clock starts), then fleetstream.
     const csv = path.join(WORK, 'rows.csv')
     await writeCsv(csv, D, PER, T0)
+    const pg = serverPid('postgres')
+    const pgCpu0 = cpuOfTree(pg)
     const copySeconds = psqlCopy(schemas.copy, csv)
+    const pgCpu1 = cpuOfTree(pg)
+    const brokerCpu1 = cpuOfPid(serverPid('kafka'))
     const pgFs = await fleetstreamSink('postgres', topic, {
       FLEETSTREAM_SINKS__POSTGRES__URL: env.FS_POSTGRES_URL,
       FLEETSTREAM_SINKS__POSTGRES__SCHEMA: schemas.fs,
     })
     const pgRows = async (s: string) =>
       Number((await pool.query(`SELECT count(*) AS n FROM ${s}.telemetry`)).rows[0].n)
-    const fleetstream = { ...pgFs, rows_stored: await pgRows(schemas.fs) }
+    const pgCpu2 = cpuOfTree(pg)
+    const brokerCpu2 = cpuOfPid(serverPid('kafka'))
+    const fleetstream = {
+      ...pgFs,
+      server_cpu_s: +(pgCpu2 - pgCpu1).toFixed(2),
+      kafka_cpu_s: +(brokerCpu2 - brokerCpu1).toFixed(2),
+      rows_stored: await pgRows(schemas.fs),
+    }
     const copy = {
       seconds: copySeconds,
+      server_cpu_s: +(pgCpu1 - pgCpu0).toFixed(2),
       rows_per_s: N / copySeconds,
       rows_stored: await pgRows(schemas.copy),
     }

@@ -1,6 +1,6 @@
 /** Process measurements shared by the benchmarks: CPU-seconds and RSS from /proc, percentiles. */
 import { execFileSync } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim())
 
@@ -8,6 +8,33 @@ const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }
 export const cpuOfPid = (pid: number): number => {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
   return (Number(f[11]) + Number(f[12])) / CLK_TCK
+}
+
+/**
+ * CPU-seconds of a process and all its descendants, including those already reaped (their
+ * time is in their parent's cutime/cstime): a server's total, e.g. PostgreSQL's backends.
+ */
+export const cpuOfTree = (root: number): number => {
+  const stats = new Map<number, string[]>()
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue
+    try {
+      stats.set(Number(d), readFileSync(`/proc/${d}/stat`, 'utf8').split(') ')[1]!.split(' '))
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const inTree = (pid: number): boolean => {
+    for (let p = pid, hops = 0; p > 1 && hops < 64; hops++) {
+      if (p === root) return true
+      p = Number(stats.get(p)?.[1] ?? 0)
+    }
+    return false
+  }
+  let ticks = 0
+  for (const [pid, f] of stats)
+    if (inTree(pid)) ticks += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])
+  return ticks / CLK_TCK
 }
 
 /** Resident memory of a process, MiB. */

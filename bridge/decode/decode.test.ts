@@ -119,6 +119,11 @@ describe('bridge > decode > payload shapes', () => {
       'FS_BRIDGE_LIMIT',
     ],
     ['a bad metric name', { 'drop table': 1 }, 'FS_BRIDGE_DECODE'],
+    [
+      'a __proto__ metric (no key of a plain object)',
+      JSON.parse('{"__proto__": 1, "t": 2}'),
+      'FS_BRIDGE_DECODE',
+    ],
     ['a too long string', { s: 'x'.repeat(33) }, 'FS_BRIDGE_LIMIT'],
     ['a negative seq', { seq: -1, t: 1 }, 'FS_BRIDGE_TYPE'],
     ['a foreign device id', { deviceId: 'd2', t: 1 }, 'FS_BRIDGE_FORBIDDEN'],

@@ -102,7 +102,8 @@ export function readFlat(
       checkClaim(value, opts)
       continue
     }
-    if (!METRIC_NAME.test(key))
+    // `__proto__` passes the pattern but is no key of a plain object (it would vanish unseen).
+    if (!METRIC_NAME.test(key) || key === '__proto__')
       throw new RejectError(
         'FS_BRIDGE_DECODE',
         `metric name "${key.slice(0, 64)}" is not allowed (letters, digits, _ . : -; at most 128)`,

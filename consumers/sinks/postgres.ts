@@ -5,7 +5,6 @@ import { from as copyFrom } from 'pg-copy-streams'
 import { SinkWriteError, type Sink } from './sink'
 import { postgresDialect } from './sql/dialect'
 import { sqlSink, type SqlExecutor } from './sql/sql-sink'
-import { binaryCopy } from './sql/pg-binary-copy'
 
 /** SQLSTATE classes worth retrying: connection exceptions (08), insufficient resources (53), operator intervention (57), serialization/deadlock (40). */
 const RETRIABLE_CLASSES = new Set(['08', '53', '57', '40'])
@@ -40,14 +39,14 @@ export function postgresExecutor(pool: Pool): SqlExecutor {
   return {
     query,
     bulk: async (text, params) => void (await query(text, params)),
-    async copy(spec, rows) {
+    async copy(spec, stream) {
       const client = await pool.connect().catch((err: unknown) => {
         throw postgresError(err)
       })
       try {
         const columns = spec.columns.map((c) => c.name).join(', ')
         await pipeline(
-          Readable.from([binaryCopy(spec, rows)]),
+          Readable.from([stream]),
           client.query(copyFrom(`COPY ${spec.name} (${columns}) FROM STDIN (FORMAT binary)`)),
         )
       } catch (err) {

@@ -1,4 +1,5 @@
 import type { AvroCodec } from '../../core/envelope/codec'
+import { MAGIC_BYTE, WIRE_HEADER_LENGTH } from '../../core/envelope/wire'
 import type { EventLog, InRecord, OutRecord } from '../../core/kafka/log'
 import type { Logger } from '../../core/logging/logger'
 import type { Alert, Device, Rollup, Telemetry } from '../../schemas/types.generated'
@@ -150,18 +151,48 @@ export async function runSink(
     readCommitted: true,
     concurrency: o.concurrency ?? 1,
   })
+  /**
+   * The sink's fast path for telemetry still in Avro (PostgreSQL: straight into COPY), taken
+   * when every record is framed with the current telemetry schema id; false when the general
+   * path must write the batch (a record it cannot take, keys already stored, any error: the
+   * general path retries, splits and dead-letters).
+   */
+  const telemetryId = o.codecs.telemetry.schemaId
+  const fast = async (records: InRecord[]): Promise<boolean> => {
+    if (!sink.writeTelemetryAvro) return false
+    const values: Buffer[] = []
+    for (const r of records) {
+      const v = r.value
+      if (!v || v.length < WIRE_HEADER_LENGTH || v[0] !== MAGIC_BYTE || v.readInt32BE(1) !== telemetryId)
+        return false
+      values.push(v)
+    }
+    try {
+      return await sink.writeTelemetryAvro(values)
+    } catch (err) {
+      logger.debug('fast telemetry write failed; writing through the general path', {
+        error: (err as Error).message,
+      })
+      return false
+    }
+  }
+
   await consumer.run(async (batch, ctx) => {
     const kind = kindOf.get(batch.topic)!
     const started = process.hrtime.bigint()
-    const items: Item[] = []
-    for (const r of batch.records) {
-      try {
-        items.push({ r, v: await decode(kind, o.codecs, r) })
-      } catch (err) {
-        await deadLetter(r, 'FS_SINK_DECODE', (err as Error).message)
+    if (kind === 'telemetry' && (await fast(batch.records))) {
+      o.metrics?.rows.inc({ store: sink.name, kind }, batch.records.length)
+    } else {
+      const items: Item[] = []
+      for (const r of batch.records) {
+        try {
+          items.push({ r, v: await decode(kind, o.codecs, r) })
+        } catch (err) {
+          await deadLetter(r, 'FS_SINK_DECODE', (err as Error).message)
+        }
       }
+      await writeSplitting(kind, items)
     }
-    await writeSplitting(kind, items)
     o.metrics?.batchSeconds.observe(
       { store: sink.name, kind },
       Number(process.hrtime.bigint() - started) / 1e9,

@@ -32,6 +32,12 @@ export interface Sink {
   /** Connects and runs the migrations (creates or alters the tables). */
   connect(): Promise<void>
   writeTelemetry(readings: Telemetry[]): Promise<void>
+  /**
+   * Optional fast path: readings still encoded (Confluent wire format, the current telemetry
+   * schema id), written all or nothing with the same result as `writeTelemetry` of their
+   * decoded form. Resolves false when it cannot take them (then `writeTelemetry` decides).
+   */
+  writeTelemetryAvro?(values: Buffer[]): Promise<boolean>
   writeRollups(rollups: Rollup[]): Promise<void>
   writeAlerts(alerts: Alert[]): Promise<void>
   writeDevices(changes: DeviceChange[]): Promise<void>

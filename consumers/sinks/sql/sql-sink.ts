@@ -1,7 +1,9 @@
 import type { Alert, Rollup } from '../../../schemas/types.generated'
 import { ALERT_EVENT_RANK, lastSeenByDevice, SinkWriteError, type DeviceChange, type Sink } from '../sink'
 import { bulkParams, type SqlDialect } from './dialect'
-import { ALERTS, DEVICES, lastPerKey, ROLLUPS, TELEMETRY, type TableSpec } from './tables'
+import { binaryCopy } from './pg-binary-copy'
+import { TELEMETRY_SCHEMA_SUPPORTED, telemetryCopy, TranscodeError } from './telemetry-copy'
+import { ALERTS, DEVICES, lastPerKey, ROLLUPS, TELEMETRY, type LastSeen, type TableSpec } from './tables'
 
 /** How a SQL sink reaches its database: one statement with parameters, or one bulk statement. */
 export interface SqlExecutor {
@@ -10,10 +12,11 @@ export interface SqlExecutor {
   /** Runs a bulk statement (`dialect.bulk` says the parameters' shape). Throws SinkWriteError. */
   bulk(text: string, params: unknown[]): Promise<void>
   /**
-   * Optional fast path for rows that are expected to be new (PostgreSQL COPY): writes all or
-   * nothing; throws SinkWriteError when it cannot (a key already stored, a value refused).
+   * Optional fast path for rows that are expected to be new (PostgreSQL COPY): writes a binary
+   * COPY stream of `spec`'s columns (pg-binary-copy.ts) all or nothing; throws SinkWriteError
+   * when it cannot (a key already stored, a value refused).
    */
-  copy?<T>(spec: TableSpec<T>, rows: T[]): Promise<void>
+  copy?<T>(spec: TableSpec<T>, stream: Buffer): Promise<void>
   close(): Promise<void>
 }
 
@@ -43,7 +46,7 @@ export function sqlSink(name: string, d: SqlDialect, x: SqlExecutor): Sink {
   const insertNew = async <T>(spec: TableSpec<T>, rows: T[]) => {
     if (x.copy && rows.length > 0) {
       try {
-        return await x.copy(spec, rows)
+        return await x.copy(spec, binaryCopy(spec, rows))
       } catch (err) {
         if (!(err instanceof SinkWriteError) || err.retriable) throw err
       }
@@ -51,8 +54,39 @@ export function sqlSink(name: string, d: SqlDialect, x: SqlExecutor): Sink {
     await upsert(spec, rows)
   }
   const lastSeenSql = d.upsertLastSeen()
+  const writeLastSeen = async (seen: LastSeen[]) => {
+    if (seen.length === 0) return
+    // Sorted, so that two writers never lock the same device rows in opposite orders.
+    seen.sort((a, b) => (a.deviceId < b.deviceId ? -1 : a.deviceId > b.deviceId ? 1 : 0))
+    const rows = seen.map((s) => [s.deviceId, s.tenant, d.value('timestamp', s.ts)])
+    await x.bulk(lastSeenSql, d.bulk === 'rows' ? rows : [0, 1, 2].map((i) => rows.map((r) => r[i])))
+  }
+  const copy = x.copy?.bind(x)
+  /** Readings still in Avro straight into COPY (telemetry-copy.ts); false when the general path must decide. */
+  const writeTelemetryAvro =
+    copy && TELEMETRY_SCHEMA_SUPPORTED
+      ? async (values: Buffer[]): Promise<boolean> => {
+          if (values.length === 0) return true
+          let t: ReturnType<typeof telemetryCopy>
+          try {
+            t = telemetryCopy(values)
+          } catch (err) {
+            if (err instanceof TranscodeError || err instanceof RangeError) return false
+            throw err
+          }
+          try {
+            await copy(TELEMETRY, t.copy)
+          } catch (err) {
+            if (err instanceof SinkWriteError && !err.retriable) return false // e.g. keys already stored
+            throw err
+          }
+          await writeLastSeen(t.lastSeen)
+          return true
+        }
+      : undefined
   return {
     name,
+    writeTelemetryAvro,
     async connect() {
       for (const m of sqlMigrations(d)) await x.query(m, [])
     },
@@ -61,12 +95,10 @@ export function sqlSink(name: string, d: SqlDialect, x: SqlExecutor): Sink {
       if (rs.some((r) => r.deviceId.length === 0))
         throw new SinkWriteError(`${name}: a reading with an empty device id`, false)
       await insertNew(TELEMETRY, rs)
-      // Sorted, so that two writers never lock the same device rows in opposite orders.
-      const seen = [...lastSeenByDevice(rs)].sort(([a], [b]) => (a < b ? -1 : 1))
-      if (seen.length === 0) return
       const tenant = new Map(rs.map((r) => [r.deviceId, r.tenant ?? null]))
-      const rows = seen.map(([id, ts]) => [id, tenant.get(id) ?? null, d.value('timestamp', ts)])
-      await x.bulk(lastSeenSql, d.bulk === 'rows' ? rows : [0, 1, 2].map((i) => rows.map((r) => r[i])))
+      await writeLastSeen(
+        [...lastSeenByDevice(rs)].map(([deviceId, ts]) => ({ deviceId, tenant: tenant.get(deviceId)!, ts })),
+      )
     },
     async writeRollups(rs) {
       // Within a batch only the last record of a key counts (what applying them in order leaves).

@@ -4,6 +4,7 @@ import {
   logLevel as KafkaLogLevel,
   type Admin,
   type KafkaConfig as KafkaJsConfig,
+  type KafkaMessage,
   type LogEntry,
   type Message,
   type Producer as KafkaJsProducer,
@@ -110,6 +111,43 @@ function headersOf(h: Record<string, unknown> | undefined): Record<string, Buffe
     out[k] = Buffer.isBuffer(one) ? one : Buffer.from(String(one))
   }
   return out
+}
+
+/**
+ * A consumed record over kafkajs's message: key, headers and timestamp are decoded on first
+ * use (a sink that copies values straight into its store never needs them; per record they
+ * cost more than the copy).
+ */
+class ConsumedRecord implements InRecord {
+  private k?: string | null
+  private h?: Record<string, Buffer>
+
+  constructor(
+    readonly topic: string,
+    readonly partition: number,
+    private readonly m: KafkaMessage,
+  ) {}
+
+  get offset(): string {
+    return this.m.offset
+  }
+
+  get value(): Buffer | null {
+    return this.m.value
+  }
+
+  get key(): string | null {
+    if (this.k === undefined) this.k = this.m.key ? this.m.key.toString('utf8') : null
+    return this.k
+  }
+
+  get headers(): Record<string, Buffer> {
+    return (this.h ??= headersOf(this.m.headers as Record<string, unknown> | undefined))
+  }
+
+  get timestamp(): number {
+    return Number(this.m.timestamp)
+  }
 }
 
 /** Groups records by topic, choosing each keyed record's partition with murmur2 up front. */
@@ -368,15 +406,9 @@ export class KafkaEventLog implements EventLog {
           partitionsConsumedConcurrently: opts.concurrency ?? 1,
           eachBatchAutoResolve: true,
           eachBatch: async ({ batch, heartbeat }) => {
-            const records: InRecord[] = batch.messages.map((m) => ({
-              topic: batch.topic,
-              partition: batch.partition,
-              offset: m.offset,
-              key: m.key === null ? null : m.key.toString('utf8'),
-              value: m.value,
-              headers: headersOf(m.headers as Record<string, unknown> | undefined),
-              timestamp: Number(m.timestamp),
-            }))
+            const records: InRecord[] = batch.messages.map(
+              (m) => new ConsumedRecord(batch.topic, batch.partition, m),
+            )
             if (records.length === 0) return
             try {
               await handler(

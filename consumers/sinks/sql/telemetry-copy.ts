@@ -80,12 +80,15 @@ class AvroReader {
     // Exact in two halves: the low 28 bits (4 bytes) and what comes after.
     let lo = 0
     let hi = 0
+    let scale = 1
     for (let i = 0; ; i++) {
       if (this.at >= b.length || i > 7) throw new TranscodeError('bad or unsafe long')
       const byte = b[this.at++]!
-      if (i < 4) lo += (byte & 0x7f) * 2 ** (7 * i)
-      else hi += (byte & 0x7f) * 2 ** (7 * (i - 4))
+      if (i === 4) scale = 1
+      if (i < 4) lo += (byte & 0x7f) * scale
+      else hi += (byte & 0x7f) * scale
       if (byte < 0x80) break
+      scale *= 128
     }
     const half = hi * 2 ** 27 + Math.floor(lo / 2) // the zigzag value without its sign bit
     if (half > MAX_SAFE_LONG) throw new TranscodeError('unsafe long')

@@ -208,7 +208,12 @@ async function main(): Promise<void> {
     const lt = { ...t, enriched: `${RUN}.${tag}`, alerts: `${RUN}.alerts-${tag}` }
     await topics([{ name: lt.enriched }])
     const lapp = `${RUN}-${tag}`
-    const ljobs = Array.from({ length: instances }, (_, i) => startJob(lapp, lt, [], `bench-${i}`))
+    // BENCH_PROFILE=1: a CPU profile of the first instance in bench/.work/rules-profile-<tag>.
+    const prof = (i: number) =>
+      process.env.BENCH_PROFILE === '1' && i === 0
+        ? ['--cpu-prof', `--cpu-prof-dir=${path.join(ROOT, `bench/.work/rules-profile-${tag}`)}`]
+        : []
+    const ljobs = Array.from({ length: instances }, (_, i) => startJob(lapp, lt, prof(i), `bench-${i}`))
     const lports = await Promise.all(ljobs.map((j) => j.port))
     const sentAt = new Map<string, number>()
     const samples: number[] = []

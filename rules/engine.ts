@@ -42,6 +42,72 @@ export interface RuleDeviceState {
   lastSeen?: number
 }
 
+/** What rate and anomaly rules remember of a device's signal (RuleDeviceState carries the same fields). */
+export type SignalMemory = Pick<RuleDeviceState, 'last' | 'samples' | 'ewma'>
+
+/**
+ * The memory a rule judges by, as a key: rate and anomaly rules that watch the same metric the
+ * same way (rate: the previous reading; zscore/EWMA: method and window) share one memory per
+ * device, fed once per reading, instead of one copy per rule. null for kinds that keep none
+ * (absence keeps its last-seen time per rule: its alerts are raised without a reading, so a
+ * shared time could not tell whose scope it came from).
+ */
+export function memoryKeyOf(rule: Rule): string | null {
+  if (rule.kind === 'rate') return `rate\u0000${rule.metric}`
+  if (rule.kind === 'anomaly') return `${rule.method}\u0000${rule.metric}\u0000${rule.window}`
+  return null
+}
+
+/** What a memory held before a reading, and the reading's value: what its rules judge by. */
+export interface Recalled {
+  v: number
+  /** rate: the previous reading (undefined for the first); `stale` when this one is not newer. */
+  prev?: { ts: number; value: number }
+  stale?: boolean
+  /** anomaly: the baseline before this value. */
+  mean?: number
+  sd?: number
+  n?: number
+}
+
+/**
+ * Feeds a reading to a rate or anomaly memory and returns what it held before (null when the
+ * reading lacks the metric or the rule keeps no memory). Called once per (memory, reading): every
+ * rule sharing the memory judges by the same answer.
+ */
+export function recall(rule: Rule, mem: SignalMemory, r: RuleReading): Recalled | null {
+  if (rule.kind !== 'rate' && rule.kind !== 'anomaly') return null
+  const v = num(r, rule.metric)
+  if (v === undefined) return null
+  if (rule.kind === 'rate') {
+    const prev = mem.last
+    if (prev && r.ts <= prev.ts) return { v, prev, stale: true } // out of order: no rate
+    mem.last = { ts: r.ts, value: v }
+    return { v, prev }
+  }
+  if (rule.method === 'zscore') {
+    const xs = (mem.samples ??= [])
+    const n = xs.length
+    let sum = 0
+    for (const x of xs) sum += x
+    const mean = sum / Math.max(1, n)
+    let sq = 0
+    for (const x of xs) sq += (x - mean) * (x - mean)
+    const sd = Math.sqrt(sq / Math.max(1, n - 1))
+    xs.push(v)
+    if (xs.length > rule.window) xs.shift()
+    return { v, mean, sd, n }
+  }
+  const alpha = 2 / (rule.window + 1)
+  const e = (mem.ewma ??= { mean: v, variance: 0, n: 0 })
+  const before = { v, mean: e.mean, sd: Math.sqrt(e.variance), n: e.n }
+  const d = v - e.mean
+  e.mean += alpha * d
+  e.variance = (1 - alpha) * (e.variance + alpha * d * d)
+  e.n++
+  return before
+}
+
 /** A rule ready to run: the validated rule and its compiled conditions. */
 export interface CompiledRule {
   rule: Rule
@@ -105,8 +171,17 @@ const num = (r: RuleReading, metric: string): number | undefined => {
   return typeof v === 'number' && Number.isFinite(v) ? v : undefined
 }
 
-/** What the rule says about a reading; updates the kind's memory (rate, anomaly, absence). */
-export function judge(cr: CompiledRule, st: RuleDeviceState, r: RuleReading): Verdict {
+/**
+ * What the rule says about a reading. Rate and anomaly rules judge by `recalled` (what their
+ * shared memory held: `recall`), or, without it, feed and read the rule's own state as its
+ * memory; absence updates the rule's last-seen time.
+ */
+export function judge(
+  cr: CompiledRule,
+  st: RuleDeviceState,
+  r: RuleReading,
+  recalled?: Recalled | null,
+): Verdict {
   const rule = cr.rule
   switch (rule.kind) {
     case 'threshold': {
@@ -137,12 +212,10 @@ export function judge(cr: CompiledRule, st: RuleDeviceState, r: RuleReading): Ve
       return inside ? { kind: 'clear', value: v } : HOLD
     }
     case 'rate': {
-      const v = num(r, rule.metric)
-      if (v === undefined) return SKIP
-      const prev = st.last
-      if (prev && r.ts <= prev.ts) return SKIP // out of order: no rate
-      st.last = { ts: r.ts, value: v }
-      if (!prev) return SKIP
+      const m = recalled === undefined ? recall(rule, st, r) : recalled
+      if (!m || m.stale || !m.prev) return SKIP
+      const v = m.v
+      const prev = m.prev
       const perMinute = ((v - prev.value) * 60_000) / (r.ts - prev.ts)
       const rounded = Math.round(perMinute * 1000) / 1000
       if (rule.risePerMinute !== undefined && perMinute > rule.risePerMinute)
@@ -167,33 +240,9 @@ export function judge(cr: CompiledRule, st: RuleDeviceState, r: RuleReading): Ve
       return v >= (rule.clear ?? Math.min(100, rule.below + 5)) ? { kind: 'clear', value: v } : HOLD
     }
     case 'anomaly': {
-      const v = num(r, rule.metric)
-      if (v === undefined) return SKIP
-      let mean: number
-      let sd: number
-      let n: number
-      if (rule.method === 'zscore') {
-        const xs = (st.samples ??= [])
-        n = xs.length
-        let sum = 0
-        for (const x of xs) sum += x
-        mean = sum / Math.max(1, n)
-        let sq = 0
-        for (const x of xs) sq += (x - mean) * (x - mean)
-        sd = Math.sqrt(sq / Math.max(1, n - 1))
-        xs.push(v)
-        if (xs.length > rule.window) xs.shift()
-      } else {
-        const alpha = 2 / (rule.window + 1)
-        const e = (st.ewma ??= { mean: v, variance: 0, n: 0 })
-        n = e.n
-        mean = e.mean
-        sd = Math.sqrt(e.variance)
-        const d = v - e.mean
-        e.mean += alpha * d
-        e.variance = (1 - alpha) * (e.variance + alpha * d * d)
-        e.n++
-      }
+      const m = recalled === undefined ? recall(rule, st, r) : recalled
+      if (!m) return SKIP
+      const { v, mean, sd, n } = m as Required<Recalled>
       if (n < rule.minSamples || sd === 0) return SKIP
       const z = Math.abs(v - mean) / sd
       if (z > rule.threshold)

@@ -59,7 +59,9 @@ export async function backtest(
   const byPartition = new Map<number, InRecord[]>()
   const add = (r: InRecord, topic: string) => {
     if (!byPartition.has(r.partition)) byPartition.set(r.partition, [])
-    byPartition.get(r.partition)!.push({ ...r, topic })
+    // Field by field, not a spread: a consumed record may keep its fields as getters.
+    const { partition, offset, key, value, headers, timestamp } = r
+    byPartition.get(r.partition)!.push({ topic, partition, offset, key, value, headers, timestamp })
   }
   for (const r of devices) add(r, DEVICES)
   for (const r of readings) if (await inRange(r)) add(r, READINGS)

@@ -5,9 +5,13 @@ import {
   applyVerdict,
   evaluateSilence,
   judge,
+  memoryKeyOf,
   newRuleState,
+  recall,
   type CompiledRule,
+  type Recalled,
   type RuleDeviceState,
+  type SignalMemory,
 } from '../../rules/engine'
 import type { RuleMetrics } from '../../rules/metrics'
 import type { RuleSource } from '../../rules/table'
@@ -39,10 +43,15 @@ export interface RulesJobOptions {
   metrics?: RuleMetrics
 }
 
-/** A device's rule states (by rule id) and its tenant (for absence alerts raised on a watermark). */
+/**
+ * A device's rule states (by rule id: debounce, open alert, absence's last-seen), the signal
+ * memories its rate and anomaly rules share (by memoryKeyOf), and its tenant (for absence
+ * alerts raised on a watermark).
+ */
 interface DeviceRules {
   tenant: string | null
   byRule: Map<string, RuleDeviceState>
+  memory: Map<string, SignalMemory>
 }
 
 /** Per input partition: the registry copy, the rule states, the watermark. */
@@ -50,6 +59,7 @@ export interface RulesState {
   devices: Map<string, Device>
   /** Rule states by device, then rule id (lookups with the strings at hand, no key building). */
   rules: Map<string, DeviceRules>
+  /** Rule states and signal memories held (the state-size gauge). */
   ruleStates: number
   /** Devices whose rule states have an entry in the changelog (a device left with none gets a tombstone). */
   written: Set<string>
@@ -61,8 +71,22 @@ const DEVICE = 'device\u0000'
  * memory writes one record, not 30 (records, not bytes, were the job's main cost). */
 const RULES = 'rules\u0000'
 const WATERMARK = '__watermark'
-/** Rule kinds whose state changes with every reading (previous value, baseline, last seen). */
-const MEMORY_KINDS = new Set(['rate', 'anomaly', 'absence'])
+/** Rule kinds whose own state changes with every reading (rate and anomaly feed shared memories). */
+const MEMORY_KINDS = new Set(['absence'])
+
+/** Per rule list (RuleSource.list() keeps its array until the rules change): each rule's memory key, and the keys in use. */
+const memoryKeys = new WeakMap<CompiledRule[], { perRule: (string | null)[]; inUse: Set<string> }>()
+function memoryKeysOf(rules: CompiledRule[]): { perRule: (string | null)[]; inUse: Set<string> } {
+  let k = memoryKeys.get(rules)
+  if (!k) {
+    const perRule = rules.map((cr) => memoryKeyOf(cr.rule))
+    k = { perRule, inUse: new Set(perRule.filter((x): x is string => x !== null)) }
+    memoryKeys.set(rules, k)
+  }
+  return k
+}
+
+const isEmptyMemory = (m: SignalMemory) => !m.last && !m.samples && !m.ewma
 
 const isEmpty = (st: RuleDeviceState) =>
   st.pending === null && st.open === null && !st.last && !st.samples && !st.ewma && st.lastSeen === undefined
@@ -104,8 +128,9 @@ export function rulesJob(o: RulesJobOptions): StreamJob<RulesState> {
   const persist = (state: RulesState, deviceId: string, changelog: StepResult['changelog']) => {
     const dr = state.rules.get(deviceId)
     const kept: Record<string, Partial<RuleDeviceState>> = {}
+    const memory: Record<string, SignalMemory> = {}
     let n = 0
-    if (dr)
+    if (dr) {
       for (const [ruleId, st] of dr.byRule) {
         if (isEmpty(st)) {
           dr.byRule.delete(ruleId)
@@ -115,6 +140,17 @@ export function rulesJob(o: RulesJobOptions): StreamJob<RulesState> {
         kept[ruleId] = storedForm(st)
         n++
       }
+      const { inUse } = memoryKeysOf(o.table.list())
+      for (const [key, m] of dr.memory) {
+        if (!inUse.has(key) || isEmptyMemory(m)) {
+          dr.memory.delete(key) // no rule reads it any more (removed, or now watching otherwise)
+          state.ruleStates--
+          continue
+        }
+        memory[key] = m
+        n++
+      }
+    }
     const key = `${RULES}${deviceId}`
     if (n === 0) {
       state.rules.delete(deviceId)
@@ -122,11 +158,11 @@ export function rulesJob(o: RulesJobOptions): StreamJob<RulesState> {
       return
     }
     state.written.add(deviceId)
-    changelog.set(key, Buffer.from(JSON.stringify({ tenant: dr!.tenant, rules: kept })))
+    changelog.set(key, Buffer.from(JSON.stringify({ tenant: dr!.tenant, rules: kept, memory })))
   }
   const deviceRules = (state: RulesState, deviceId: string, tenant: string | null): DeviceRules => {
     let dr = state.rules.get(deviceId)
-    if (!dr) state.rules.set(deviceId, (dr = { tenant, byRule: new Map() }))
+    if (!dr) state.rules.set(deviceId, (dr = { tenant, byRule: new Map(), memory: new Map() }))
     return dr
   }
   /** A rule's state for a device being restored (made when missing). */
@@ -164,15 +200,32 @@ export function rulesJob(o: RulesJobOptions): StreamJob<RulesState> {
       const stored = JSON.parse(value.toString()) as {
         tenant: string | null
         rules: Record<string, Partial<RuleDeviceState>>
+        memory?: Record<string, SignalMemory>
       }
       const dr = deviceRules(state, deviceId, stored.tenant)
-      for (const [ruleId, st] of Object.entries(stored.rules)) Object.assign(stateOf(state, dr, ruleId), st)
+      const setMemory = (key: string, m: SignalMemory) => {
+        if (dr.memory.has(key) || isEmptyMemory(m)) return
+        dr.memory.set(key, m)
+        state.ruleStates++
+      }
+      for (const [key, m] of Object.entries(stored.memory ?? {})) setMemory(key, m)
+      const byId = new Map(o.table.list().map((cr) => [cr.rule.id, cr.rule]))
+      for (const [ruleId, { last, samples, ewma, ...st }] of Object.entries(stored.rules)) {
+        // Entries written before memories were shared keep rate and anomaly memory per rule.
+        const rule = byId.get(ruleId)
+        const key = rule ? memoryKeyOf(rule) : null
+        if (key !== null) setMemory(key, { last, samples, ewma })
+        if (Object.keys(st).length > 0) Object.assign(stateOf(state, dr, ruleId), st)
+      }
       state.written.add(deviceId)
     },
     async process(state, records, now) {
       const outputs: OutRecord[] = []
       const changelog = new Map<string, Buffer | null>()
       const rules = o.table.list()
+      const keys = memoryKeysOf(rules).perRule
+      /** What each memory held before the current reading (fed once per reading, shared by its rules). */
+      const recalled = new Map<string, Recalled | null>()
       /** Devices whose rule states may have changed in this batch (written once, at its end). */
       const dirty = new Set<string>()
       /** A fresh state for a rule that has none for the device; kept only if the reading changed it. */
@@ -198,12 +251,33 @@ export function rulesJob(o: RulesJobOptions): StreamJob<RulesState> {
         if (dr) dr.tenant = tenant
         const at = { deviceId: e.deviceId, tenant, ts: e.ts }
         let evaluations = 0
-        for (const cr of rules) {
+        recalled.clear()
+        for (let i = 0; i < rules.length; i++) {
+          const cr = rules[i]!
           if (!cr.applies(reading)) continue
           const ruleId = cr.rule.id
+          const key = keys[i]!
+          let memo: Recalled | null | undefined
+          if (key !== null) {
+            memo = recalled.get(key)
+            if (memo === undefined) {
+              const known = dr?.memory.get(key)
+              const mem = known ?? {}
+              memo = recall(cr.rule, mem, reading)
+              recalled.set(key, memo)
+              if (memo !== null) {
+                touched = true
+                if (!known) {
+                  dr ??= deviceRules(state, e.deviceId, tenant)
+                  dr.memory.set(key, mem)
+                  state.ruleStates++
+                }
+              }
+            }
+          }
           const st = dr?.byRule.get(ruleId) ?? scratch
           const hadPending = st.pending !== null
-          const verdict = judge(cr, st, reading)
+          const verdict = judge(cr, st, reading, memo)
           const events = applyVerdict(cr, st, verdict, at)
           evaluations++
           if (verdict.kind === 'skip' && verdict.error) o.metrics?.errors.inc({ rule: ruleId })

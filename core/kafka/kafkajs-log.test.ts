@@ -1,19 +1,11 @@
 import { logLevel } from 'kafkajs'
-import Transport from 'winston-transport'
 import { createLogger } from '../logging/logger'
 import { kafkaLogCreator } from './kafkajs-log'
-
-class Capture extends Transport {
-  readonly lines: Record<string, unknown>[] = []
-  override log(info: Record<symbol | string, unknown>, next: () => void): void {
-    this.lines.push(JSON.parse(info[Symbol.for('message')] as string))
-    next()
-  }
-}
+import { LogCapture } from '../../test/log-capture'
 
 describe('core > kafka > kafkajs log entries', () => {
   it('keeps kafkajs levels, but an expected CONCURRENT_TRANSACTIONS retry is debug, not an error', () => {
-    const cap = new Capture()
+    const cap = new LogCapture()
     const log = kafkaLogCreator(createLogger({ level: 'debug', transports: [cap] }))()
     const entry = (level: logLevel, message: string, error?: string) =>
       log({ namespace: 'x', level, label: 'ERROR', log: { message, error, timestamp: '' } })

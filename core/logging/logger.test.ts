@@ -1,18 +1,9 @@
-import Transport from 'winston-transport'
 import { createLogger, dataFlowTracer, levelFor, redact, redactText } from './logger'
-
-/** Collects what winston would write, as parsed JSON lines. */
-class Capture extends Transport {
-  readonly lines: Record<string, unknown>[] = []
-  override log(info: Record<symbol | string, unknown>, next: () => void): void {
-    this.lines.push(JSON.parse(info[Symbol.for('message')] as string))
-    next()
-  }
-}
+import { LogCapture } from '../../test/log-capture'
 
 describe('core > logging > logger', () => {
   it('writes JSON lines with level, message, fields and timestamp', () => {
-    const cap = new Capture()
+    const cap = new LogCapture()
     const log = createLogger({ transports: [cap] })
     log.child({ component: 'bridge.mqtt' }).info('client connected', { deviceId: 'd1', partition: 3 })
     expect(cap.lines).toHaveLength(1)
@@ -27,7 +18,7 @@ describe('core > logging > logger', () => {
   })
 
   it('applies levels per component, by longest dotted prefix', () => {
-    const cap = new Capture()
+    const cap = new LogCapture()
     const log = createLogger({
       level: 'warn',
       levels: { bridge: 'info', 'bridge.mqtt': 'debug' },
@@ -47,7 +38,7 @@ describe('core > logging > logger', () => {
   })
 
   it('never writes secrets: secret-named fields, nested ones, and passwords in URLs', () => {
-    const cap = new Capture()
+    const cap = new LogCapture()
     const log = createLogger({ transports: [cap] })
     log.info('connecting to postgres://fleet:s3cr3t@db:5432/x', {
       password: 'hunter2',
@@ -67,7 +58,7 @@ describe('core > logging > logger', () => {
   })
 
   it('keeps the stack of a logged error', () => {
-    const cap = new Capture()
+    const cap = new LogCapture()
     createLogger({ transports: [cap] }).error('failed', { err: new Error('boom') })
     expect(JSON.stringify(cap.lines[0])).toContain('boom')
   })
@@ -83,7 +74,7 @@ describe('core > logging > logger', () => {
   })
 
   it('traces data flow only when enabled', () => {
-    const cap = new Capture()
+    const cap = new LogCapture()
     const log = createLogger({ transports: [cap] })
     dataFlowTracer(log, false)('bridge.accepted', { deviceId: 'd1' })
     expect(cap.lines).toHaveLength(0)

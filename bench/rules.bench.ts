@@ -4,7 +4,7 @@
  *
  *   npm run bench:rules     (BENCH_READINGS=200000, BENCH_DEVICES=10000, BENCH_RATE=10000,
  *                            BENCH_LATENCY_S=20, BENCH_WARMUP_S=10, BENCH_TICK_MS=10,
- *                            BENCH_INSTANCES=cores)
+ *                            BENCH_INSTANCES=cores, BENCH_RUNS=3)
  *
  * 1. Throughput: the job works through BENCH_READINGS enriched readings already in Kafka;
  *    rule evaluations (from the job's own /metrics) per CPU-second of the job process, from the
@@ -39,6 +39,8 @@ const WARMUP_S = Number(process.env.BENCH_WARMUP_S ?? 10)
 const TICK_MS = Number(process.env.BENCH_TICK_MS ?? 10)
 /** Instances of the job (one consumer group) in the latency run at BENCH_RATE: one per core. */
 const INSTANCES = Number(process.env.BENCH_INSTANCES ?? os.cpus().length)
+/** Each measure runs this many times; results are the medians (runs vary a lot on 2 shared cores). */
+const RUNS = Number(process.env.BENCH_RUNS ?? 3)
 const PARTS = 4
 const RUN = `br${Date.now().toString(36)}`
 const out = (o: object) => process.stdout.write(`${JSON.stringify({ bench: 'rules', ...o })}\n`)
@@ -292,8 +294,8 @@ async function main(): Promise<void> {
 
   // 1. Throughput (BENCH_ONLY=latency skips it, and then writes no result file).
   const only = process.env.BENCH_ONLY
-  async function throughputRun() {
-    const app = `${RUN}-t`
+  async function throughputRun(run = 0) {
+    const app = `${RUN}-t${run}`
     const profile = process.env.BENCH_PROFILE === '1'
     if (profile) rmSync(PROFILE_DIR, { recursive: true, force: true })
     const job = startJob(app, t, profile ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : [])
@@ -332,14 +334,36 @@ async function main(): Promise<void> {
     await log.close()
     return
   }
-  const throughput = await throughputRun()
+  const med = (xs: number[]) => pct(xs, 50)!
+  const throughputRuns = []
+  for (let i = 0; i < RUNS; i++) throughputRuns.push(await throughputRun(i))
+  const throughput = {
+    ...throughputRuns[0]!,
+    jobCpuS: med(throughputRuns.map((t) => t.jobCpuS)),
+    brokerCpuS: med(throughputRuns.map((t) => t.brokerCpuS)),
+    evalsPerCpuS: med(throughputRuns.map((t) => t.evalsPerCpuS)),
+    readingsPerCpuS: med(throughputRuns.map((t) => t.readingsPerCpuS)),
+    runs: throughputRuns,
+  }
   const profileTop = process.env.BENCH_PROFILE === '1' ? summarizeProfile(PROFILE_DIR) : undefined
   if (profileTop) process.stderr.write(`${JSON.stringify(profileTop, null, 1)}\n`)
 
-  // 2. Latency at the issue's rate, and at a fifth of it (the job not saturated), same fleet.
-  const latency = await latencyAt(RATE, 'l1', INSTANCES)
-  const latencyOne = INSTANCES > 1 ? await latencyAt(RATE, 'l1s', 1) : undefined
-  const latencyLow = await latencyAt(Math.round(RATE / 5), 'l2', 1)
+  // 2. Latency at the issue's rate, and at a fifth of it (the job not saturated), same fleet;
+  // each RUNS times, medians of p50 and p99.
+  const repeated = async (rate: number, tag: string, instances: number) => {
+    const runs = []
+    for (let i = 0; i < RUNS; i++) runs.push(await latencyAt(rate, `${tag}r${i}`, instances))
+    return {
+      instances,
+      readingsPerS: rate,
+      p50_ms: med(runs.map((r) => r.p50_ms!)),
+      p99_ms: med(runs.map((r) => r.p99_ms!)),
+      runs,
+    }
+  }
+  const latency = await repeated(RATE, 'l1', INSTANCES)
+  const latencyOne = INSTANCES > 1 ? await repeated(RATE, 'l1s', 1) : undefined
+  const latencyLow = await repeated(Math.round(RATE / 5), 'l2', 1)
   await producer.close()
   await log.close()
 
@@ -352,6 +376,7 @@ async function main(): Promise<void> {
     devices: D,
     p99_ms: latency.p99_ms,
     evals_per_cpu_s: throughput.evalsPerCpuS,
+    runs: RUNS,
     throughput,
     latency,
     latencyOneInstance: latencyOne,

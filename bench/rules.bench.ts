@@ -28,7 +28,7 @@ import { testKafkaLog } from '../test/kafka'
 import { serverEnv } from '../test/servers'
 import { benchKafka, committedSum, createBenchTopics, groupStable } from './lib/kafka'
 import { summarizeProfile } from './lib/profile'
-import { cpuOfPid, pct, serverPid } from './lib/proc'
+import { cpuOfPid, median, pct, serverPid } from './lib/proc'
 
 const ROOT = path.resolve(__dirname, '..')
 const N = Number(process.env.BENCH_READINGS ?? 200_000)
@@ -334,15 +334,14 @@ async function main(): Promise<void> {
     await log.close()
     return
   }
-  const med = (xs: number[]) => pct(xs, 50)!
   const throughputRuns = []
   for (let i = 0; i < RUNS; i++) throughputRuns.push(await throughputRun(i))
   const throughput = {
     ...throughputRuns[0]!,
-    jobCpuS: med(throughputRuns.map((t) => t.jobCpuS)),
-    brokerCpuS: med(throughputRuns.map((t) => t.brokerCpuS)),
-    evalsPerCpuS: med(throughputRuns.map((t) => t.evalsPerCpuS)),
-    readingsPerCpuS: med(throughputRuns.map((t) => t.readingsPerCpuS)),
+    jobCpuS: median(throughputRuns.map((t) => t.jobCpuS)),
+    brokerCpuS: median(throughputRuns.map((t) => t.brokerCpuS)),
+    evalsPerCpuS: median(throughputRuns.map((t) => t.evalsPerCpuS)),
+    readingsPerCpuS: median(throughputRuns.map((t) => t.readingsPerCpuS)),
     runs: throughputRuns,
   }
   const profileTop = process.env.BENCH_PROFILE === '1' ? summarizeProfile(PROFILE_DIR) : undefined
@@ -356,8 +355,8 @@ async function main(): Promise<void> {
     return {
       instances,
       readingsPerS: rate,
-      p50_ms: med(runs.map((r) => r.p50_ms!)),
-      p99_ms: med(runs.map((r) => r.p99_ms!)),
+      p50_ms: median(runs.map((r) => r.p50_ms!)),
+      p99_ms: median(runs.map((r) => r.p99_ms!)),
       runs,
     }
   }

@@ -37,7 +37,7 @@ import { createTelemetryCodec, type Telemetry } from '../core/envelope/telemetry
 import { testKafkaLog, testLogger } from '../test/kafka'
 import { serverEnv } from '../test/servers'
 import { benchKafka, createBenchTopics, groupStable } from './lib/kafka'
-import { cpuOfPid, cpuOfTree, pct, serverPid } from './lib/proc'
+import { cpuOfPid, cpuOfTree, median, pct, serverPid } from './lib/proc'
 
 const ROOT = path.resolve(__dirname, '..')
 const D = Number(process.env.BENCH_DEVICES ?? 1000)
@@ -306,20 +306,20 @@ async function main(): Promise<void> {
       if ((await pgRows(fsSchema)) !== N) throw new Error('fleetstream stored a wrong row count')
       out({ event: 'postgres round', round, fleetstream: fsRuns[round], copy: copyRuns[round] })
     }
-    const median = <T>(xs: T[], f: (x: T) => number) => pct(xs.map(f), 50)!
+    const med = <T>(xs: T[], f: (x: T) => number) => median(xs.map(f))
     const fleetstream = {
-      seconds: median(fsRuns, (x) => x.seconds),
-      rows_per_s: Math.round(N / median(fsRuns, (x) => x.seconds)),
-      cpu_s: median(fsRuns, (x) => x.cpu_s),
-      server_cpu_s: median(fsRuns, (x) => x.server_cpu_s),
-      kafka_cpu_s: median(fsRuns, (x) => x.kafka_cpu_s),
+      seconds: med(fsRuns, (x) => x.seconds),
+      rows_per_s: Math.round(N / med(fsRuns, (x) => x.seconds)),
+      cpu_s: med(fsRuns, (x) => x.cpu_s),
+      server_cpu_s: med(fsRuns, (x) => x.server_cpu_s),
+      kafka_cpu_s: med(fsRuns, (x) => x.kafka_cpu_s),
       rows_stored: N,
       rounds: fsRuns,
     }
     const copy = {
-      seconds: median(copyRuns, (x) => x.seconds),
-      rows_per_s: Math.round(N / median(copyRuns, (x) => x.seconds)),
-      server_cpu_s: median(copyRuns, (x) => x.server_cpu_s),
+      seconds: med(copyRuns, (x) => x.seconds),
+      rows_per_s: Math.round(N / med(copyRuns, (x) => x.seconds)),
+      server_cpu_s: med(copyRuns, (x) => x.server_cpu_s),
       rows_stored: N,
       rounds: copyRuns,
     }

@@ -45,6 +45,9 @@ export const rssMiB = (pid: number): number =>
 export const serverPid = (name: string): number =>
   Number(readFileSync(`/tmp/fleetstream-servers/${name}/pid`, 'utf8').trim())
 
+/** The median of `xs` (nearest rank; 0 when empty). */
+export const median = (xs: number[]): number => pct(xs, 50) ?? 0
+
 /** The p-th percentile (nearest rank) of xs, rounded to 2 decimals; null when empty. */
 export const pct = (xs: number[], p: number): number | null => {
   const s = [...xs].sort((a, b) => a - b)

@@ -1,5 +1,5 @@
 import type { AvroCodec } from '../../core/envelope/codec'
-import { MAGIC_BYTE, WIRE_HEADER_LENGTH } from '../../core/envelope/wire'
+import { wireSchemaId } from '../../core/envelope/wire'
 import type { EventLog, InRecord, OutRecord } from '../../core/kafka/log'
 import type { Logger } from '../../core/logging/logger'
 import type { Alert, Device, Rollup, Telemetry } from '../../schemas/types.generated'
@@ -162,10 +162,8 @@ export async function runSink(
     if (!sink.writeTelemetryAvro) return false
     const values: Buffer[] = []
     for (const r of records) {
-      const v = r.value
-      if (!v || v.length < WIRE_HEADER_LENGTH || v[0] !== MAGIC_BYTE || v.readInt32BE(1) !== telemetryId)
-        return false
-      values.push(v)
+      if (wireSchemaId(r.value) !== telemetryId) return false
+      values.push(r.value!)
     }
     try {
       return await sink.writeTelemetryAvro(values)

@@ -4,7 +4,7 @@ import { EnvelopeError, SchemaError } from '../errors'
 import { AvroCodec } from './codec'
 import { LocalSchemaRegistry } from './registry'
 import { createTelemetryCodec, TELEMETRY_SUBJECT, type Telemetry } from './telemetry'
-import { decodeWire, encodeWire } from './wire'
+import { decodeWire, encodeWire, wireSchemaId } from './wire'
 
 const fixtures = path.resolve(__dirname, '../../schemas/__fixtures__')
 const v1Value = JSON.parse(readFileSync(path.join(fixtures, 'telemetry.v1.json'), 'utf8')) as Telemetry
@@ -30,6 +30,13 @@ describe('core > envelope > wire format', () => {
   ])('rejects %s with an EnvelopeError', (_name, bytes, msg) => {
     expect(() => decodeWire(bytes)).toThrow(EnvelopeError)
     expect(() => decodeWire(bytes)).toThrow(msg)
+  })
+
+  it('peeks at the schema id without decoding (null when not framed)', () => {
+    expect(wireSchemaId(Buffer.from([0, 0, 0, 1, 0x2c, 9, 8]))).toBe(300)
+    expect(wireSchemaId(Buffer.from([0, 0, 0, 1, 0x2c]))).toBe(300)
+    for (const b of [null, Buffer.alloc(0), Buffer.from([0, 0, 0, 1]), Buffer.from('{"a":1}')])
+      expect(wireSchemaId(b)).toBeNull()
   })
 
   it('rejects ids that are not int32', () => {

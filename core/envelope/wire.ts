@@ -17,6 +17,12 @@ export function encodeWire(schemaId: number, avro: Buffer): Buffer {
   return out
 }
 
+/** The schema id of a framed value, or null when it is not in the wire format (no copy, no throw). */
+export function wireSchemaId(value: Buffer | null): number | null {
+  if (!value || value.length < WIRE_HEADER_LENGTH || value[0] !== MAGIC_BYTE) return null
+  return value.readInt32BE(1)
+}
+
 /** Splits a framed value into schema id and Avro payload; rejects anything not in the format. */
 export function decodeWire(value: Buffer): { schemaId: number; payload: Buffer } {
   if (value.length < WIRE_HEADER_LENGTH) {

@@ -71,16 +71,23 @@ const DEVICE = 'device\u0000'
  * memory writes one record, not 30 (records, not bytes, were the job's main cost). */
 const RULES = 'rules\u0000'
 const WATERMARK = '__watermark'
-/** Rule kinds whose own state changes with every reading (rate and anomaly feed shared memories). */
-const MEMORY_KINDS = new Set(['absence'])
-
-/** Per rule list (RuleSource.list() keeps its array until the rules change): each rule's memory key, and the keys in use. */
-const memoryKeys = new WeakMap<CompiledRule[], { perRule: (string | null)[]; inUse: Set<string> }>()
-function memoryKeysOf(rules: CompiledRule[]): { perRule: (string | null)[]; inUse: Set<string> } {
+/** The memory keys of a rule list: per rule (in order), by rule id, and the set in use. */
+interface MemoryKeys {
+  perRule: (string | null)[]
+  byRuleId: Map<string, string | null>
+  inUse: Set<string>
+}
+/** Per rule list (RuleSource.list() keeps its array until the rules change), computed once. */
+const memoryKeys = new WeakMap<CompiledRule[], MemoryKeys>()
+function memoryKeysOf(rules: CompiledRule[]): MemoryKeys {
   let k = memoryKeys.get(rules)
   if (!k) {
     const perRule = rules.map((cr) => memoryKeyOf(cr.rule))
-    k = { perRule, inUse: new Set(perRule.filter((x): x is string => x !== null)) }
+    k = {
+      perRule,
+      byRuleId: new Map(rules.map((cr, i) => [cr.rule.id, perRule[i]!])),
+      inUse: new Set(perRule.filter((x): x is string => x !== null)),
+    }
     memoryKeys.set(rules, k)
   }
   return k
@@ -209,11 +216,10 @@ export function rulesJob(o: RulesJobOptions): StreamJob<RulesState> {
         state.ruleStates++
       }
       for (const [key, m] of Object.entries(stored.memory ?? {})) setMemory(key, m)
-      const byId = new Map(o.table.list().map((cr) => [cr.rule.id, cr.rule]))
+      const { byRuleId } = memoryKeysOf(o.table.list())
       for (const [ruleId, { last, samples, ewma, ...st }] of Object.entries(stored.rules)) {
         // Entries written before memories were shared keep rate and anomaly memory per rule.
-        const rule = byId.get(ruleId)
-        const key = rule ? memoryKeyOf(rule) : null
+        const key = byRuleId.get(ruleId) ?? null
         if (key !== null) setMemory(key, { last, samples, ewma })
         if (Object.keys(st).length > 0) Object.assign(stateOf(state, dr, ruleId), st)
       }
@@ -296,7 +302,7 @@ export function rulesJob(o: RulesJobOptions): StreamJob<RulesState> {
           // Only what may have changed goes to the changelog, once per batch.
           touched ||=
             events.length > 0 ||
-            MEMORY_KINDS.has(cr.rule.kind) ||
+            cr.rule.kind === 'absence' || // its last-seen time moves with every reading
             hadPending ||
             st.pending !== null ||
             (st.open !== null && verdict.kind === 'trigger')

@@ -61,7 +61,7 @@ export class CopyWriter {
     this.at = at
   }
 
-  /** A string of ASCII characters only (numbers, JSON from JSON.stringify may not be: see `text`). */
+  /** A string known to be ASCII (a number, `true`, `null`), one byte per character; other text goes through `text`. */
   ascii(s: string): void {
     this.room(s.length)
     const b = this.buf

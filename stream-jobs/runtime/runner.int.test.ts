@@ -98,3 +98,60 @@ describe.each([
     }
   })
 })
+
+// kafkajs hands the batches of one fetch to its workers one after the other; the runner must
+// group them into one transaction (it once committed the first alone, then the rest: two
+// transactions per fetch, and a reading waited for both).
+describe('stream-jobs > runtime on Kafka [kafka]', () => {
+  const log = testKafkaLog()
+  afterAll(() => log.close())
+
+  it('commits the batches of one fetch, all partitions, in one transaction', async () => {
+    const id = uniqueName('group')
+    const topics = { input: `${id}.in`, output: `${id}.out` }
+    const admin = await log.admin()
+    await admin.ensureTopics([{ name: topics.input, partitions: 4, replicationFactor: 1 }])
+    await admin.close()
+    const producer = await log.producer()
+    const keys = Array.from({ length: 40 }, (_, i) => `k${i}`)
+    // Every partition has records before the job starts: its first fetch returns all four.
+    await producer.send(keys.map((k) => ({ topic: topics.input, key: k, value: Buffer.from('x') })))
+    await producer.close()
+    const partitions = new Set<number>()
+    const job = defineJob<null>({
+      name: 'echo',
+      inputTopics: [topics.input],
+      outputTopics: [topics.output],
+      initState: () => null,
+      restore: () => undefined,
+      process(_st, records) {
+        for (const r of records) partitions.add(r.partition)
+        return {
+          outputs: records.map((r) => ({ topic: topics.output, key: r.key, value: r.value })),
+          changelog: new Map(),
+        }
+      },
+    })
+    const metrics = new JobMetrics()
+    const running = await runJob(job, log, {
+      groupId: `${id}-job`,
+      instanceId: 'a',
+      changelogTopic: `${id}.changelog`,
+      metrics,
+      logger: testLogger('runner'),
+    })
+    try {
+      const out = await collect(
+        log,
+        { groupId: `${id}-read`, topics: [topics.output] },
+        (rs) => rs.length >= 40,
+      )
+      expect(out.map((r) => r.key).sort()).toEqual([...keys].sort())
+      expect(partitions.size).toBe(4)
+      const tx = await metrics.registry.getSingleMetric('fleetstream_job_transactions_total')!.get()
+      expect(tx.values.filter((v) => v.labels.outcome === 'committed').map((v) => v.value)).toEqual([1])
+    } finally {
+      await running.close()
+    }
+  })
+})

@@ -231,6 +231,10 @@ export async function runJob<S>(job: StreamJob<S>, log: EventLog, opts: RunOptio
     if (draining) return
     draining = true
     try {
+      // kafkajs hands a fetch's batches to its workers one after the other in the same turn
+      // of the event loop: wait for the turn to end, so they all go into the first group and one
+      // transaction (taking only the first made every fetch of two partitions two transactions).
+      await new Promise((resolve) => setImmediate(resolve))
       while (queue.length) {
         const group = queue.splice(0, queue.length)
         await serial(() => stepGroup(group))

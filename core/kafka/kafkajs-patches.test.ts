@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 
-// patches/kafkajs+2.2.4.patch (applied by `npm ci` through patch-package) removes two costs
-// the stream-jobs benchmark profile showed in kafkajs's produce path: a quadratic grouping of a
-// send's messages by partition, and a string sort of every batch's timestamps.
+// patches/kafkajs+2.2.4.patch (applied by `npm ci` through patch-package) removes costs the
+// benchmark profiles showed in kafkajs's produce path: a quadratic grouping of a send's messages
+// by partition, a string sort of every batch's timestamps, a zero-filled buffer for every
+// encoder (one per record at least), and records' encoders growing and copying themselves.
 describe('core > kafka > kafkajs patches', () => {
   // kafkajs's internals are not in its typings: loaded by path.
   const req = createRequire(__filename)
@@ -13,6 +14,54 @@ describe('core > kafka > kafkajs patches', () => {
   it('are applied to the installed kafkajs', () => {
     expect(source('producer/groupMessagesPerPartition.js')).toContain('fleetstream patch')
     expect(source('protocol/requests/produce/v3/request.js')).toContain('fleetstream patch')
+    expect(source('protocol/encoder.js')).toContain('fleetstream patch')
+    expect(source('protocol/recordBatch/record/v0/index.js')).toContain('fleetstream patch')
+  })
+
+  // Encoders now take their memory unzeroed from Node's buffer pool: whatever the pool held
+  // must never reach the bytes sent (a stale byte would be a corrupt record or a failed CRC).
+  it('encode record batches to the same bytes whatever memory held before, and decode them back', async () => {
+    type Rec = { key: Buffer | null; value: Buffer | string | null; headers: Record<string, string> }
+    const Record = load('protocol/recordBatch/record/v0') as (r: object) => unknown
+    const { RecordBatch } = load('protocol/recordBatch/v0') as {
+      RecordBatch: (b: object) => Promise<{ buffer: Buffer }>
+    }
+    const Decoder = load('protocol/decoder') as new (b: Buffer) => unknown
+    const decodeBatch = load('protocol/recordBatch/v0/decoder') as (d: unknown) => Promise<{
+      records: { key: Buffer | null; value: Buffer | null; headers: Record<string, Buffer> }[]
+    }>
+    const records = [0, 1, 127, 128, 600, 5_000, 70_000].map((n, i): Rec => ({
+      key: i === 0 ? null : Buffer.from(`dev-${i}`),
+      value: i === 1 ? null : i === 2 ? 'ä'.repeat(n) : Buffer.alloc(n, i),
+      headers: i % 2 ? { 'fs-reason-code': `R${i}`, empty: '' } : ({} as Record<string, string>),
+    }))
+    const encode = async (garbage: number) => {
+      // Fill the pool (and fresh allocations) with a marker first.
+      for (let i = 0; i < 64; i++) Buffer.allocUnsafe(1 << (i % 14)).fill(garbage)
+      const batch = await RecordBatch({
+        records: records.map((r, i) => Record({ ...r, offsetDelta: i, timestampDelta: i })),
+        firstTimestamp: 1_700_000_000_000,
+        maxTimestamp: 1_700_000_000_006,
+      })
+      return Buffer.from(batch.buffer)
+    }
+    const a = await encode(0xab)
+    const b = await encode(0x5c)
+    expect(b.equals(a)).toBe(true)
+    const decoded = await decodeBatch(new Decoder(a))
+    expect(
+      decoded.records.map((r) => ({
+        key: r.key,
+        value: r.value,
+        headers: Object.fromEntries(Object.entries(r.headers).map(([k, v]) => [k, v.toString()])),
+      })),
+    ).toEqual(
+      records.map((r) => ({
+        key: r.key,
+        value: typeof r.value === 'string' ? Buffer.from(r.value) : r.value,
+        headers: r.headers,
+      })),
+    )
   })
 
   it('group messages by partition in their order, as before', () => {

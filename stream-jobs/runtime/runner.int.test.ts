@@ -2,10 +2,23 @@ import { EmbeddedEventLog } from '../../core/embedded-log/log'
 import type { EventLog } from '../../core/kafka/log'
 import { collect, testKafkaLog, testLogger } from '../../test/kafka'
 import { uniqueName } from '../../test/servers'
-import { defineJob } from './job'
+import { defineJob, type StreamJob } from './job'
 import { JobMetrics } from './metrics'
 import { runJob } from './runner'
 import { tempDir } from '../../test/tmp'
+
+/** Runs `job` as instance `a` of group `<id>-job`, with metrics of its own. */
+async function start<S>(job: StreamJob<S>, log: EventLog, id: string) {
+  const metrics = new JobMetrics()
+  const running = await runJob(job, log, {
+    groupId: `${id}-job`,
+    instanceId: 'a',
+    changelogTopic: `${id}.changelog`,
+    metrics,
+    logger: testLogger('runner'),
+  })
+  return { metrics, running }
+}
 
 // The runtime with a job of its own: a per-key running count (stateful, changelogged) that
 // fails once, after changing its state, in the middle of the stream. The same code on both
@@ -58,14 +71,7 @@ describe.each([
         return { outputs, changelog }
       },
     })
-    const metrics = new JobMetrics()
-    const running = await runJob(job, log, {
-      groupId: `${id}-job`,
-      instanceId: 'a',
-      changelogTopic: `${id}.changelog`,
-      metrics,
-      logger: testLogger('runner'),
-    })
+    const { metrics, running } = await start(job, log, id)
     const producer = await log.producer()
     try {
       const keys = ['k1', 'k2', 'k3', 'k4']
@@ -132,14 +138,7 @@ describe('stream-jobs > runtime on Kafka [kafka]', () => {
         }
       },
     })
-    const metrics = new JobMetrics()
-    const running = await runJob(job, log, {
-      groupId: `${id}-job`,
-      instanceId: 'a',
-      changelogTopic: `${id}.changelog`,
-      metrics,
-      logger: testLogger('runner'),
-    })
+    const { metrics, running } = await start(job, log, id)
     try {
       const out = await collect(
         log,

@@ -19,7 +19,7 @@ import { FileDeviceStore } from '../bridge/auth/credentials'
 import { serverEnv } from '../test/servers'
 import { testKafkaLog } from '../test/kafka'
 import { summarizeProfile } from './lib/profile'
-import { cpuOfPid, pct, rssMiB, serverPid } from './lib/proc'
+import { cpuOfPid, pct, reapOnExit, rssMiB, serverPid } from './lib/proc'
 
 const ROOT = path.resolve(__dirname, '..')
 const WORK = path.join(ROOT, 'bench/.work/bridge')
@@ -211,8 +211,7 @@ async function main(): Promise<void> {
         FLEETSTREAM_LOG__LEVEL: 'warn',
       },
     })
-    // Never leave a bridge behind, whatever happens below.
-    process.on('exit', () => proc.kill('SIGKILL'))
+    reapOnExit(proc) // never leave a bridge behind, whatever happens below
     const where = await new Promise<{ mqtt: number; http: number }>((resolve) => {
       let buf = ''
       proc.stdout!.on('data', (c: Buffer) => {

@@ -28,7 +28,7 @@ import { testKafkaLog } from '../test/kafka'
 import { serverEnv } from '../test/servers'
 import { benchKafka, committedSum, createBenchTopics } from './lib/kafka'
 import { summarizeProfile } from './lib/profile'
-import { cpuOfPid, pct, rssMiB, serverPid } from './lib/proc'
+import { cpuOfPid, pct, reapOnExit, rssMiB, serverPid } from './lib/proc'
 
 const ROOT = path.resolve(__dirname, '..')
 const WORK = path.join(ROOT, 'bench/.work/jobs')
@@ -203,44 +203,48 @@ function fleetstreamJob(
   extraEnv: Record<string, string> = {},
   nodeArgs: string[] = [],
 ) {
-  return spawn(process.execPath, [...nodeArgs, path.join(ROOT, 'bin/fleetstream.js'), 'job', 'rollup'], {
-    cwd: ROOT,
-    stdio: ['ignore', 'ignore', 'inherit'],
-    env: {
-      ...process.env,
-      FLEETSTREAM_KAFKA__BROKERS: env.FS_KAFKA_BROKERS,
-      FLEETSTREAM_TOPICS__RAW: input,
-      FLEETSTREAM_TOPICS__ROLLUPS1M: output,
-      FLEETSTREAM_TOPICS__LATE: `${app}.late`,
-      FLEETSTREAM_TOPICS__DEADLETTER: `${app}.dlq`,
-      FLEETSTREAM_JOBS__APPLICATION_ID: app,
-      FLEETSTREAM_JOBS__INSTANCE_ID: 'bench',
-      FLEETSTREAM_JOBS__ROLLUP__INPUT: 'raw',
-      FLEETSTREAM_JOBS__ROLLUP__WINDOWS: '1m',
-      FLEETSTREAM_JOBS__OUT_OF_ORDERNESS_MS: String(OOO_MS),
-      // Kafka Streams' grace is the out-of-orderness; no extra lateness on either side.
-      FLEETSTREAM_JOBS__ALLOWED_LATENESS_MS: '0',
-      FLEETSTREAM_JOBS__MAX_FUTURE_MS: '300000',
-      FLEETSTREAM_LOG__LEVEL: 'warn',
-      FLEETSTREAM_JOBS__METRICS__PORT: '0',
-      ...extraEnv,
-    },
-  })
+  return reapOnExit(
+    spawn(process.execPath, [...nodeArgs, path.join(ROOT, 'bin/fleetstream.js'), 'job', 'rollup'], {
+      cwd: ROOT,
+      stdio: ['ignore', 'ignore', 'inherit'],
+      env: {
+        ...process.env,
+        FLEETSTREAM_KAFKA__BROKERS: env.FS_KAFKA_BROKERS,
+        FLEETSTREAM_TOPICS__RAW: input,
+        FLEETSTREAM_TOPICS__ROLLUPS1M: output,
+        FLEETSTREAM_TOPICS__LATE: `${app}.late`,
+        FLEETSTREAM_TOPICS__DEADLETTER: `${app}.dlq`,
+        FLEETSTREAM_JOBS__APPLICATION_ID: app,
+        FLEETSTREAM_JOBS__INSTANCE_ID: 'bench',
+        FLEETSTREAM_JOBS__ROLLUP__INPUT: 'raw',
+        FLEETSTREAM_JOBS__ROLLUP__WINDOWS: '1m',
+        FLEETSTREAM_JOBS__OUT_OF_ORDERNESS_MS: String(OOO_MS),
+        // Kafka Streams' grace is the out-of-orderness; no extra lateness on either side.
+        FLEETSTREAM_JOBS__ALLOWED_LATENESS_MS: '0',
+        FLEETSTREAM_JOBS__MAX_FUTURE_MS: '300000',
+        FLEETSTREAM_LOG__LEVEL: 'warn',
+        FLEETSTREAM_JOBS__METRICS__PORT: '0',
+        ...extraEnv,
+      },
+    }),
+  )
 }
 
 function kafkaStreamsJob(app: string, input: string, output: string) {
-  return spawn(
-    'bash',
-    [
-      path.join(ROOT, 'bench/peers/kafka-streams/run.sh'),
-      env.FS_KAFKA_BROKERS,
-      app,
-      input,
-      output,
-      String(OOO_MS),
-      path.join(WORK, 'kstreams-state'),
-    ],
-    { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] },
+  return reapOnExit(
+    spawn(
+      'bash',
+      [
+        path.join(ROOT, 'bench/peers/kafka-streams/run.sh'),
+        env.FS_KAFKA_BROKERS,
+        app,
+        input,
+        output,
+        String(OOO_MS),
+        path.join(WORK, 'kstreams-state'),
+      ],
+      { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] },
+    ),
   )
 }
 

@@ -28,7 +28,7 @@ import { testKafkaLog } from '../test/kafka'
 import { serverEnv } from '../test/servers'
 import { benchKafka, committedSum, createBenchTopics, groupStable } from './lib/kafka'
 import { summarizeProfile } from './lib/profile'
-import { cpuOfPid, median, pct, serverPid } from './lib/proc'
+import { cpuOfPid, median, pct, reapOnExit, serverPid } from './lib/proc'
 
 const ROOT = path.resolve(__dirname, '..')
 const N = Number(process.env.BENCH_READINGS ?? 200_000)
@@ -92,24 +92,26 @@ async function metricValue(port: number, name: string): Promise<number> {
 const PROFILE_DIR = path.join(ROOT, 'bench/.work/rules-profile')
 
 function startJob(app: string, t: Record<string, string>, nodeArgs: string[] = [], instance = 'bench') {
-  const proc = spawn(process.execPath, [...nodeArgs, path.join(ROOT, 'bin/fleetstream.js'), 'job', 'rules'], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: {
-      ...process.env,
-      FLEETSTREAM_KAFKA__BROKERS: env.FS_KAFKA_BROKERS,
-      FLEETSTREAM_TOPICS__ENRICHED: t.enriched,
-      FLEETSTREAM_TOPICS__DEVICES: t.devices,
-      FLEETSTREAM_TOPICS__RULES: t.rules,
-      FLEETSTREAM_TOPICS__ALERTS: t.alerts,
-      FLEETSTREAM_TOPICS__DEADLETTER: t.dlq,
-      FLEETSTREAM_JOBS__APPLICATION_ID: app,
-      FLEETSTREAM_JOBS__INSTANCE_ID: instance,
-      FLEETSTREAM_JOBS__METRICS__PORT: '0',
-      FLEETSTREAM_JOBS__MAX_FUTURE_MS: '3600000',
-      FLEETSTREAM_LOG__LEVEL: 'warn',
-    },
-  })
+  const proc = reapOnExit(
+    spawn(process.execPath, [...nodeArgs, path.join(ROOT, 'bin/fleetstream.js'), 'job', 'rules'], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: {
+        ...process.env,
+        FLEETSTREAM_KAFKA__BROKERS: env.FS_KAFKA_BROKERS,
+        FLEETSTREAM_TOPICS__ENRICHED: t.enriched,
+        FLEETSTREAM_TOPICS__DEVICES: t.devices,
+        FLEETSTREAM_TOPICS__RULES: t.rules,
+        FLEETSTREAM_TOPICS__ALERTS: t.alerts,
+        FLEETSTREAM_TOPICS__DEADLETTER: t.dlq,
+        FLEETSTREAM_JOBS__APPLICATION_ID: app,
+        FLEETSTREAM_JOBS__INSTANCE_ID: instance,
+        FLEETSTREAM_JOBS__METRICS__PORT: '0',
+        FLEETSTREAM_JOBS__MAX_FUTURE_MS: '3600000',
+        FLEETSTREAM_LOG__LEVEL: 'warn',
+      },
+    }),
+  )
   const port = new Promise<number>((resolve, reject) => {
     proc.stdout!.on('data', (c: Buffer) => {
       const line = c

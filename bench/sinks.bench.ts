@@ -37,7 +37,7 @@ import { createTelemetryCodec, type Telemetry } from '../core/envelope/telemetry
 import { testKafkaLog, testLogger } from '../test/kafka'
 import { serverEnv } from '../test/servers'
 import { benchKafka, createBenchTopics, groupStable } from './lib/kafka'
-import { cpuOfPid, cpuOfTree, median, pct, serverPid } from './lib/proc'
+import { cpuOfPid, cpuOfTree, median, pct, reapOnExit, serverPid } from './lib/proc'
 
 const ROOT = path.resolve(__dirname, '..')
 const D = Number(process.env.BENCH_DEVICES ?? 1000)
@@ -142,21 +142,23 @@ async function fleetstreamSink(store: string, topic: string, extra: Record<strin
     process.env.BENCH_PROFILE === '1'
       ? ['--cpu-prof', `--cpu-prof-dir=${path.join(ROOT, 'bench/.work/sink-profile')}`]
       : []
-  const proc = spawn(process.execPath, [...prof, path.join(ROOT, 'bin/fleetstream.js'), 'sink', store], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: {
-      ...process.env,
-      FLEETSTREAM_KAFKA__BROKERS: env.FS_KAFKA_BROKERS,
-      FLEETSTREAM_TOPICS__ENRICHED: topic,
-      FLEETSTREAM_TOPICS__DEADLETTER: `${RUN}.dlq`,
-      FLEETSTREAM_SINKS__APPLICATION_ID: appId,
-      FLEETSTREAM_SINKS__STORE: 'telemetry',
-      FLEETSTREAM_SINKS__METRICS__PORT: '0',
-      FLEETSTREAM_LOG__LEVEL: 'warn',
-      ...extra,
-    },
-  })
+  const proc = reapOnExit(
+    spawn(process.execPath, [...prof, path.join(ROOT, 'bin/fleetstream.js'), 'sink', store], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: {
+        ...process.env,
+        FLEETSTREAM_KAFKA__BROKERS: env.FS_KAFKA_BROKERS,
+        FLEETSTREAM_TOPICS__ENRICHED: topic,
+        FLEETSTREAM_TOPICS__DEADLETTER: `${RUN}.dlq`,
+        FLEETSTREAM_SINKS__APPLICATION_ID: appId,
+        FLEETSTREAM_SINKS__STORE: 'telemetry',
+        FLEETSTREAM_SINKS__METRICS__PORT: '0',
+        FLEETSTREAM_LOG__LEVEL: 'warn',
+        ...extra,
+      },
+    }),
+  )
   const exited = new Promise<never>((_, reject) =>
     proc.once('exit', (code) => reject(new Error(`sink ${store} exited with ${code}`))),
   )

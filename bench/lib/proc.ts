@@ -1,8 +1,15 @@
 /** Process measurements shared by the benchmarks: CPU-seconds and RSS from /proc, percentiles. */
-import { execFileSync } from 'node:child_process'
+import { execFileSync, type ChildProcess } from 'node:child_process'
 import { readdirSync, readFileSync } from 'node:fs'
 
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim())
+
+/** Kills `child` when the bench exits, however it exits: a failed bench once left its jobs
+ * running, and their CPU then counted in the next bench. Returns `child`. */
+export function reapOnExit<C extends ChildProcess>(child: C): C {
+  process.on('exit', () => child.kill('SIGKILL'))
+  return child
+}
 
 /** User + system CPU-seconds a process has used so far. */
 export const cpuOfPid = (pid: number): number => {

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { createWriteStream, readFileSync } from 'node:fs'
 import path from 'node:path'
 
 export interface Up {
@@ -49,7 +49,7 @@ export function startUp(
         FLEETSTREAM_JOBS__TICK_MS: '200',
         FLEETSTREAM_JOBS__OUT_OF_ORDERNESS_MS: '1000',
         FLEETSTREAM_JOBS__ALLOWED_LATENESS_MS: '0',
-        FLEETSTREAM_LOG__LEVEL: 'warn',
+        FLEETSTREAM_LOG__LEVEL: process.env.FS_TEST_UP_LOG ? 'debug' : 'warn',
         ...extraEnv,
       },
     },
@@ -70,6 +70,9 @@ export function startUp(
       void stop('SIGKILL')
     }, 90_000)
     proc.once('exit', () => clearTimeout(startTimer))
+    // To find out why a test failed: FS_TEST_UP_LOG=<file> keeps the process's log, at debug level.
+    if (process.env.FS_TEST_UP_LOG)
+      proc.stdout!.pipe(createWriteStream(process.env.FS_TEST_UP_LOG, { flags: 'a' }))
     proc.stdout!.on('data', (c: Buffer) => {
       out += c.toString()
       const line = out.split('\n').find((l) => l.includes('"event":"running"'))

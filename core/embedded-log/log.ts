@@ -508,12 +508,12 @@ class Member {
       }
     this.holding = false
     // As with Kafka, the owner hears of an assignment once it runs, before the first batch.
-    if (this.handler) this.opts.onAssign?.(a)
+    if (this.handler) this.opts.onAssign?.(a, false)
     this.wakeLoop?.()
   }
 
   run(handler: (b: RecordBatch, ctx: BatchContext) => Promise<void>): void {
-    if (!this.handler) this.opts.onAssign?.(this.assignment)
+    if (!this.handler) this.opts.onAssign?.(this.assignment, false)
     this.handler = handler
     this.loop ??= this.fetchLoop()
   }

@@ -395,10 +395,15 @@ export class KafkaEventLog implements EventLog {
       throw logError(`cannot subscribe group ${opts.groupId}`, err)
     }
     let assigned = new Map<string, number[]>()
+    let memberId: string | undefined
     c.on(c.events.GROUP_JOIN, ({ payload }) => {
       assigned = new Map(Object.entries(payload.memberAssignment))
+      // A new member id: the coordinator had dropped this member (session timeout) and kafkajs
+      // joined afresh; generations may have passed without it.
+      const rejoined = memberId !== undefined && payload.memberId !== memberId
+      memberId = payload.memberId
       // kafkajs calls listeners synchronously when it emits, before its first fetch.
-      opts.onAssign?.(assigned)
+      opts.onAssign?.(assigned, rejoined)
     })
     c.on(c.events.CRASH, ({ payload }) => {
       // kafkajs restarts the consumer itself after retriable errors; otherwise it has stopped.

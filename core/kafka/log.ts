@@ -86,8 +86,11 @@ export interface ConsumerOptions {
   onFatal?: (err: Error) => void
   /** How many partitions' batches may be handed to the handler at once (default 1). */
   concurrency?: number
-  /** Called, before fetching starts, each time the group hands this member its partitions. */
-  onAssign?: (assignment: Map<string, number[]>) => void
+  /** Called, before fetching starts, each time the group hands this member its partitions.
+   * `rejoined`: this member joined again under a new identity (it had been dropped from the
+   * group), so it may have missed assignments in between: whatever it kept about any
+   * partition may be out of date. */
+  onAssign?: (assignment: Map<string, number[]>, rejoined: boolean) => void
 }
 
 /** What a batch handler may do besides processing: commit positions, keep its session alive. */

@@ -5,7 +5,8 @@ export interface StepResult {
   /** Records to commit. An output with an `fs-reason-code` header is counted as refused by
    * that reason (`FS_JOBS_LATE`: late), as the dead-letter and late helpers write them. */
   outputs: OutRecord[]
-  /** Changelog entries of this partition's state: key → value, or null to delete the key. */
+  /** Changelog entries of this partition's state: key → value, or null to delete the key.
+   * Keys that start with NUL (`\u0000`) are the runtime's own. */
   changelog: Map<string, Buffer | null>
   /** Window results in `outputs`, by kind (for the firing metric). */
   firings?: Partial<Record<'final' | 'update' | 'retract', number>>

@@ -45,6 +45,12 @@ export class JobMetrics {
     labelNames: ['job'],
     registers: [this.registry],
   })
+  readonly skipped = new Counter({
+    name: 'fleetstream_job_skipped_records_total',
+    help: 'Records delivered again that the partition state already reflects (not processed twice)',
+    labelNames: ['job'],
+    registers: [this.registry],
+  })
   readonly watermarkLag = new Gauge({
     name: 'fleetstream_job_watermark_lag_ms',
     help: 'Processing time minus the watermark, per input partition',

@@ -1,5 +1,5 @@
 import { EmbeddedEventLog } from '../../core/embedded-log/log'
-import type { EventLog } from '../../core/kafka/log'
+import type { EventLog, InRecord } from '../../core/kafka/log'
 import { collect, testKafkaLog, testLogger } from '../../test/kafka'
 import { uniqueName } from '../../test/servers'
 import { defineJob, type StreamJob } from './job'
@@ -18,6 +18,40 @@ async function start<S>(job: StreamJob<S>, log: EventLog, id: string) {
     logger: testLogger('runner'),
   })
   return { metrics, running }
+}
+
+/** A per-key running count (stateful, changelogged); `check` runs after each state change. */
+function counter(
+  topics: { input: string; output: string },
+  check: (r: InRecord) => void = () => undefined,
+): StreamJob<Map<string, number>> {
+  return defineJob<Map<string, number>>({
+    name: 'counter',
+    inputTopics: [topics.input],
+    outputTopics: [topics.output],
+    initState: () => new Map(),
+    restore: (st, key, value) => st.set(key, Number(value.toString())),
+    process(st, records) {
+      const outputs = []
+      const changelog = new Map<string, Buffer | null>()
+      for (const r of records) {
+        const n = (st.get(r.key!) ?? 0) + 1
+        st.set(r.key!, n)
+        check(r)
+        changelog.set(r.key!, Buffer.from(String(n)))
+        outputs.push({ topic: topics.output, key: r.key, value: Buffer.from(`${r.key}=${n}`) })
+      }
+      return { outputs, changelog }
+    },
+  })
+}
+
+/** The value of a job metric (summed over its label sets). */
+async function metric(metrics: JobMetrics, name: string): Promise<number> {
+  const m = await metrics.registry.getSingleMetric(name)!.get()
+  return m.values
+    .filter((v) => !('metricName' in v) || v.metricName === `${name}_count`)
+    .reduce((a, v) => a + v.value, 0)
 }
 
 // The runtime with a job of its own: a per-key running count (stateful, changelogged) that
@@ -49,27 +83,11 @@ describe.each([
     await admin.ensureTopics([{ name: topics.input, partitions: 2, replicationFactor: 1 }])
     await admin.close()
     let failed = false
-    const job = defineJob<Map<string, number>>({
-      name: 'counter',
-      inputTopics: [topics.input],
-      outputTopics: [topics.output],
-      initState: () => new Map(),
-      restore: (st, key, value) => st.set(key, Number(value.toString())),
-      process(st, records) {
-        const outputs = []
-        const changelog = new Map<string, Buffer | null>()
-        for (const r of records) {
-          const n = (st.get(r.key!) ?? 0) + 1
-          st.set(r.key!, n)
-          if (r.value!.toString() === 'boom' && !failed) {
-            failed = true
-            throw new Error('injected failure after a state change')
-          }
-          changelog.set(r.key!, Buffer.from(String(n)))
-          outputs.push({ topic: topics.output, key: r.key, value: Buffer.from(`${r.key}=${n}`) })
-        }
-        return { outputs, changelog }
-      },
+    const job = counter(topics, (r) => {
+      if (r.value!.toString() === 'boom' && !failed) {
+        failed = true
+        throw new Error('injected failure after a state change')
+      }
     })
     const { metrics, running } = await start(job, log, id)
     const producer = await log.producer()
@@ -94,13 +112,90 @@ describe.each([
       const got = out.map((r) => r.value!.toString()).sort()
       const want = keys.flatMap((k) => Array.from({ length: 10 }, (_, i) => `${k}=${i + 1}`)).sort()
       expect(got).toEqual(want)
-      expect(
-        (await metrics.registry.getSingleMetric('fleetstream_job_batch_failures_total')!.get()).values[0]!
-          .value,
-      ).toBe(1)
+      expect(await metric(metrics, 'fleetstream_job_batch_failures_total')).toBe(1)
     } finally {
       await producer.close()
       await running.close()
+    }
+  })
+
+  it('keeps a partition state across batches of a transactional input: restored once, not per batch', async () => {
+    const id = uniqueName('markers')
+    const topics = { input: `${id}.in`, output: `${id}.out` }
+    const admin = await log.admin()
+    await admin.ensureTopics([{ name: topics.input, partitions: 1, replicationFactor: 1 }])
+    await admin.close()
+    const { metrics, running } = await start(counter(topics), log, id)
+    // An upstream job's transactions: on Kafka each commit marker takes an offset, so the
+    // offsets the job sees are not continuous. (The runtime once took that gap for another
+    // instance's work and restored the state from the changelog before every batch.)
+    const upstream = await log.transactionalProducer(`${id}-upstream`)
+    try {
+      for (let round = 1; round <= 8; round++) {
+        const tx = await upstream.begin()
+        await tx.send([{ topic: topics.input, key: 'k', value: Buffer.from('x') }])
+        await tx.commit()
+        await collect(
+          log,
+          { groupId: `${id}-read-${round}`, topics: [topics.output] },
+          (rs) => rs.length >= round,
+        )
+      }
+      const out = await collect(
+        log,
+        { groupId: `${id}-read`, topics: [topics.output] },
+        (rs) => rs.length >= 8,
+      )
+      expect(out.map((r) => r.value!.toString())).toEqual(Array.from({ length: 8 }, (_, i) => `k=${i + 1}`))
+      expect(await metric(metrics, 'fleetstream_job_restore_seconds')).toBe(1)
+    } finally {
+      await upstream.close()
+      await running.close()
+    }
+  })
+
+  it('skips records its restored state already reflects when the committed offsets lag behind', async () => {
+    const id = uniqueName('position')
+    const topics = { input: `${id}.in`, output: `${id}.out` }
+    const admin = await log.admin()
+    await admin.ensureTopics([{ name: topics.input, partitions: 2, replicationFactor: 1 }])
+    await admin.close()
+    const keys = ['k1', 'k2', 'k3', 'k4']
+    const producer = await log.producer()
+    const send = () =>
+      producer.send(keys.map((k) => ({ topic: topics.input, key: k, value: Buffer.from('x') })))
+    const outputs = (n: number) =>
+      collect(log, { groupId: uniqueName(`${id}-read`), topics: [topics.output] }, (rs) => rs.length >= n)
+    try {
+      const first = await start(counter(topics), log, id)
+      for (let round = 1; round <= 5; round++) await send()
+      await outputs(20)
+      await first.running.close()
+      // The group's committed offsets go back to the start, as when a transaction's offsets are
+      // not yet visible to the group after a rebalance: the records come again.
+      const rewind = await log.transactionalProducer(`${id}-rewind`)
+      const tx = await rewind.begin()
+      await tx.sendOffsets(
+        `${id}-job`,
+        [0, 1].map((partition) => ({ topic: topics.input, partition, offset: '0' })),
+      )
+      await tx.commit()
+      await rewind.close()
+
+      const second = await start(counter(topics), log, id)
+      try {
+        await send()
+        const out = (await outputs(24)).map((r) => r.value!.toString())
+        // Counted once each: the new round is the 6th, and nothing was counted twice.
+        expect(out.sort()).toEqual(
+          keys.flatMap((k) => Array.from({ length: 6 }, (_, i) => `${k}=${i + 1}`)).sort(),
+        )
+        expect(await metric(second.metrics, 'fleetstream_job_skipped_records_total')).toBe(20)
+      } finally {
+        await second.running.close()
+      }
+    } finally {
+      await producer.close()
     }
   })
 })

@@ -31,12 +31,29 @@ export interface RunningJob {
   close(): Promise<void>
 }
 
+/** Changelog key (+ input topic) of a partition state's position: the next input offset it has
+ * not seen. Job keys never start with NUL. */
+const POSITION_KEY = '\u0000fs.position\u0000'
+
+/** A partition's state and, per input topic, the next offset it has not seen. */
+interface PartitionState<S> {
+  state: S
+  next: Map<string, bigint>
+}
+
 /**
  * Runs a stream job on the event log with exactly-once results: for each batch of a
- * partition, the outputs, the changelog entries of the partition's state and the input offsets
- * are committed in one transaction (read_committed consumers see all or nothing). A
- * partition's state is restored from the changelog the first time it is seen, and again
- * whenever its offsets are not continuous (another instance processed it meanwhile).
+ * partition, the outputs, the changelog entries of the partition's state, the state's input
+ * position and the input offsets are committed in one transaction (read_committed consumers
+ * see all or nothing).
+ *
+ * A partition's state is restored from the changelog when the partition is first processed
+ * here, and kept while the group leaves the partition with this instance: it is dropped when
+ * an assignment takes the partition away, when this member rejoins the group under a new
+ * identity, and after a failed step. Offsets are not expected to be continuous (transaction
+ * markers of an upstream job take offsets). Records the state already reflects — delivered
+ * again because committed offsets lag behind (a transaction's offsets become visible to the
+ * group a moment after it commits) — are skipped, not processed twice.
  */
 export async function runJob<S>(job: StreamJob<S>, log: EventLog, opts: RunOptions): Promise<RunningJob> {
   const logger = opts.logger.child({ component: `stream-jobs.${job.name}` })
@@ -71,7 +88,13 @@ export async function runJob<S>(job: StreamJob<S>, log: EventLog, opts: RunOptio
       logger.error('job stopped: its consumer crashed', { error: err.message })
       opts.onFatal?.(err)
     },
-    onAssign: (assignment) => {
+    onAssign: (assignment, rejoined) => {
+      // After the batches already queued: drop the states of partitions this instance no longer
+      // owns (another instance may process them now; they are restored if they come back).
+      const owned = new Set(job.inputTopics.flatMap((t) => assignment.get(t) ?? []))
+      void serial(async () => {
+        for (const p of [...states.keys()]) if (rejoined || !owned.has(p)) drop(p)
+      })
       if (tables.length === 0) return
       // Table topics first: a partition's stream records wait until its table partitions are
       // read to the end offsets they have now (a replay then joins with the full table).
@@ -127,21 +150,19 @@ export async function runJob<S>(job: StreamJob<S>, log: EventLog, opts: RunOptio
     if (end !== undefined && next >= end) waiting.delete(topic)
     if (waiting.size === 0) resumeStreams(partition)
   }
-  const states = new Map<number, S>()
-  const nextOffset = new Map<string, bigint>()
+  const states = new Map<number, PartitionState<S>>()
   const processed = new Set<number>()
   let chain: Promise<void> = Promise.resolve()
   let closed = false
   // One step at a time: batches and ticks never interleave.
   const serial = (fn: () => Promise<void>): Promise<void> => (chain = chain.then(fn, fn))
 
-  /** A partition's state, trusted only while the offsets of `topic` continue where they stopped. */
-  async function stateFor(topic: string, partition: number, firstOffset: bigint): Promise<S> {
+  /** A partition's state: the one kept here, or else the one its changelog holds. */
+  async function stateFor(partition: number): Promise<PartitionState<S>> {
     const known = states.get(partition)
-    const expected = nextOffset.get(`${topic}:${partition}`)
-    if (known !== undefined && (expected === undefined || expected === firstOffset)) return known
+    if (known !== undefined) return known
     const t0 = Date.now()
-    const st = job.initState()
+    const restored: PartitionState<S> = { state: job.initState(), next: new Map() }
     let entries = 0
     const latest = new Map<string, Buffer | null>()
     await log.readPartition(opts.changelogTopic, partition, (r) => {
@@ -149,20 +170,30 @@ export async function runJob<S>(job: StreamJob<S>, log: EventLog, opts: RunOptio
     })
     for (const [k, v] of latest) {
       if (!v) continue // deleted (tombstone)
-      job.restore(st, k, v)
+      if (k.startsWith(POSITION_KEY)) {
+        restored.next.set(k.slice(POSITION_KEY.length), BigInt(v.toString()))
+        continue
+      }
+      job.restore(restored.state, k, v)
       entries++
     }
-    states.set(partition, st)
+    states.set(partition, restored)
     metrics.restoreSeconds.observe(jl, (Date.now() - t0) / 1000)
     metrics.restoredEntries.inc(jl, entries)
     logger.info('state restored from changelog', {
       partition,
       entries,
       ms: Date.now() - t0,
-      expectedOffset: expected?.toString(),
-      firstOffset: firstOffset.toString(),
+      position: Object.fromEntries([...restored.next].map(([t, o]) => [t, o.toString()])),
     })
-    return st
+    return restored
+  }
+
+  /** Forgets a partition's state (it is restored from the changelog if the partition comes again). */
+  function drop(partition: number): void {
+    states.delete(partition)
+    metrics.watermarkLag.remove({ ...jl, partition: String(partition) })
+    metrics.stateEntries.remove({ ...jl, partition: String(partition) })
   }
 
   /** One partition's step to commit: its outputs, its changelog entries, the input offsets it covers. */
@@ -180,6 +211,14 @@ export async function runJob<S>(job: StreamJob<S>, log: EventLog, opts: RunOptio
       records.push(...c.step.outputs)
       for (const [key, value] of c.step.changelog)
         records.push({ topic: opts.changelogTopic, key, value, partition: c.partition })
+      // The state's position goes with it: a restored state knows which records it reflects.
+      for (const o of c.offsets)
+        records.push({
+          topic: opts.changelogTopic,
+          key: POSITION_KEY + o.topic,
+          value: Buffer.from(o.offset),
+          partition: c.partition,
+        })
       offsets.push(...c.offsets)
     }
     if (records.length === 0 && offsets.length === 0) return
@@ -206,12 +245,6 @@ export async function runJob<S>(job: StreamJob<S>, log: EventLog, opts: RunOptio
       else if (code !== undefined) metrics.dropped.inc({ ...jl, reason: code.toString() })
     }
     for (const [kind, n] of Object.entries(step.firings ?? {})) metrics.firings.inc({ ...jl, kind }, n)
-  }
-
-  /** After a failed step the in-memory state may hold what was not committed: restore it next time. */
-  function forget(partition: number): void {
-    states.delete(partition)
-    for (const k of nextOffset.keys()) if (k.endsWith(`:${partition}`)) nextOffset.delete(k)
   }
 
   /**
@@ -245,7 +278,8 @@ export async function runJob<S>(job: StreamJob<S>, log: EventLog, opts: RunOptio
   }
 
   const failed = (q: Queued, err: unknown) => {
-    forget(q.batch.partition)
+    // The state may hold what was not committed: restore it next time.
+    drop(q.batch.partition)
     metrics.batchFailures.inc(jl)
     logger.warn('batch failed: the partition state will be restored and the batch retried', {
       topic: q.batch.topic,
@@ -267,9 +301,24 @@ export async function runJob<S>(job: StreamJob<S>, log: EventLog, opts: RunOptio
         continue
       }
       try {
-        const st = await stateFor(b.topic, b.partition, BigInt(b.records[0]!.offset))
-        const step = await job.process(st, b.records, Date.now())
-        const next = BigInt(b.records[b.records.length - 1]!.offset) + 1n
+        const ps = await stateFor(b.partition)
+        const from = ps.next.get(b.topic)
+        const records = from === undefined ? b.records : b.records.filter((r) => BigInt(r.offset) >= from)
+        if (records.length < b.records.length) {
+          metrics.skipped.inc(jl, b.records.length - records.length)
+          logger.info('skipped records the state already reflects', {
+            topic: b.topic,
+            partition: b.partition,
+            skipped: b.records.length - records.length,
+            position: from!.toString(),
+          })
+        }
+        if (records.length === 0) {
+          q.resolve()
+          continue
+        }
+        const step = await job.process(ps.state, records, Date.now())
+        const next = BigInt(records[records.length - 1]!.offset) + 1n
         done.push({
           q,
           next,
@@ -292,7 +341,7 @@ export async function runJob<S>(job: StreamJob<S>, log: EventLog, opts: RunOptio
     }
     for (const { q, next } of done) {
       const b = q.batch
-      nextOffset.set(`${b.topic}:${b.partition}`, next)
+      states.get(b.partition)?.next.set(b.topic, next)
       if (tables.includes(b.topic)) tableProgress(b.topic, b.partition, next)
       metrics.recordsIn.inc({ ...jl, topic: b.topic }, b.records.length)
       processed.add(b.partition)
@@ -314,17 +363,15 @@ export async function runJob<S>(job: StreamJob<S>, log: EventLog, opts: RunOptio
     void serial(async () => {
       const mine = new Set(job.inputTopics.flatMap((t) => consumer.assignment().get(t) ?? []))
       const steps: Commit[] = []
-      for (const [partition, st] of states) {
+      for (const [partition, ps] of states) {
         if (!mine.has(partition)) {
-          states.delete(partition) // revoked: another instance owns it now
-          metrics.watermarkLag.remove({ ...jl, partition: String(partition) })
-          metrics.stateEntries.remove({ ...jl, partition: String(partition) })
+          drop(partition) // revoked: another instance owns it now
           continue
         }
-        steps.push({ partition, step: job.tick!(st, Date.now()), offsets: [] })
+        steps.push({ partition, step: job.tick!(ps.state, Date.now()), offsets: [] })
       }
       await commit(steps).catch((err: unknown) => {
-        for (const c of steps) forget(c.partition)
+        for (const c of steps) drop(c.partition)
         throw err
       })
     }).catch((err: unknown) => logger.warn('tick failed', { error: (err as Error).message }))
@@ -333,16 +380,16 @@ export async function runJob<S>(job: StreamJob<S>, log: EventLog, opts: RunOptio
   /** Gauges: watermark lag and state size per partition, consumer lag of the assigned
    * partitions this instance has positions for. */
   const readGauges = async () => {
-    for (const [partition, st] of states) {
+    for (const [partition, { state }] of states) {
       const p = { ...jl, partition: String(partition) }
-      const wm = job.watermark?.(st)
+      const wm = job.watermark?.(state)
       if (wm !== undefined && Number.isFinite(wm)) metrics.watermarkLag.set(p, Date.now() - wm)
-      if (job.stateSize) metrics.stateEntries.set(p, job.stateSize(st))
+      if (job.stateSize) metrics.stateEntries.set(p, job.stateSize(state))
     }
     for (const topic of job.inputTopics) {
       const ends = await admin.endOffsets(topic)
       for (const p of consumer.assignment().get(topic) ?? []) {
-        const next = nextOffset.get(`${topic}:${p}`)
+        const next = states.get(p)?.next.get(topic)
         const end = ends.get(p)
         if (next === undefined || end === undefined) continue
         const lag = BigInt(end) - next

@@ -4,6 +4,8 @@
  * jobs running beside), end-to-end latency from publish to row, and memory, on 2 cores.
  *
  *   npm run bench:up      (BENCH_DEVICES=10000, BENCH_READINGS=10 per device)
+ *   BENCH_KAFKA=1 npm run bench:up   the same roles on the test Kafka broker (`--kafka`, started
+ *                                    by scripts/servers.sh), its CPU counted; bench/results/up-kafka.json
  *
  * The simulated fleet runs in this process over MQTT QoS 1 (each device waits for its ack before
  * its next reading). Throughput: readings stored (counted in SQLite) over the time from the
@@ -20,14 +22,17 @@ import mqtt from 'mqtt'
 import { createDeviceStore } from '../bridge/auth'
 import { bridgeRoleConfig } from '../bridge/config'
 import { simulate } from '../simulator/simulate'
+import { serverEnv, uniqueName } from '../test/servers'
 import { startUp } from '../test/up-process'
 import { summarizeProfile } from './lib/profile'
-import { cpuOfPid, pct, rssMiB } from './lib/proc'
+import { cpuOfPid, pct, rssMiB, serverPid } from './lib/proc'
 
 const ROOT = path.resolve(__dirname, '..')
 const D = Number(process.env.BENCH_DEVICES ?? 10_000)
 const R = Number(process.env.BENCH_READINGS ?? 10)
 const PROFILE_DIR = path.join(ROOT, 'bench/.work/up-profile')
+/** `up` with its roles on the real Kafka instead of the embedded log. */
+const ON_KAFKA = process.env.BENCH_KAFKA === '1'
 const out = (o: object) => process.stdout.write(`${JSON.stringify({ bench: 'up', ...o })}\n`)
 
 async function main(): Promise<void> {
@@ -47,7 +52,7 @@ async function main(): Promise<void> {
 
   const up = await startUp(
     dataDir,
-    undefined,
+    ON_KAFKA ? { brokers: serverEnv().FS_KAFKA_BROKERS, prefix: uniqueName('bench-up') } : undefined,
     {
       FLEETSTREAM_BRIDGE__LIMITS__MAX_CONNECTIONS: String(D + 100),
     },
@@ -84,6 +89,8 @@ async function main(): Promise<void> {
 
   // Clocks start at the first acknowledged reading: every device has logged in by then.
   let cpuUp0 = 0
+  const broker = ON_KAFKA ? serverPid('kafka') : 0
+  let cpuKafka0 = 0
   let cpuSim0 = process.cpuUsage()
   let start = 0
   const begin = performance.now()
@@ -106,6 +113,7 @@ async function main(): Promise<void> {
       if (done === 0 || start) return
       start = performance.now()
       cpuUp0 = cpuOfPid(pid)
+      if (broker) cpuKafka0 = cpuOfPid(broker)
       cpuSim0 = process.cpuUsage()
       probeLoop = probeRun()
     },
@@ -118,6 +126,7 @@ async function main(): Promise<void> {
   await probeLoop
   await probeClient.endAsync()
   const cpuUp = cpuOfPid(pid) - cpuUp0
+  const cpuKafka = broker ? cpuOfPid(broker) - cpuKafka0 : undefined
   const simCpu = process.cpuUsage(cpuSim0)
   const stored = rows()
   db.close()
@@ -135,14 +144,20 @@ async function main(): Promise<void> {
     stored,
     seconds: +seconds.toFixed(2),
     latency_probes: latencies.length,
-    cpu_s: { up: +cpuUp.toFixed(2), simulator: +((simCpu.user + simCpu.system) / 1e6).toFixed(2) },
+    transport: ON_KAFKA ? 'kafka' : 'embedded log',
+    cpu_s: {
+      up: +cpuUp.toFixed(2),
+      simulator: +((simCpu.user + simCpu.system) / 1e6).toFixed(2),
+      ...(cpuKafka === undefined ? {} : { kafka: +cpuKafka.toFixed(2) }),
+    },
     rss_mib: { up_idle: +rssIdle.toFixed(1), up_peak: +rssPeak.toFixed(1) },
-    command: 'npm run bench:up',
+    command: ON_KAFKA ? 'BENCH_KAFKA=1 npm run bench:up' : 'npm run bench:up',
     at: new Date().toISOString(),
   }
   out(result)
   if (process.env.BENCH_PROFILE) out({ profile: summarizeProfile(PROFILE_DIR) })
-  writeFileSync(path.join(ROOT, 'bench/results/up.json'), `${JSON.stringify(result, null, 2)}\n`)
+  const file = ON_KAFKA ? 'up-kafka.json' : 'up.json'
+  writeFileSync(path.join(ROOT, 'bench/results', file), `${JSON.stringify(result, null, 2)}\n`)
 }
 
 main().then(

@@ -603,6 +603,9 @@ class Member {
       run: async (handler) => this.run(handler),
       commit: (o) => this.commit(o),
       assignment: () => this.assignment,
+      // One process: a rebalance waits for the batches in flight (hold), so no member can
+      // commit for partitions it lost; there is nothing to fence with generations.
+      member: () => undefined,
       pause: (t, ps) => this.pause(t, ps),
       resume: (t, ps) => this.resume(t, ps),
       close: () => this.group.leave(this),

@@ -228,6 +228,55 @@ describe('core > kafka > kafkajs event log [kafka]', () => {
     )
   })
 
+  it("refuses a transaction's offsets consumed under a generation the group has moved on from (KIP-447)", async () => {
+    const topic = await newTopic('fence', 2)
+    const out = await newTopic('fence-out', 1)
+    const groupId = uniqueName('fence')
+    const poll = async (what: string, ok: () => boolean) => {
+      const end = Date.now() + 30_000
+      while (!ok()) {
+        if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+        await new Promise((r) => setTimeout(r, 50))
+      }
+    }
+    const first = await log.consumer({ groupId, topics: [topic], fromBeginning: true })
+    await first.run(async () => undefined)
+    await poll('the first member to join', () => first.member() !== undefined)
+    const before = first.member()!
+    // A second member joins: the group rebalances into a new generation.
+    const second = await log.consumer({ groupId, topics: [topic], fromBeginning: true })
+    await second.run(async () => undefined)
+    await poll('the rebalance', () => (first.member()?.generationId ?? 0) > before.generationId)
+    const tp = await log.transactionalProducer(uniqueName('fence-tx'))
+    try {
+      const offsets = [{ topic, partition: 0, offset: '1' }]
+      const record = (value: string) => ({ topic: out, key: 'k', value: Buffer.from(value) })
+      // As a member paused past the rebalance would commit: refused, so the transaction aborts.
+      // (Records first, as a job does: kafkajs retries the send while the previous transaction
+      // completes; an AddOffsetsToTxn sent right after an abort may find it still completing.)
+      const stale = await tp.begin()
+      await stale.send([record('stale')])
+      await expect(stale.sendOffsets(groupId, offsets, before)).rejects.toThrow(/generation/i)
+      await stale.abort()
+      // Under the current generation the same offsets go through.
+      const current = await tp.begin()
+      await current.send([record('current')])
+      await current.sendOffsets(groupId, offsets, first.member())
+      await current.commit()
+      // What the aborted transaction wrote stays invisible; the committed one's record is read.
+      const seen = await collect(
+        log,
+        { groupId: uniqueName('fence-read'), topics: [out] },
+        (r) => r.length >= 1,
+      )
+      expect(seen.map((r) => r.value!.toString())).toEqual(['current'])
+    } finally {
+      await tp.close()
+      await second.close()
+      await first.close()
+    }
+  })
+
   it('resumes a group from its manually committed offset, and nothing is committed without asking', async () => {
     const topic = await newTopic('commits', 1)
     const groupId = uniqueName('manual')

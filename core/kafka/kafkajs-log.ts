@@ -18,6 +18,7 @@ import type {
   Consumer,
   ConsumerOptions,
   EventLog,
+  GroupMember,
   InRecord,
   LogAdmin,
   OutRecord,
@@ -349,7 +350,7 @@ export class KafkaEventLog implements EventLog {
           send: async (records) => {
             await this.sendPlanned((topicMessages) => tx.sendBatch({ topicMessages, acks: -1 }), records)
           },
-          sendOffsets: async (groupId: string, offsets: PartitionOffset[]) => {
+          sendOffsets: async (groupId: string, offsets: PartitionOffset[], member?: GroupMember) => {
             const byTopic = new Map<string, { partition: number; offset: string }[]>()
             for (const o of offsets) {
               let list = byTopic.get(o.topic)
@@ -360,7 +361,9 @@ export class KafkaEventLog implements EventLog {
               .sendOffsets({
                 consumerGroupId: groupId,
                 topics: [...byTopic].map(([topic, partitions]) => ({ topic, partitions })),
-              })
+                // TxnOffsetCommit v3 (patches/kafkajs+2.2.4.patch): the group checks them.
+                ...member,
+              } as Parameters<typeof tx.sendOffsets>[0])
               .catch((err: unknown) => {
                 throw logError('cannot add offsets to transaction', err)
               })
@@ -395,13 +398,15 @@ export class KafkaEventLog implements EventLog {
       throw logError(`cannot subscribe group ${opts.groupId}`, err)
     }
     let assigned = new Map<string, number[]>()
-    let memberId: string | undefined
+    let member: GroupMember | undefined
     c.on(c.events.GROUP_JOIN, ({ payload }) => {
       assigned = new Map(Object.entries(payload.memberAssignment))
       // A new member id: the coordinator had dropped this member (session timeout) and kafkajs
       // joined afresh; generations may have passed without it.
-      const rejoined = memberId !== undefined && payload.memberId !== memberId
-      memberId = payload.memberId
+      const rejoined = member !== undefined && payload.memberId !== member.memberId
+      // generationId: added to the event by patches/kafkajs+2.2.4.patch.
+      const { generationId } = payload as typeof payload & { generationId: number }
+      member = { generationId, memberId: payload.memberId }
       // kafkajs calls listeners synchronously when it emits, before its first fetch.
       opts.onAssign?.(assigned, rejoined)
     })
@@ -442,6 +447,7 @@ export class KafkaEventLog implements EventLog {
       },
       commit,
       assignment: () => assigned,
+      member: () => member,
       pause: (topic, partitions) => c.pause([{ topic, partitions }]),
       resume: (topic, partitions) => c.resume([{ topic, partitions }]),
       close: () => c.disconnect(),

@@ -58,11 +58,20 @@ export interface Producer {
   close(): Promise<void>
 }
 
+/** A consumer's membership of its group at one generation (what Kafka's KIP-447 fencing checks). */
+export interface GroupMember {
+  generationId: number
+  memberId: string
+}
+
 /** One open transaction: records and consumer offsets become visible together, or not at all. */
 export interface Transaction {
   send(records: OutRecord[]): Promise<void>
-  /** Commits consumer-group offsets as part of this transaction (consume→process→produce). */
-  sendOffsets(groupId: string, offsets: PartitionOffset[]): Promise<void>
+  /** Commits consumer-group offsets as part of this transaction (consume→process→produce).
+   * With `member` (the membership the records were consumed under), the group refuses the
+   * offsets — and the transaction fails — once it has moved on to a newer generation: an
+   * instance that lost its partitions (paused past its session timeout) cannot commit for them. */
+  sendOffsets(groupId: string, offsets: PartitionOffset[], member?: GroupMember): Promise<void>
   commit(): Promise<void>
   abort(): Promise<void>
 }
@@ -107,6 +116,9 @@ export interface Consumer {
   commit(offsets: PartitionOffset[]): Promise<void>
   /** Partitions currently assigned to this member, by topic (empty before the first join). */
   assignment(): Map<string, number[]>
+  /** This member's current membership (undefined before the first join, or where the log has
+   * no group generations to fence with). */
+  member(): GroupMember | undefined
   /** Stops fetching these partitions until `resume` (records already handed over still come). */
   pause(topic: string, partitions: number[]): void
   resume(topic: string, partitions: number[]): void

@@ -1,4 +1,11 @@
-import type { Consumer, EventLog, OutRecord, PartitionOffset, RecordBatch } from '../../core/kafka/log'
+import type {
+  Consumer,
+  EventLog,
+  GroupMember,
+  OutRecord,
+  PartitionOffset,
+  RecordBatch,
+} from '../../core/kafka/log'
 import type { Logger } from '../../core/logging/logger'
 import type { StepResult, StreamJob } from './job'
 import { JobMetrics } from './metrics'
@@ -203,8 +210,11 @@ export async function runJob<S>(job: StreamJob<S>, log: EventLog, opts: RunOptio
     offsets: PartitionOffset[]
   }
 
-  /** Commits steps (of one or several partitions) in one transaction: all of them or none. */
-  async function commit(steps: Commit[]): Promise<void> {
+  /** Commits steps (of one or several partitions) in one transaction: all of them or none.
+   * `member`: the group membership the inputs were consumed under; the group refuses the
+   * offsets, and so the transaction, if it has moved on since (the partitions may be another
+   * instance's now). */
+  async function commit(steps: Commit[], member: GroupMember | undefined): Promise<void> {
     const records: OutRecord[] = []
     const offsets: PartitionOffset[] = []
     for (const c of steps) {
@@ -225,7 +235,7 @@ export async function runJob<S>(job: StreamJob<S>, log: EventLog, opts: RunOptio
     const tx = await producer.begin()
     try {
       if (records.length) await tx.send(records)
-      if (offsets.length) await tx.sendOffsets(opts.groupId, offsets)
+      if (offsets.length) await tx.sendOffsets(opts.groupId, offsets, member)
       await tx.commit()
       metrics.transactions.inc({ ...jl, outcome: 'committed' })
     } catch (err) {
@@ -255,6 +265,8 @@ export async function runJob<S>(job: StreamJob<S>, log: EventLog, opts: RunOptio
    */
   interface Queued {
     batch: RecordBatch
+    /** The membership the batch was fetched under. */
+    member: GroupMember | undefined
     resolve: () => void
     reject: (err: unknown) => void
   }
@@ -333,8 +345,15 @@ export async function runJob<S>(job: StreamJob<S>, log: EventLog, opts: RunOptio
       }
     }
     if (done.length === 0) return
+    // The oldest membership among the batches: if the group has moved on from it, none commit.
+    let member: GroupMember | undefined
+    for (const d of done)
+      if (d.q.member && (!member || d.q.member.generationId < member.generationId)) member = d.q.member
     try {
-      await commit(done.map((d) => d.commit))
+      await commit(
+        done.map((d) => d.commit),
+        member,
+      )
     } catch (err) {
       for (const d of done) failed(d.q, err)
       return
@@ -353,7 +372,7 @@ export async function runJob<S>(job: StreamJob<S>, log: EventLog, opts: RunOptio
   await consumer.run(
     (batch) =>
       new Promise<void>((resolve, reject) => {
-        queue.push({ batch, resolve, reject })
+        queue.push({ batch, member: consumer.member(), resolve, reject })
         void drain()
       }),
   )
@@ -368,9 +387,16 @@ export async function runJob<S>(job: StreamJob<S>, log: EventLog, opts: RunOptio
           drop(partition) // revoked: another instance owns it now
           continue
         }
-        steps.push({ partition, step: job.tick!(ps.state, Date.now()), offsets: [] })
+        const step = job.tick!(ps.state, Date.now())
+        // A tick that writes commits the partition's positions again, only so that the group
+        // can refuse it if this instance no longer owns the partition.
+        const writes = step.outputs.length > 0 || step.changelog.size > 0
+        const offsets = writes
+          ? [...ps.next].map(([topic, o]) => ({ topic, partition, offset: o.toString() }))
+          : []
+        steps.push({ partition, step, offsets })
       }
-      await commit(steps).catch((err: unknown) => {
+      await commit(steps, consumer.member()).catch((err: unknown) => {
         for (const c of steps) drop(c.partition)
         throw err
       })

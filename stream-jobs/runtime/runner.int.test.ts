@@ -20,6 +20,16 @@ async function start<S>(job: StreamJob<S>, log: EventLog, id: string) {
   return { metrics, running }
 }
 
+/** A fresh input topic with `partitions` partitions; the output topic's name beside it. */
+async function inputTopic(log: EventLog, prefix: string, partitions: number) {
+  const id = uniqueName(prefix)
+  const topics = { input: `${id}.in`, output: `${id}.out` }
+  const admin = await log.admin()
+  await admin.ensureTopics([{ name: topics.input, partitions, replicationFactor: 1 }])
+  await admin.close()
+  return { id, topics }
+}
+
 /** A per-key running count (stateful, changelogged); `check` runs after each state change. */
 function counter(
   topics: { input: string; output: string },
@@ -77,11 +87,7 @@ describe.each([
   })
 
   it('retries a failed step from restored state: no count lost or doubled', async () => {
-    const id = uniqueName('runner')
-    const topics = { input: `${id}.in`, output: `${id}.out` }
-    const admin = await log.admin()
-    await admin.ensureTopics([{ name: topics.input, partitions: 2, replicationFactor: 1 }])
-    await admin.close()
+    const { id, topics } = await inputTopic(log, 'runner', 2)
     let failed = false
     const job = counter(topics, (r) => {
       if (r.value!.toString() === 'boom' && !failed) {
@@ -120,11 +126,7 @@ describe.each([
   })
 
   it('keeps a partition state across batches of a transactional input: restored once, not per batch', async () => {
-    const id = uniqueName('markers')
-    const topics = { input: `${id}.in`, output: `${id}.out` }
-    const admin = await log.admin()
-    await admin.ensureTopics([{ name: topics.input, partitions: 1, replicationFactor: 1 }])
-    await admin.close()
+    const { id, topics } = await inputTopic(log, 'markers', 1)
     const { metrics, running } = await start(counter(topics), log, id)
     // An upstream job's transactions: on Kafka each commit marker takes an offset, so the
     // offsets the job sees are not continuous. (The runtime once took that gap for another
@@ -155,11 +157,7 @@ describe.each([
   })
 
   it('skips records its restored state already reflects when the committed offsets lag behind', async () => {
-    const id = uniqueName('position')
-    const topics = { input: `${id}.in`, output: `${id}.out` }
-    const admin = await log.admin()
-    await admin.ensureTopics([{ name: topics.input, partitions: 2, replicationFactor: 1 }])
-    await admin.close()
+    const { id, topics } = await inputTopic(log, 'position', 2)
     const keys = ['k1', 'k2', 'k3', 'k4']
     const producer = await log.producer()
     const send = () =>
@@ -208,11 +206,7 @@ describe('stream-jobs > runtime on Kafka [kafka]', () => {
   afterAll(() => log.close())
 
   it('commits the batches of one fetch, all partitions, in one transaction', async () => {
-    const id = uniqueName('group')
-    const topics = { input: `${id}.in`, output: `${id}.out` }
-    const admin = await log.admin()
-    await admin.ensureTopics([{ name: topics.input, partitions: 4, replicationFactor: 1 }])
-    await admin.close()
+    const { id, topics } = await inputTopic(log, 'group', 4)
     const producer = await log.producer()
     const keys = Array.from({ length: 40 }, (_, i) => `k${i}`)
     // Every partition has records before the job starts: its first fetch returns all four.

@@ -4,7 +4,7 @@ import { createTelemetryCodec, type Telemetry } from '../envelope/telemetry'
 import { collect, testKafkaLog, within } from '../../test/kafka'
 import { uniqueName } from '../../test/servers'
 import type { KafkaEventLog } from './kafkajs-log'
-import type { LogAdmin, OutRecord, RecordMeta } from './log'
+import type { Consumer, LogAdmin, OutRecord, RecordMeta } from './log'
 import { partitionForKey } from './murmur2'
 import { designTopics } from './topics'
 
@@ -226,6 +226,39 @@ describe('core > kafka > kafkajs event log [kafka]', () => {
     expect(out.map((r) => Number(r.value!.toString())).sort((a, b) => a - b)).toEqual(
       Array.from({ length: 100 }, (_, i) => i * 2),
     )
+  })
+
+  it('gives partition p of every topic to the same member, whatever the number of members', async () => {
+    // 6 partitions and 4 members: kafkajs's round robin would give partition 0 of one topic
+    // to one member and partition 0 of the other to another.
+    const table = await newTopic('copart-table', 6)
+    const stream = await newTopic('copart-stream', 6)
+    const groupId = uniqueName('copart')
+    const members: Consumer[] = []
+    try {
+      for (let i = 0; i < 4; i++) {
+        const c = await log.consumer({ groupId, topics: [table, stream], fromBeginning: true })
+        await c.run(async () => undefined)
+        members.push(c)
+      }
+      // Settled: every member in the same generation, the 12 partitions all handed out.
+      const settled = () => {
+        const gens = new Set(members.map((c) => c.member()?.generationId))
+        const total = members.reduce((n, c) => n + [...c.assignment().values()].flat().length, 0)
+        return gens.size === 1 && !gens.has(undefined) && total === 12
+      }
+      const end = Date.now() + 60_000
+      while (!settled()) {
+        if (Date.now() > end) throw new Error('the group did not settle within 60 s')
+        await new Promise((r) => setTimeout(r, 100))
+      }
+      for (const c of members) {
+        const a = c.assignment()
+        expect([...(a.get(stream) ?? [])].sort()).toEqual([...(a.get(table) ?? [])].sort())
+      }
+    } finally {
+      for (const c of members) await c.close()
+    }
   })
 
   it("refuses a transaction's offsets consumed under a generation the group has moved on from (KIP-447)", async () => {

@@ -2,6 +2,7 @@ import {
   Kafka,
   KafkaJSError,
   logLevel as KafkaLogLevel,
+  PartitionAssigners,
   type Admin,
   type KafkaConfig as KafkaJsConfig,
   type KafkaMessage,
@@ -12,6 +13,7 @@ import {
   type TopicMessages,
 } from 'kafkajs'
 import type { KafkaConfig } from '../config/schema'
+import { coPartitionedAssigner } from './assigner'
 import { LogError } from '../errors'
 import type { Logger } from '../logging/logger'
 import type {
@@ -389,6 +391,8 @@ export class KafkaEventLog implements EventLog {
       allowAutoTopicCreation: false,
       sessionTimeout: this.cfg.sessionTimeoutMs,
       heartbeatInterval: Math.min(3_000, Math.floor(this.cfg.sessionTimeoutMs / 3)),
+      // Partition p of every topic to one member: jobs join co-partitioned topics.
+      partitionAssigners: [coPartitionedAssigner, PartitionAssigners.roundRobin],
     })
     try {
       await c.connect()

@@ -189,6 +189,7 @@ describe.each([
           keys.flatMap((k) => Array.from({ length: 6 }, (_, i) => `${k}=${i + 1}`)).sort(),
         )
         expect(await metric(second.metrics, 'fleetstream_job_skipped_records_total')).toBe(20)
+        expect(await metric(second.metrics, 'fleetstream_job_records_in_total')).toBe(4)
       } finally {
         await second.running.close()
       }

@@ -304,7 +304,7 @@ export async function runJob<S>(job: StreamJob<S>, log: EventLog, opts: RunOptio
   /** Processes queued batches in order, commits their steps in one transaction, settles their handlers. */
   async function stepGroup(group: Queued[]): Promise<void> {
     const t0 = Date.now()
-    const done: { q: Queued; commit: Commit; next: bigint }[] = []
+    const done: { q: Queued; commit: Commit; next: bigint; count: number }[] = []
     for (const q of group) {
       const b = q.batch
       if (bootstrapping.has(b.partition) && !tables.includes(b.topic)) {
@@ -334,6 +334,7 @@ export async function runJob<S>(job: StreamJob<S>, log: EventLog, opts: RunOptio
         done.push({
           q,
           next,
+          count: records.length,
           commit: {
             partition: b.partition,
             step,
@@ -358,11 +359,11 @@ export async function runJob<S>(job: StreamJob<S>, log: EventLog, opts: RunOptio
       for (const d of done) failed(d.q, err)
       return
     }
-    for (const { q, next } of done) {
+    for (const { q, next, count } of done) {
       const b = q.batch
       states.get(b.partition)?.next.set(b.topic, next)
       if (tables.includes(b.topic)) tableProgress(b.topic, b.partition, next)
-      metrics.recordsIn.inc({ ...jl, topic: b.topic }, b.records.length)
+      metrics.recordsIn.inc({ ...jl, topic: b.topic }, count)
       processed.add(b.partition)
       q.resolve()
     }

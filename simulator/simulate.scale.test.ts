@@ -69,7 +69,11 @@ describe('simulator > 100,000 devices', () => {
       expect(seen.size).toBe(N)
       expect([...seen.values()].every((n) => n === 1)).toBe(true)
       // The simulator plans a device's readings when it starts it: nothing per device is kept
-      // after its turn (the receiver's own map of 100,000 senders is most of what is left).
+      // after its turn. Measured without the receiver's own state (its map of 100,000 senders,
+      // its open keep-alive connections), which once pushed the figure past the bound on a
+      // loaded CI machine.
+      seen.clear()
+      server.closeAllConnections()
       expect(heap() - heapBefore).toBeLessThan(64 * 1024 * 1024)
     } finally {
       await new Promise((r) => server.close(r))

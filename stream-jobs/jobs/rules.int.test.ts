@@ -281,6 +281,49 @@ describe('stream-jobs > rules job on Kafka [kafka]', () => {
     }
   })
 
+  /** `fleetstream job rules` in a process of its own (session timeout 8 s), once it runs. */
+  function jobProcess(topics: Record<string, string>, appId: string, instanceId: string) {
+    const env = {
+      PATH: process.env.PATH!,
+      FLEETSTREAM_KAFKA__BROKERS: serverEnv().FS_KAFKA_BROKERS,
+      FLEETSTREAM_TOPICS__ENRICHED: topics.enriched,
+      FLEETSTREAM_TOPICS__DEVICES: topics.devices,
+      FLEETSTREAM_TOPICS__RULES: topics.rules,
+      FLEETSTREAM_TOPICS__ALERTS: topics.alerts,
+      FLEETSTREAM_TOPICS__DEADLETTER: topics.dlq,
+      FLEETSTREAM_JOBS__APPLICATION_ID: appId,
+      FLEETSTREAM_JOBS__INSTANCE_ID: instanceId,
+      FLEETSTREAM_JOBS__IDLE_TIMEOUT_MS: '3600000',
+      FLEETSTREAM_JOBS__METRICS__PORT: '0',
+      FLEETSTREAM_LOG__LEVEL: 'warn',
+      FLEETSTREAM_KAFKA__SESSION_TIMEOUT_MS: '8000',
+    }
+    return new Promise<ChildProcess>((resolve, reject) => {
+      const p = spawn(
+        process.execPath,
+        [path.resolve(__dirname, '../../bin/fleetstream.js'), 'job', 'rules'],
+        {
+          env,
+          stdio: ['ignore', 'pipe', 'inherit'],
+        },
+      )
+      p.stdout!.on('data', (c: Buffer) => c.toString().includes('"event":"running"') && resolve(p))
+      p.once('exit', (code) => reject(new Error(`rules job exited with ${code}`)))
+    })
+  }
+  const stop = (p: ChildProcess, signal: NodeJS.Signals) =>
+    new Promise<void>((r) => (p.once('exit', () => r()), p.kill(signal)))
+
+  /** Every raised alert of `want` once, and no event twice. */
+  function exactlyOnce(all: Alert[], want: number): void {
+    const raised = all.filter((x) => x.event === 'raised')
+    expect(raised).toHaveLength(want)
+    expect(new Set(raised.map((x) => x.alertId)).size).toBe(want)
+    // Every event exactly once (read_committed: what a process did not commit is invisible).
+    const keys = all.map((x) => `${x.alertId}/${x.event}/${x.ts}`)
+    expect(new Set(keys).size).toBe(keys.length)
+  }
+
   it('gives the same alerts, none twice, after the job process is killed with SIGKILL twice', async () => {
     const t = await setup('rules-kill')
     try {
@@ -288,36 +331,8 @@ describe('stream-jobs > rules job on Kafka [kafka]', () => {
       await t.sendDevices()
       const data = dataset()
       const want = expectedRaised(data)
-      const env = {
-        PATH: process.env.PATH!,
-        FLEETSTREAM_KAFKA__BROKERS: serverEnv().FS_KAFKA_BROKERS,
-        FLEETSTREAM_TOPICS__ENRICHED: t.topics.enriched,
-        FLEETSTREAM_TOPICS__DEVICES: t.topics.devices,
-        FLEETSTREAM_TOPICS__RULES: t.topics.rules,
-        FLEETSTREAM_TOPICS__ALERTS: t.topics.alerts,
-        FLEETSTREAM_TOPICS__DEADLETTER: t.topics.dlq,
-        FLEETSTREAM_JOBS__APPLICATION_ID: `${t.id}-k`,
-        FLEETSTREAM_JOBS__INSTANCE_ID: 'k0',
-        FLEETSTREAM_JOBS__IDLE_TIMEOUT_MS: '3600000',
-        FLEETSTREAM_JOBS__METRICS__PORT: '0',
-        FLEETSTREAM_LOG__LEVEL: 'warn',
-        FLEETSTREAM_KAFKA__SESSION_TIMEOUT_MS: '8000',
-      }
-      const startProcess = () =>
-        new Promise<ChildProcess>((resolve, reject) => {
-          const p = spawn(
-            process.execPath,
-            [path.resolve(__dirname, '../../bin/fleetstream.js'), 'job', 'rules'],
-            {
-              env,
-              stdio: ['ignore', 'pipe', 'inherit'],
-            },
-          )
-          p.stdout!.on('data', (c: Buffer) => c.toString().includes('"event":"running"') && resolve(p))
-          p.once('exit', (code) => reject(new Error(`rules job exited with ${code}`)))
-        })
-      const kill9 = (p: ChildProcess) =>
-        new Promise<void>((r) => (p.once('exit', () => r()), p.kill('SIGKILL')))
+      const startProcess = () => jobProcess(t.topics, `${t.id}-k`, 'k0')
+      const kill9 = (p: ChildProcess) => stop(p, 'SIGKILL')
       const third = Math.floor(data.length / 3)
       let p = await startProcess()
       await new Promise((r) => setTimeout(r, 1_500))
@@ -332,16 +347,52 @@ describe('stream-jobs > rules job on Kafka [kafka]', () => {
       try {
         await t.sendReadings(data.slice(2 * third))
         const all = await t.alerts((as) => as.filter((x) => x.event === 'raised').length >= want)
-        const raised = all.filter((x) => x.event === 'raised')
-        expect(raised).toHaveLength(want)
-        expect(new Set(raised.map((x) => x.alertId)).size).toBe(want)
-        // Every event exactly once (read_committed: what a killed process had not committed is invisible).
-        const keys = all.map((x) => `${x.alertId}/${x.event}/${x.ts}`)
-        expect(new Set(keys).size).toBe(keys.length)
+        exactlyOnce(all, want)
       } finally {
-        await new Promise<void>((r) => (p.once('exit', () => r()), p.kill('SIGTERM')))
+        await stop(p, 'SIGTERM')
       }
     } finally {
+      await t.close()
+    }
+  })
+
+  it('gives the same alerts, none twice, when a paused instance wakes after another took over its partitions', async () => {
+    // The paused instance (SIGSTOP past its session timeout) is a zombie: the group has moved on
+    // to a generation without it, and its transactional id differs from the new owner's, so
+    // only the group generation its transactions carry (KIP-447) can keep it from committing.
+    const t = await setup('rules-zombie')
+    const procs: ChildProcess[] = []
+    try {
+      await t.publish(RULES)
+      await t.sendDevices()
+      const data = dataset()
+      const want = expectedRaised(data)
+      const half = data.length / 2
+      const a = await jobProcess(t.topics, `${t.id}-z`, 'z0')
+      procs.push(a)
+      await new Promise((r) => setTimeout(r, 1_500))
+      // Paused while readings stream in, so it may hold a batch it has not committed.
+      for (let i = 0; i < half; i += 200) {
+        await t.sendReadings(data.slice(i, Math.min(i + 200, half)))
+        if (i === 1_200) a.kill('SIGSTOP')
+        await new Promise((r) => setTimeout(r, 50))
+      }
+      const b = await jobProcess(t.topics, `${t.id}-z`, 'z1')
+      procs.push(b)
+      // The group drops the paused member after its session timeout (8 s); then b owns everything.
+      await t.alerts((as) => as.filter((x) => x.event === 'raised').length >= want / 4)
+      await new Promise((r) => setTimeout(r, 10_000))
+      a.kill('SIGCONT')
+      await t.sendReadings(data.slice(half))
+      await t.alerts((as) => as.filter((x) => x.event === 'raised').length >= want)
+      // Anything the zombie could still commit would show by now.
+      await new Promise((r) => setTimeout(r, 5_000))
+      exactlyOnce(await t.alerts((as) => as.filter((x) => x.event === 'raised').length >= want), want)
+    } finally {
+      for (const p of procs) {
+        p.kill('SIGCONT')
+        await stop(p, 'SIGTERM')
+      }
       await t.close()
     }
   })

@@ -18,6 +18,7 @@ import path from 'node:path'
 import { FileDeviceStore } from '../bridge/auth/credentials'
 import { serverEnv } from '../test/servers'
 import { testKafkaLog } from '../test/kafka'
+import { useCompiledBuild } from './lib/build'
 import { summarizeProfile } from './lib/profile'
 import { cpuOfPid, pct, reapOnExit, rssMiB, serverPid } from './lib/proc'
 
@@ -121,6 +122,7 @@ async function endOffsetSum(topic: string): Promise<number> {
 }
 
 async function main(): Promise<void> {
+  const build = useCompiledBuild()
   execFileSync('bash', [path.join(ROOT, 'scripts/servers.sh'), 'start', 'kafka', 'mosquitto'], {
     stdio: ['ignore', 'ignore', 'inherit'],
   })
@@ -199,6 +201,7 @@ async function main(): Promise<void> {
       stdio: ['ignore', 'pipe', 'inherit'],
       env: {
         PATH: process.env.PATH,
+        FS_BUILD_DIR: process.env.FS_BUILD_DIR,
         FLEETSTREAM_KAFKA__BROKERS: s.FS_KAFKA_BROKERS,
         FLEETSTREAM_TOPICS__RAW: raw,
         FLEETSTREAM_TOPICS__DEADLETTER: `${RUN}.dlq`,
@@ -330,6 +333,7 @@ async function main(): Promise<void> {
     commit: execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim(),
     date: new Date().toISOString(),
     machine: { cpus: os.cpus().length, memGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version },
+    ...build,
     setup: {
       publisherProcesses: P,
       devices: P * DPP,

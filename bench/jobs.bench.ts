@@ -27,6 +27,7 @@ import type { Rollup } from '../schemas/types.generated'
 import { testKafkaLog } from '../test/kafka'
 import { serverEnv } from '../test/servers'
 import { benchKafka, committedSum, createBenchTopics } from './lib/kafka'
+import { useCompiledBuild } from './lib/build'
 import { summarizeProfile } from './lib/profile'
 import { cpuOfPid, pct, reapOnExit, rssMiB, serverPid } from './lib/proc'
 
@@ -335,6 +336,7 @@ function memoryPer10kWindows(): number {
 }
 
 async function main(): Promise<void> {
+  const build = useCompiledBuild()
   execFileSync('bash', [path.join(ROOT, 'scripts/servers.sh'), 'start', 'kafka'], {
     stdio: ['ignore', 'ignore', 'inherit'],
   })
@@ -411,6 +413,7 @@ async function main(): Promise<void> {
     date: new Date().toISOString(),
     command: 'npm run bench:jobs',
     machine: { cpus: (await import('node:os')).cpus().length, node: process.version },
+    ...build,
     input: { readings: total, devices: D, partitions: PARTS, metricsPerReading: 2, outOfOrdernessMs: OOO_MS },
     // The median round's figures (rounds: all of them).
     ratio: median.ratio,

@@ -27,6 +27,7 @@ import type { Alert, Device, RuleDefinition } from '../schemas/types.generated'
 import { testKafkaLog } from '../test/kafka'
 import { serverEnv } from '../test/servers'
 import { benchKafka, committedSum, createBenchTopics, groupStable } from './lib/kafka'
+import { useCompiledBuild } from './lib/build'
 import { summarizeProfile } from './lib/profile'
 import { cpuOfPid, median, pct, reapOnExit, serverPid } from './lib/proc'
 
@@ -126,6 +127,7 @@ function startJob(app: string, t: Record<string, string>, nodeArgs: string[] = [
 }
 
 async function main(): Promise<void> {
+  const build = useCompiledBuild()
   execFileSync('bash', [path.join(ROOT, 'scripts/servers.sh'), 'start', 'kafka'], {
     stdio: ['ignore', 'ignore', 'inherit'],
   })
@@ -373,6 +375,7 @@ async function main(): Promise<void> {
     date: new Date().toISOString(),
     command: 'npm run bench:rules',
     machine: { cpus: os.cpus().length, node: process.version },
+    ...build,
     rules: rules.length,
     devices: D,
     p99_ms: latency.p99_ms,

@@ -36,6 +36,7 @@ import { LocalSchemaRegistry } from '../core/envelope/registry'
 import { createTelemetryCodec, type Telemetry } from '../core/envelope/telemetry'
 import { testKafkaLog, testLogger } from '../test/kafka'
 import { serverEnv } from '../test/servers'
+import { useCompiledBuild } from './lib/build'
 import { benchKafka, createBenchTopics, groupStable } from './lib/kafka'
 import { cpuOfPid, cpuOfTree, median, pct, reapOnExit, serverPid } from './lib/proc'
 
@@ -215,6 +216,7 @@ async function apiLatency(
 }
 
 async function main(): Promise<void> {
+  const build = useCompiledBuild()
   execFileSync('bash', [path.join(ROOT, 'scripts/servers.sh'), 'start', 'kafka', 'postgres', 'cassandra'], {
     stdio: ['ignore', 'ignore', 'inherit'],
   })
@@ -407,7 +409,10 @@ async function main(): Promise<void> {
   if (ONLY) return // a partial run is for trying things: it leaves the committed results alone
   const at = new Date().toISOString()
   for (const [file, r] of Object.entries(results))
-    writeFileSync(path.join(ROOT, `bench/results/${file}.json`), `${JSON.stringify({ ...r, at }, null, 2)}\n`)
+    writeFileSync(
+      path.join(ROOT, `bench/results/${file}.json`),
+      `${JSON.stringify({ ...r, ...build, at }, null, 2)}\n`,
+    )
 }
 
 main().then(

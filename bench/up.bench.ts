@@ -24,6 +24,7 @@ import { bridgeRoleConfig } from '../bridge/config'
 import { simulate } from '../simulator/simulate'
 import { serverEnv, uniqueName } from '../test/servers'
 import { startUp } from '../test/up-process'
+import { useCompiledBuild } from './lib/build'
 import { summarizeProfile } from './lib/profile'
 import { cpuOfPid, pct, rssMiB, serverPid } from './lib/proc'
 
@@ -36,6 +37,7 @@ const ON_KAFKA = process.env.BENCH_KAFKA === '1'
 const out = (o: object) => process.stdout.write(`${JSON.stringify({ bench: 'up', ...o })}\n`)
 
 async function main(): Promise<void> {
+  const build = useCompiledBuild()
   const dataDir = mkdtempSync(path.join(tmpdir(), 'fs-bench-up-'))
   const cfg = bridgeRoleConfig.parse({
     bridge: { auth: { file: path.join(dataDir, 'devices.json'), scryptN: 1024 } },
@@ -152,6 +154,7 @@ async function main(): Promise<void> {
     },
     rss_mib: { up_idle: +rssIdle.toFixed(1), up_peak: +rssPeak.toFixed(1) },
     command: ON_KAFKA ? 'BENCH_KAFKA=1 npm run bench:up' : 'npm run bench:up',
+    ...build,
     at: new Date().toISOString(),
   }
   out(result)

@@ -41,6 +41,8 @@ export function startUp(
         ...names,
         ...apps,
         PATH: process.env.PATH!,
+        // Benchmarks run the compiled build (bench/lib/build.ts).
+        ...(process.env.FS_BUILD_DIR ? { FS_BUILD_DIR: process.env.FS_BUILD_DIR } : {}),
         FLEETSTREAM_BRIDGE__MQTT__PORT: '0',
         FLEETSTREAM_BRIDGE__HTTP__PORT: '0',
         FLEETSTREAM_BRIDGE__LIMITS__RATE_PER_DEVICE: '0',

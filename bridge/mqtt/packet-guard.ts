@@ -84,7 +84,11 @@ export class PacketSizeGuard extends Duplex {
         sock.uncork()
       })
     }
-    this.socket.write(chunk, cb)
+    // Done once the socket has the bytes (or, under backpressure, once it drains): waiting for
+    // the socket to flush them held every later chunk back until the uncork, so nothing was
+    // ever corked together (mqtt-packet writes a PUBACK as three chunks: three system calls).
+    if (this.socket.write(chunk)) cb()
+    else this.socket.once('drain', () => cb())
   }
 
   override _final(cb: (err?: Error | null) => void): void {

@@ -6,7 +6,7 @@
  *
  *   npm run bench:bridge      (BENCH_PUBLISHERS=4, BENCH_DEVICES_PER_PUBLISHER=25,
  *                              BENCH_MESSAGES_PER_DEVICE=2000, BENCH_WINDOW=32, BENCH_ROUNDS=3,
- *                              BENCH_PROFILE=1)
+ *                              BENCH_PROFILE=1 for a CPU profile, =heap for allocations)
  *
  * Each round runs the yardstick, then fleetstream; `ratio` is the median round's.
  *
@@ -202,7 +202,13 @@ async function main(): Promise<void> {
       tokens.set(a.deviceId, a.token)
   const raw = `${RUN}.raw`
   const profileDir = path.join(WORK, 'profile')
-  const bridgeArgs = process.env.BENCH_PROFILE === '1' ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []
+  // BENCH_PROFILE=1: a CPU profile of the bridge; =heap: a sampling heap (allocation) profile.
+  const bridgeArgs =
+    process.env.BENCH_PROFILE === '1'
+      ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`]
+      : process.env.BENCH_PROFILE === 'heap'
+        ? ['--heap-prof', `--heap-prof-dir=${profileDir}`, '--heap-prof-interval=65536']
+        : []
   const startBridge = async (nodeArgs: string[]) => {
     const proc = spawn(process.execPath, [...nodeArgs, path.join(ROOT, 'bin/fleetstream.js'), 'bridge'], {
       cwd: ROOT,
@@ -353,7 +359,7 @@ async function main(): Promise<void> {
   await new Promise((r) => fresh.proc.once('exit', r))
 
   let profile: { selfMs: number; fn: string }[] | undefined
-  if (bridgeArgs.length) profile = summarizeProfile(profileDir)
+  if (process.env.BENCH_PROFILE === '1') profile = summarizeProfile(profileDir)
 
   const result = {
     bench: 'bridge',

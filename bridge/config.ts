@@ -99,6 +99,8 @@ export const bridgeConfig = z.strictObject({
       maxBufferedRecords: z.number().int().min(1).default(50_000),
       /** How long a device waits for its ack before the bridge gives up (MQTT: disconnect; HTTP: 503). */
       ackTimeoutMs: z.number().int().min(100).default(15_000),
+      /** On Kafka, produce from a worker thread, beside the MQTT and decoding work (core/kafka/producer-thread.ts). */
+      producerThread: z.boolean().default(true),
     })
     .prefault({}),
 })

@@ -1,6 +1,7 @@
 import { createSchemaRegistry, createTelemetryCodec } from '../core/envelope/telemetry'
 import { KafkaEventLog } from '../core/kafka/kafkajs-log'
 import type { EventLog } from '../core/kafka/log'
+import { threadedProducer } from '../core/kafka/producer-thread'
 import { designTopics } from '../core/kafka/topics'
 import { dataFlowTracer, type Logger } from '../core/logging/logger'
 import { createDeviceStore } from './auth'
@@ -47,7 +48,10 @@ export async function createIngestCore(
   }
   const registry = createSchemaRegistry(cfg.schemaRegistry)
   const codec = await createTelemetryCodec(registry)
-  const producer = await log.producer()
+  const producer =
+    b.writer.producerThread && log instanceof KafkaEventLog
+      ? await threadedProducer(cfg.kafka, logger)
+      : await log.producer()
   const metrics = new BridgeMetrics()
   const writer = new DurableWriter(producer, {
     ...b.writer,
@@ -64,7 +68,7 @@ export async function createIngestCore(
     writer,
     metrics,
     logger,
-    trace: dataFlowTracer(logger, cfg.debugDataFlow),
+    trace: cfg.debugDataFlow ? dataFlowTracer(logger, true) : undefined,
   })
   return {
     pipeline,

@@ -75,7 +75,8 @@ export function matchTopic(
   topic: string,
   maxLevels: number,
 ): Record<string, string> {
-  const levels = topic.split('/').length
+  let levels = 1 // counted, not split: this runs for every message
+  for (let i = topic.indexOf('/'); i !== -1; i = topic.indexOf('/', i + 1)) levels++
   if (levels > maxLevels)
     throw new RejectError('FS_BRIDGE_TOPIC', `topic has ${levels} levels; at most ${maxLevels} allowed`)
   for (const t of templates) {

@@ -86,6 +86,18 @@ describe('bridge > ingest > sequence accounting', () => {
     expect(t.observe('d', 1, 1)).toBe('reorder')
     expect(t.observe('d', 3, 3)).toBe('duplicate')
   })
+
+  it('takes a forgotten reading again, and keeps its resend for a whole window', () => {
+    const t = new SequenceTracker(3)
+    t.observe('d', 1, 1)
+    t.observe('d', 2, 2)
+    t.forget('d', 1, 1) // its write failed: the device resends it
+    expect(t.observe('d', 1, 1)).toBe('reorder')
+    t.observe('d', 3, 3)
+    t.observe('d', 4, 4) // 2 leaves the window; the resend of 1 is still in it
+    expect(t.observe('d', 1, 1)).toBe('duplicate')
+    expect(t.observe('d', 2, 2)).toBe('reorder')
+  })
 })
 
 describe('bridge > ingest > schema drift', () => {

@@ -13,7 +13,6 @@ import { matchTopic, type TopicTemplate } from '../topic-template'
 import { DriftTracker, describeDrift } from './drift'
 import { RateLimiter } from './rate-limit'
 import { SequenceTracker } from './sequence'
-import { Fifo } from './fifo'
 import type { DurableWriter, Slot } from './writer'
 
 /** A message as a front end (MQTT, HTTP) hands it over, from an authenticated device. */
@@ -48,13 +47,15 @@ export interface IngestOutcome {
 interface Processed {
   outcome: IngestOutcome
   records: OutRecord[]
-  /** (ts, seq) of the readings this message writes. */
-  keys: { ts: number; seq: number }[]
   /** Writes of first copies that this message's duplicates wait for. */
   waits: Promise<unknown>[]
 }
 
-const pendingKey = (deviceId: string, ts: number, seq: number) => `${deviceId}\u0000${ts}\u0000${seq}`
+/** A message refused whole (RejectError) as a decode result; anything else is a fault and goes on up. */
+function refused(err: unknown): DecodeResult {
+  if (!(err instanceof RejectError)) throw err
+  return { readings: [], rejects: [{ index: null, error: err }] }
+}
 
 /** Dead-letter record headers (all strings). */
 export const DLQ_HEADERS = {
@@ -78,7 +79,8 @@ export interface PipelineDeps {
   writer: DurableWriter
   metrics: BridgeMetrics
   logger: Logger
-  trace: (stage: string, fields: FlowFields) => void
+  /** Data-flow tracing (DEBUG_DATA_FLOW); absent when off, so no fields are built for it. */
+  trace?: (stage: string, fields: FlowFields) => void
 }
 
 /**
@@ -93,10 +95,6 @@ export class IngestPipeline {
   private readonly rate: RateLimiter
   private readonly avroTypes = new Map<number, avro.Type>()
   private readonly log: Logger
-  /** Readings whose write is in progress, by (deviceId, ts, seq): a resend waits for the first copy. */
-  private readonly pending = new Map<string, Promise<unknown>>()
-  private readonly deadlines = new Fifo<{ at: number; settled: boolean; reject: (e: unknown) => void }>()
-  private sweepTimer: NodeJS.Timeout | undefined
 
   constructor(private readonly deps: PipelineDeps) {
     const { limits, dedupeWindow } = deps.config
@@ -132,19 +130,27 @@ export class IngestPipeline {
       slot.cancel()
       throw err
     }
-    // While this message's write is pending, resends of its readings wait for it (see process()).
+    // While this message's write is pending, resends of its readings wait for it (see build()).
     const durable = slot.done
+    /** (ts, seq) of the readings this message writes. */
+    const keys: { ts: number; seq: number }[] = []
     let processed: Processed
     try {
-      processed = await this.process(req, durable)
+      const topicVars: Record<string, string> = {}
+      // Synchronous but for Avro with a registry lookup: no promise to wait for otherwise.
+      const d = this.decode(req, topicVars)
+      processed = this.build(req, d instanceof Promise ? await d : d, topicVars, durable, keys)
     } catch (err) {
+      for (const k of keys) this.seq.forget(req.deviceId, k.ts, k.seq)
       slot.cancel()
       throw err
     }
-    const { outcome, records, keys, waits } = processed
+    const { outcome, records, waits } = processed
     try {
+      // The writer fails a write not durable within the ack timeout; the first copies this
+      // message's duplicates wait for are other slots of the same writer, with theirs.
       const filled = slot.fill(records)
-      await this.withDeadline<unknown>(waits.length ? Promise.all([filled, ...waits]) : filled)
+      await (waits.length ? Promise.all([filled, ...waits]) : filled)
     } catch (err) {
       // Not acknowledged: the device will resend, and the resend must be written, not dropped.
       for (const k of keys) this.seq.forget(req.deviceId, k.ts, k.seq)
@@ -158,55 +164,17 @@ export class IngestPipeline {
         ? err
         : new PushbackError(`Kafka write failed: ${(err as Error).message}`, 5)
     } finally {
-      for (const k of keys) {
-        const key = pendingKey(req.deviceId, k.ts, k.seq)
-        if (this.pending.get(key) === durable) this.pending.delete(key)
-      }
+      for (const k of keys) this.seq.written(req.deviceId, k.ts, k.seq, durable)
     }
     metrics.accepted.inc({ source: req.source }, outcome.accepted)
     metrics.ackLatency.observe({ source: req.source }, (Date.now() - req.receivedAt) / 1000)
-    this.deps.trace('bridge.durable', {
+    this.deps.trace?.('bridge.durable', {
       deviceId: req.deviceId,
       topic: this.deps.rawTopic,
       accepted: outcome.accepted,
       rejected: outcome.rejected.length,
     })
     return outcome
-  }
-
-  /**
-   * Fails `p` with PushbackError if it has not settled within the ack timeout. One timeout for
-   * every message means deadlines come in arrival order: one sweep checks the oldest, instead
-   * of a timer per message.
-   */
-  private withDeadline<T>(p: Promise<T>): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const entry = { at: Date.now() + this.deps.config.writer.ackTimeoutMs, settled: false, reject }
-      this.deadlines.push(entry)
-      this.sweepTimer ??= setInterval(() => this.sweep(), 100).unref()
-      p.then(
-        (v) => ((entry.settled = true), resolve(v)),
-        (e: unknown) => ((entry.settled = true), reject(e)),
-      )
-    })
-  }
-
-  private sweep(): void {
-    const now = Date.now()
-    for (let head = this.deadlines.at(0); head; head = this.deadlines.at(0)) {
-      if (!head.settled && head.at > now) break
-      this.deadlines.shift()
-      if (!head.settled) {
-        head.settled = true
-        head.reject(
-          new PushbackError(`Kafka did not confirm within ${this.deps.config.writer.ackTimeoutMs} ms`, 5),
-        )
-      }
-    }
-    if (this.deadlines.length === 0 && this.sweepTimer) {
-      clearInterval(this.sweepTimer)
-      this.sweepTimer = undefined
-    }
   }
 
   /**
@@ -231,14 +199,11 @@ export class IngestPipeline {
     }
   }
 
-  /** Decodes and checks a message into Kafka records: envelopes for good readings, one dead-letter record for the rest. */
-  private async process(req: IngestRequest, durable: Promise<unknown>): Promise<Processed> {
-    const outcome: IngestOutcome = { accepted: 0, duplicates: 0, diverted: 0, rejected: [] }
-    const records: OutRecord[] = []
-    const keys: { ts: number; seq: number }[] = []
-    const waits: Promise<unknown>[] = []
-    const topicVars: Record<string, string> = {}
-    let decoded: DecodeResult
+  /** Checks a message's size and topic, and decodes its readings; refusals come back as rejects. */
+  private decode(
+    req: IngestRequest,
+    topicVars: Record<string, string>,
+  ): DecodeResult | Promise<DecodeResult> {
     try {
       const { limits } = this.deps.config
       if (req.payload.length > limits.maxPayloadBytes) {
@@ -257,30 +222,47 @@ export class IngestPipeline {
             req.deviceId,
           )
         }
-        for (const [k, v] of Object.entries(vars)) if (k !== 'deviceId') topicVars[k] = v
+        for (const k in vars) if (k !== 'deviceId') topicVars[k] = vars[k]!
       }
       const format = req.format ?? sniffFormat(req.payload)
-      const value =
-        format === 'avro'
-          ? await decodeAvro(req.payload, this.deps.registry, this.avroTypes)
-          : decodeSync(req.payload, format)
-      decoded = readPayload(value, {
-        deviceId: req.deviceId,
-        receivedAt: req.receivedAt,
-        maxFutureSkewMs: limits.maxFutureSkewMs,
-        maxMetrics: limits.maxMetrics,
-        maxReadings: limits.maxReadingsPerMessage,
-        maxStringBytes: limits.maxStringBytes,
-      })
+      if (format === 'avro') {
+        return decodeAvro(req.payload, this.deps.registry, this.avroTypes)
+          .then((value) => this.readings(req, value))
+          .catch(refused)
+      }
+      return this.readings(req, decodeSync(req.payload, format))
     } catch (err) {
-      if (!(err instanceof RejectError)) throw err
-      decoded = { readings: [], rejects: [{ index: null, error: err }] }
+      return refused(err)
     }
+  }
 
+  private readings(req: IngestRequest, value: unknown): DecodeResult {
+    const { limits } = this.deps.config
+    return readPayload(value, {
+      deviceId: req.deviceId,
+      receivedAt: req.receivedAt,
+      maxFutureSkewMs: limits.maxFutureSkewMs,
+      maxMetrics: limits.maxMetrics,
+      maxReadings: limits.maxReadingsPerMessage,
+      maxStringBytes: limits.maxStringBytes,
+    })
+  }
+
+  /** Turns decoded readings into Kafka records: envelopes for good readings, one dead-letter record for the rest. */
+  private build(
+    req: IngestRequest,
+    decoded: DecodeResult,
+    topicVars: Record<string, string>,
+    durable: Promise<unknown>,
+    keys: { ts: number; seq: number }[],
+  ): Processed {
+    const outcome: IngestOutcome = { accepted: 0, duplicates: 0, diverted: 0, rejected: [] }
+    const records: OutRecord[] = []
+    const waits: Promise<unknown>[] = []
     const diverted: RejectedEntry[] = []
     for (const reading of decoded.readings) {
       const missingBefore = this.seq.counts.missing
-      const verdict = this.seq.observe(req.deviceId, reading.ts, reading.seq)
+      const verdict = this.seq.observe(req.deviceId, reading.ts, reading.seq, durable)
       if (verdict === 'gap') {
         this.deps.metrics.seqGaps.inc()
         this.deps.metrics.seqMissing.inc(this.seq.counts.missing - missingBefore)
@@ -291,14 +273,11 @@ export class IngestPipeline {
         outcome.duplicates++
         this.deps.metrics.duplicates.inc()
         // Acknowledge a duplicate only once its first copy is durable.
-        const first = this.pending.get(pendingKey(req.deviceId, reading.ts, reading.seq!))
+        const first = this.seq.firstCopy(req.deviceId, reading.ts, reading.seq!)
         if (first) waits.push(first)
         continue
       }
-      if (reading.seq !== null) {
-        keys.push({ ts: reading.ts, seq: reading.seq })
-        this.pending.set(pendingKey(req.deviceId, reading.ts, reading.seq), durable)
-      }
+      if (reading.seq !== null) keys.push({ ts: reading.ts, seq: reading.seq })
       const drift = this.drift.check(req.deviceId, reading.metrics)
       if (drift) {
         const policy = this.deps.config.drift
@@ -333,13 +312,13 @@ export class IngestPipeline {
         entries: forDlq.length,
       })
     }
-    this.deps.trace('bridge.decoded', {
+    this.deps.trace?.('bridge.decoded', {
       deviceId: req.deviceId,
       source: req.source,
       readings: outcome.accepted,
       rejected: outcome.rejected.length,
     })
-    return { outcome, records, keys, waits }
+    return { outcome, records, waits }
   }
 
   private envelopeRecord(

@@ -7,6 +7,9 @@ export interface WriterOptions {
   maxBatchRecords: number
   lingerMs: number
   maxBufferedRecords: number
+  /** A filled slot not durable after this long fails with PushbackError (the device is not
+   * acknowledged; the write itself goes on). Default: no limit. */
+  ackTimeoutMs?: number
   /** Called after each Kafka write with its size and seconds taken. */
   onBatch?: (records: number, seconds: number) => void
   onBuffered?: (records: number) => void
@@ -14,19 +17,63 @@ export interface WriterOptions {
 
 /** A place in the write order, reserved when a message arrives and filled once it is decoded. */
 export interface Slot {
-  /** Settles when this slot's records are durable (or their write failed); pending until filled. */
+  /** Resolves when this slot's records are durable (with nothing written: an empty array,
+   * once cancelled); fails when their write failed or timed out. Pending until filled. */
   readonly done: Promise<RecordMeta[]>
   /** Hands over the records of this message; resolves once Kafka has all of them. */
   fill(records: OutRecord[]): Promise<RecordMeta[]>
-  /** Gives the place up (the message was refused before producing anything). */
+  /** Gives the place up (the message was refused before producing anything): `done`
+   * resolves with nothing written. */
   cancel(): void
 }
 
-interface Entry {
-  state: 'pending' | 'filled' | 'cancelled'
-  records: OutRecord[]
-  resolve: (m: RecordMeta[]) => void
-  reject: (e: unknown) => void
+const NO_RECORDS: OutRecord[] = []
+
+/** A slot, and its entry in the write queue: one object per message (this is the hot path). */
+class Entry implements Slot {
+  state: 'pending' | 'filled' | 'cancelled' = 'pending'
+  records: OutRecord[] = NO_RECORDS
+  settled = false
+  /** When a filled slot times out (ms since the epoch). */
+  deadline = 0
+  readonly done: Promise<RecordMeta[]>
+  private resolveDone!: (m: RecordMeta[]) => void
+  private rejectDone!: (e: unknown) => void
+
+  constructor(private readonly writer: DurableWriter) {
+    this.done = new Promise<RecordMeta[]>((resolve, reject) => {
+      this.resolveDone = resolve
+      this.rejectDone = reject
+    })
+  }
+
+  fill(records: OutRecord[]): Promise<RecordMeta[]> {
+    if (this.state !== 'pending') throw new Error('slot already filled or cancelled')
+    this.state = 'filled'
+    this.records = records
+    this.writer.filled(this)
+    return this.done
+  }
+
+  cancel(): void {
+    if (this.state !== 'pending') return
+    this.state = 'cancelled'
+    this.resolve([])
+    this.writer.cancelled()
+  }
+
+  resolve(m: RecordMeta[]): void {
+    if (this.settled) return
+    this.settled = true
+    this.resolveDone(m)
+  }
+
+  /** Only ever after fill(), whose caller awaits `done`: never an unhandled rejection. */
+  reject(e: unknown): void {
+    if (this.settled) return
+    this.settled = true
+    this.rejectDone(e)
+  }
 }
 
 /**
@@ -38,6 +85,9 @@ interface Entry {
  */
 export class DurableWriter {
   private readonly queue = new Fifo<Entry>()
+  /** Filled slots in fill order, for their ack timeout (one timeout for all: deadlines come in order). */
+  private readonly deadlines = new Fifo<Entry>()
+  private sweepTimer: NodeJS.Timeout | undefined
   private buffered = 0
   private inFlight = false
   private scheduled = false
@@ -60,36 +110,42 @@ export class DurableWriter {
   reserve(): Slot {
     if (this.closed) throw new PushbackError('the bridge is shutting down', 5)
     if (this.buffered >= this.opts.maxBufferedRecords) {
-      throw new PushbackError(`write buffer full (${this.buffered} records waiting for Kafka)`, 1)
+      throw PushbackError.flowControl(`write buffer full (${this.buffered} records waiting for Kafka)`, 1)
     }
-    let resolve!: (m: RecordMeta[]) => void
-    let reject!: (e: unknown) => void
-    const done = new Promise<RecordMeta[]>((res, rej) => {
-      resolve = res
-      reject = rej
-    })
-    const entry: Entry = { state: 'pending', records: [], resolve, reject }
+    const entry = new Entry(this)
     this.queue.push(entry)
     this.setBuffered(this.buffered + 1)
-    done.catch(() => undefined) // observed through fill(); never an unhandled rejection
-    return {
-      done,
-      fill: (records) => {
-        if (entry.state !== 'pending') throw new Error('slot already filled or cancelled')
-        entry.state = 'filled'
-        entry.records = records
-        this.setBuffered(this.buffered - 1 + records.length)
-        if (records.length === 0) entry.resolve([])
-        this.schedule()
-        return done
-      },
-      cancel: () => {
-        if (entry.state !== 'pending') return
-        entry.state = 'cancelled'
-        entry.reject(new PushbackError('message refused before it was written', 1))
-        this.setBuffered(this.buffered - 1)
-        this.schedule()
-      },
+    return entry
+  }
+
+  /** @internal A slot was filled. */
+  filled(entry: Entry): void {
+    this.setBuffered(this.buffered - 1 + entry.records.length)
+    if (entry.records.length === 0) entry.resolve([])
+    else if (this.opts.ackTimeoutMs !== undefined) {
+      entry.deadline = Date.now() + this.opts.ackTimeoutMs
+      this.deadlines.push(entry)
+      this.sweepTimer ??= setInterval(() => this.sweep(), 100).unref()
+    }
+    this.schedule()
+  }
+
+  /** @internal A slot was given up. */
+  cancelled(): void {
+    this.setBuffered(this.buffered - 1)
+    this.schedule()
+  }
+
+  private sweep(): void {
+    const now = Date.now()
+    for (let head = this.deadlines.at(0); head; head = this.deadlines.at(0)) {
+      if (!head.settled && head.deadline > now) break
+      this.deadlines.shift()
+      head.reject(new PushbackError(`Kafka did not confirm within ${this.opts.ackTimeoutMs} ms`, 5))
+    }
+    if (this.deadlines.length === 0 && this.sweepTimer) {
+      clearInterval(this.sweepTimer)
+      this.sweepTimer = undefined
     }
   }
 

@@ -82,6 +82,25 @@ describe('bridge > ingest > durable writer', () => {
     expect(p.records.map((r) => r.key)).toEqual(['c'])
   })
 
+  it('fails a slot not durable within the ack timeout; the write itself goes on', async () => {
+    const p = new RecordingProducer()
+    p.hold()
+    const w = new DurableWriter(p, { ...opts, ackTimeoutMs: 50 })
+    const late = w.reserve().fill([rec('a', '1')])
+    await expect(late).rejects.toThrow(/did not confirm within 50 ms/)
+    p.release()
+    await w.reserve().fill([rec('b', '2')])
+    expect(p.records.map((r) => r.key)).toEqual(['a', 'b'])
+  })
+
+  it('resolves a cancelled slot with nothing written', async () => {
+    const w = new DurableWriter(new RecordingProducer(), opts)
+    const s = w.reserve()
+    s.cancel()
+    await expect(s.done).resolves.toEqual([])
+    expect(w.bufferedRecords).toBe(0)
+  })
+
   it('close writes what is buffered, then refuses new slots', async () => {
     const p = new RecordingProducer()
     const w = new DurableWriter(p, { ...opts, lingerMs: 1000 })

@@ -141,7 +141,8 @@ export class DurableWriter {
     for (let head = this.deadlines.at(0); head; head = this.deadlines.at(0)) {
       if (!head.settled && head.deadline > now) break
       this.deadlines.shift()
-      head.reject(new PushbackError(`Kafka did not confirm within ${this.opts.ackTimeoutMs} ms`, 5))
+      if (!head.settled)
+        head.reject(new PushbackError(`Kafka did not confirm within ${this.opts.ackTimeoutMs} ms`, 5))
     }
     if (this.deadlines.length === 0 && this.sweepTimer) {
       clearInterval(this.sweepTimer)

@@ -87,6 +87,19 @@ describe('bridge > ingest > sequence accounting', () => {
     expect(t.observe('d', 3, 3)).toBe('duplicate')
   })
 
+  it('tells readings with the same seq and another ts apart (a restarted count), within the window', () => {
+    const t = new SequenceTracker(3)
+    expect([t.observe('d', 10, 1), t.observe('d', 20, 1), t.observe('d', 30, 1)]).toEqual([
+      'first',
+      'reorder',
+      'reorder',
+    ])
+    expect([t.observe('d', 20, 1), t.observe('d', 10, 1)]).toEqual(['duplicate', 'duplicate'])
+    t.forget('d', 20, 1)
+    expect(t.observe('d', 20, 1)).toBe('reorder') // taken again; (10, 1) leaves the window
+    expect([t.observe('d', 10, 1), t.observe('d', 30, 1)]).toEqual(['reorder', 'duplicate'])
+  })
+
   it('takes a forgotten reading again, and keeps its resend for a whole window', () => {
     const t = new SequenceTracker(3)
     t.observe('d', 1, 1)

@@ -56,8 +56,8 @@ export async function createIngestCore(
   const writer = new DurableWriter(producer, {
     ...b.writer,
     onBatch: (_n, seconds) => metrics.produceLatency.observe(seconds),
-    onBuffered: (n) => metrics.buffered.set(n),
   })
+  metrics.bufferedRecords = () => writer.bufferedRecords
   const pipeline = new IngestPipeline({
     config: b,
     rawTopic: cfg.topics.raw,

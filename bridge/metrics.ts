@@ -1,19 +1,63 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 
+/** Where a message came in. */
+export type IngestSource = 'mqtt' | 'http'
+
+/** Counts by source, kept as plain numbers (see BridgeMetrics.count). */
+export type SourceCounts = Record<IngestSource, number>
+
+/** The labels of each source, made once: a labels object per call is garbage per message. */
+export const SOURCE_LABELS: Readonly<Record<IngestSource, { source: IngestSource }>> = {
+  mqtt: { source: 'mqtt' },
+  http: { source: 'http' },
+}
+
+/**
+ * A prom-client `collect` that hands the counter what `counts` gained since the last scrape.
+ * Per-message counters count in plain numbers: prom-client's inc() builds a key string from
+ * the labels on every call, several times per message on the bridge's hot path.
+ */
+function flushCounts(counts: SourceCounts) {
+  const reported: SourceCounts = { mqtt: 0, http: 0 }
+  return function (this: Counter<'source'>) {
+    for (const source of ['mqtt', 'http'] as const) {
+      const gained = counts[source] - reported[source]
+      if (gained > 0) this.inc(SOURCE_LABELS[source], gained)
+      reported[source] = counts[source]
+    }
+  }
+}
+
+/** A prom-client `collect` that sets the gauge from `read` when scraped. */
+function readGauge(read: () => number) {
+  return function (this: Gauge) {
+    this.set(read())
+  }
+}
+
 /** The bridge's Prometheus metrics, on their own registry (one per bridge instance). */
 export class BridgeMetrics {
   readonly registry = new Registry()
+  /** Messages received, by source: add to these; the counter reads them when scraped. */
+  readonly count = {
+    received: { mqtt: 0, http: 0 } as SourceCounts,
+    accepted: { mqtt: 0, http: 0 } as SourceCounts,
+  }
+  /** Read when scraped: records waiting for or in a Kafka write. */
+  bufferedRecords: () => number = () => 0
   readonly received = new Counter({
     name: 'fleetstream_bridge_received_total',
     help: 'Messages received',
     labelNames: ['source'],
     registers: [this.registry],
+    collect: flushCounts(this.count.received),
   })
   readonly accepted = new Counter({
     name: 'fleetstream_bridge_accepted_total',
     help: 'Readings durably written to Kafka',
     labelNames: ['source'],
     registers: [this.registry],
+    collect: flushCounts(this.count.accepted),
   })
   readonly rejected = new Counter({
     name: 'fleetstream_bridge_rejected_total',
@@ -86,6 +130,7 @@ export class BridgeMetrics {
     name: 'fleetstream_bridge_buffered_records',
     help: 'Records waiting for or in a Kafka write',
     registers: [this.registry],
+    collect: readGauge(() => this.bufferedRecords()),
   })
   readonly produceLatency = new Histogram({
     name: 'fleetstream_bridge_produce_latency_seconds',

@@ -88,7 +88,10 @@ export function readFlat(
   if (obj.meta !== undefined) {
     if (!isPlainObject(obj.meta))
       throw new RejectError('FS_BRIDGE_TYPE', 'meta must be an object of strings', opts.deviceId)
-    for (const [k, v] of Object.entries(obj.meta)) {
+    const m = obj.meta
+    for (const k in m) {
+      if (!Object.hasOwn(m, k)) continue
+      const v = m[k]
       if (typeof v === 'object' && v !== null)
         throw new RejectError('FS_BRIDGE_TYPE', `meta.${k} must be a string`, opts.deviceId)
       meta[k] = String(v)
@@ -96,7 +99,10 @@ export function readFlat(
   }
   const metrics: Record<string, MetricValue> = {}
   let count = 0
-  for (const [key, value] of Object.entries(obj)) {
+  // for…in over own keys, not Object.entries: no array per key (this runs for every reading).
+  for (const key in obj) {
+    if (!Object.hasOwn(obj, key)) continue
+    const value = obj[key]
     if ((TIME_KEYS as readonly string[]).includes(key) || key === 'seq' || key === 'meta') continue
     if ((DEVICE_KEYS as readonly string[]).includes(key)) {
       checkClaim(value, opts)

@@ -24,20 +24,28 @@ export class DriftTracker {
   check(deviceId: string, metrics: Record<string, MetricValue>): Drift | undefined {
     const types = this.known.get(deviceId)
     if (!types) return undefined
-    const drift: Drift = { newMetrics: [], changedType: [] }
-    for (const [name, value] of Object.entries(metrics)) {
+    // Built only when there is drift: this runs for every reading.
+    let drift: Drift | undefined
+    for (const name in metrics) {
+      const value = metrics[name]!
       const was = types.get(name)
-      if (was === undefined) drift.newMetrics.push(name)
-      else if (was !== typeOf(value)) drift.changedType.push({ metric: name, was, now: typeOf(value) })
+      if (was === undefined) (drift ??= { newMetrics: [], changedType: [] }).newMetrics.push(name)
+      else if (was !== typeOf(value))
+        (drift ??= { newMetrics: [], changedType: [] }).changedType.push({
+          metric: name,
+          was,
+          now: typeOf(value),
+        })
     }
-    return drift.newMetrics.length || drift.changedType.length ? drift : undefined
+    return drift
   }
 
   /** Records an accepted reading's metrics as known for the device. */
   learn(deviceId: string, metrics: Record<string, MetricValue>): void {
     let types = this.known.get(deviceId)
     if (!types) this.known.set(deviceId, (types = new Map()))
-    for (const [name, value] of Object.entries(metrics)) {
+    for (const name in metrics) {
+      const value = metrics[name]!
       if (!types.has(name) && types.size >= this.maxMetricsPerDevice) continue
       types.set(name, typeOf(value))
     }

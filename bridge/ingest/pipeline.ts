@@ -8,7 +8,7 @@ import type { BridgeConfig } from '../config'
 import { decodeAvro, decodeSync, sniffFormat, type PayloadFormat } from '../decode/formats'
 import { readPayload, type DecodeResult, type DecodedReading } from '../decode/readings'
 import { PushbackError, RateLimitError, RejectError, type RejectCode } from '../errors'
-import type { BridgeMetrics } from '../metrics'
+import { SOURCE_LABELS, type BridgeMetrics, type IngestSource } from '../metrics'
 import { matchTopic, type TopicTemplate } from '../topic-template'
 import { DriftTracker, describeDrift } from './drift'
 import { RateLimiter } from './rate-limit'
@@ -17,7 +17,7 @@ import type { DurableWriter, Slot } from './writer'
 
 /** A message as a front end (MQTT, HTTP) hands it over, from an authenticated device. */
 export interface IngestRequest {
-  source: 'mqtt' | 'http'
+  source: IngestSource
   deviceId: string
   tenant: string | null
   /** The MQTT topic it was published on; null for HTTP. */
@@ -110,7 +110,7 @@ export class IngestPipeline {
    */
   async ingest(req: IngestRequest): Promise<IngestOutcome> {
     const { metrics } = this.deps
-    metrics.received.inc({ source: req.source })
+    metrics.count.received[req.source]++
     let slot: Slot
     try {
       slot = this.deps.writer.reserve()
@@ -166,8 +166,8 @@ export class IngestPipeline {
     } finally {
       for (const k of keys) this.seq.written(req.deviceId, k.ts, k.seq, durable)
     }
-    metrics.accepted.inc({ source: req.source }, outcome.accepted)
-    metrics.ackLatency.observe({ source: req.source }, (Date.now() - req.receivedAt) / 1000)
+    metrics.count.accepted[req.source] += outcome.accepted
+    metrics.ackLatency.observe(SOURCE_LABELS[req.source], (Date.now() - req.receivedAt) / 1000)
     this.deps.trace?.('bridge.durable', {
       deviceId: req.deviceId,
       topic: this.deps.rawTopic,
@@ -184,7 +184,7 @@ export class IngestPipeline {
    */
   async refuse(req: IngestRequest, code: RejectCode, message: string): Promise<void> {
     const { metrics } = this.deps
-    metrics.received.inc({ source: req.source })
+    metrics.count.received[req.source]++
     metrics.rejected.inc({ source: req.source, reason: code })
     this.log.warn('message refused', { deviceId: req.deviceId, code, reason: message })
     try {
@@ -301,8 +301,8 @@ export class IngestPipeline {
       outcome.rejected.push({ index: r.index, code: r.error.code, message: r.error.message })
     for (const r of outcome.rejected) this.deps.metrics.rejected.inc({ source: req.source, reason: r.code })
     outcome.diverted = diverted.length
-    const forDlq = [...outcome.rejected, ...diverted]
-    if (forDlq.length > 0) {
+    if (outcome.rejected.length > 0 || diverted.length > 0) {
+      const forDlq = [...outcome.rejected, ...diverted]
       records.push(this.deadLetterRecord(req, forDlq))
       this.deps.metrics.deadLettered.inc({ reason: forDlq[0]!.code })
       this.log.warn('message refused to the dead-letter topic', {

@@ -12,7 +12,6 @@ export interface WriterOptions {
   ackTimeoutMs?: number
   /** Called after each Kafka write with its size and seconds taken. */
   onBatch?: (records: number, seconds: number) => void
-  onBuffered?: (records: number) => void
 }
 
 /** A place in the write order, reserved when a message arrives and filled once it is decoded. */
@@ -152,7 +151,6 @@ export class DurableWriter {
 
   private setBuffered(n: number): void {
     this.buffered = n
-    this.opts.onBuffered?.(n)
   }
 
   private schedule(): void {

@@ -1,9 +1,12 @@
-import { readFileSync, readdirSync } from 'node:fs'
+import { readFileSync, readdirSync, statSync } from 'node:fs'
 import path from 'node:path'
 
-/** Top self-time functions of the CPU profile (node --cpu-prof) in `dir`, for "what limits the figure". */
+/** Top self-time functions of the newest CPU profile (node --cpu-prof) in `dir`, for "what
+ * limits the figure" (a profile left by an earlier run is not the one to read). */
 export function summarizeProfile(dir: string): { selfMs: number; fn: string }[] {
-  const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'))
+  const file = readdirSync(dir)
+    .filter((f) => f.endsWith('.cpuprofile'))
+    .sort((a, b) => statSync(path.join(dir, b)).mtimeMs - statSync(path.join(dir, a)).mtimeMs)[0]
   if (!file) return []
   const prof = JSON.parse(readFileSync(path.join(dir, file), 'utf8')) as {
     nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[]

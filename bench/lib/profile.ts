@@ -1,12 +1,16 @@
 import { readFileSync, readdirSync, statSync } from 'node:fs'
 import path from 'node:path'
 
-/** Top self-time functions of the newest CPU profile (node --cpu-prof) in `dir`, for "what
- * limits the figure" (a profile left by an earlier run is not the one to read). */
+/** Top self-time functions of the newest main-thread CPU profile (node --cpu-prof) in `dir`,
+ * for "what limits the figure" (a profile left by an earlier run is not the one to read). */
 export function summarizeProfile(dir: string): { selfMs: number; fn: string }[] {
-  const file = readdirSync(dir)
-    .filter((f) => f.endsWith('.cpuprofile'))
-    .sort((a, b) => statSync(path.join(dir, b)).mtimeMs - statSync(path.join(dir, a)).mtimeMs)[0]
+  const all = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'))
+  // CPU.<date>.<time>.<pid>.<thread id>.<n>.cpuprofile: the main thread's is thread 0 (the
+  // bridge's producer thread writes one of its own).
+  const main = all.filter((f) => /\.\d+\.0\.\d+\.cpuprofile$/.test(f))
+  const file = (main.length ? main : all).sort(
+    (a, b) => statSync(path.join(dir, b)).mtimeMs - statSync(path.join(dir, a)).mtimeMs,
+  )[0]
   if (!file) return []
   const prof = JSON.parse(readFileSync(path.join(dir, file), 'utf8')) as {
     nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[]

@@ -299,7 +299,7 @@ log_type error
 log_type warning
 log_type notice
 # Explicit limits: the defaults drop QoS 1 messages under a benchmark's load.
-max_queued_messages 100000
+max_queued_messages 0
 max_inflight_messages 1000
 EOF
   # Run as the invoking user so it can read the files above (it would switch to `mosquitto` as root).

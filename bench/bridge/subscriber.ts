@@ -1,7 +1,9 @@
 /**
  * The yardstick's receiving side (bench/bridge.bench.ts): subscribes at QoS 1 to Mosquitto and
  * counts until `expected` messages arrived. Argument: JSON {url, username, password, topic,
- * expected}. Prints "ready" once subscribed, then one JSON line {received, firstAtMs, lastAtMs, cpuS}.
+ * expected}. Prints "ready" once subscribed, then one JSON line {received, firstAtMs, lastAtMs,
+ * cpuS}, also when nothing more has come for IDLE_MS (the bench then fails instead of waiting
+ * forever for messages the broker dropped).
  */
 import mqtt from 'mqtt'
 
@@ -19,17 +21,27 @@ const client = mqtt.connect(job.url, {
   protocolVersion: 5,
   reconnectPeriod: 0,
 })
+const IDLE_MS = 15_000
 let received = 0
 let firstAtMs = 0
+let lastAtMs = 0
 const cpu0 = process.cpuUsage()
+const report = () => {
+  const cpu = process.cpuUsage(cpu0)
+  process.stdout.write(
+    `${JSON.stringify({ received, firstAtMs, lastAtMs, cpuS: (cpu.user + cpu.system) / 1e6 })}\n`,
+  )
+  client.end(true, () => process.exit(0))
+}
+const idle = setInterval(() => {
+  if (received > 0 && Date.now() - lastAtMs > IDLE_MS) report()
+}, 1000)
 client.on('message', () => {
-  if (received === 0) firstAtMs = Date.now()
+  lastAtMs = Date.now()
+  if (received === 0) firstAtMs = lastAtMs
   if (++received === job.expected) {
-    const cpu = process.cpuUsage(cpu0)
-    process.stdout.write(
-      `${JSON.stringify({ received, firstAtMs, lastAtMs: Date.now(), cpuS: (cpu.user + cpu.system) / 1e6 })}\n`,
-    )
-    client.end(true, () => process.exit(0))
+    clearInterval(idle)
+    report()
   }
 })
 client.on('connect', () => {

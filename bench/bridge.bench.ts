@@ -7,7 +7,7 @@
  *   npm run bench:bridge      (BENCH_PUBLISHERS=4, BENCH_DEVICES_PER_PUBLISHER=25,
  *                              BENCH_MESSAGES_PER_DEVICE=2000, BENCH_WINDOW=32, BENCH_ROUNDS=3,
  *                              BENCH_WARMUP_MESSAGES_PER_DEVICE=400 through the bridge first,
- *                              BENCH_PROFILE=1 for a CPU profile, =heap for allocations)
+ *                              BENCH_PROFILE=1 for a CPU profile, =alloc for allocations)
  *
  * Each round runs the yardstick, then fleetstream; `ratio` is the median round's.
  *
@@ -16,7 +16,7 @@
  * on stdout; the result goes to bench/results/bridge.json.
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { FileDeviceStore } from '../bridge/auth/credentials'
@@ -209,12 +209,14 @@ async function main(): Promise<void> {
       tokens.set(a.deviceId, a.token)
   const raw = `${RUN}.raw`
   const profileDir = path.join(WORK, 'profile')
-  // BENCH_PROFILE=1: a CPU profile of the bridge; =heap: a sampling heap (allocation) profile.
+  // BENCH_PROFILE=1: a CPU profile of the bridge; =alloc: where it allocates over the rounds
+  // (bench/lib/alloc-profile.js, collected objects included) in bench/.work/bridge/profile/.
+  const allocOut = path.join(profileDir, 'rounds.heapprofile')
   const bridgeArgs =
     process.env.BENCH_PROFILE === '1'
       ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`]
-      : process.env.BENCH_PROFILE === 'heap'
-        ? ['--heap-prof', `--heap-prof-dir=${profileDir}`, '--heap-prof-interval=65536']
+      : process.env.BENCH_PROFILE === 'alloc'
+        ? ['--require', path.join(ROOT, 'bench/lib/alloc-profile.js')]
         : []
   const startBridge = async (nodeArgs: string[]) => {
     const proc = spawn(process.execPath, [...nodeArgs, path.join(ROOT, 'bin/fleetstream.js'), 'bridge'], {
@@ -233,6 +235,7 @@ async function main(): Promise<void> {
         FLEETSTREAM_BRIDGE__HTTP__PORT: '0',
         FLEETSTREAM_BRIDGE__LIMITS__RATE_PER_DEVICE: '0',
         FLEETSTREAM_LOG__LEVEL: 'warn',
+        FS_ALLOC_PROFILE_OUT: allocOut,
       },
     })
     reapOnExit(proc) // never leave a bridge behind, whatever happens below
@@ -298,6 +301,12 @@ async function main(): Promise<void> {
     const m = await mosquittoRound(round)
     const d = await durableRound(round)
     rounds.push({ mosquitto: m, durable: d, ratio: +(d.msgsPerS / m.msgsPerS).toFixed(2) })
+  }
+  if (process.env.BENCH_PROFILE === 'alloc') {
+    mkdirSync(profileDir, { recursive: true })
+    bridge.kill('SIGUSR2')
+    for (let i = 0; i < 100 && !existsSync(allocOut); i++) await new Promise((r) => setTimeout(r, 100))
+    process.stderr.write(`allocation profile of the rounds: ${allocOut}\n`)
   }
   const median = [...rounds].sort((x, y) => x.ratio - y.ratio)[Math.floor(rounds.length / 2)]!
   const { mosquitto, durable } = median

@@ -113,13 +113,13 @@ export class DurableWriter {
     }
     const entry = new Entry(this)
     this.queue.push(entry)
-    this.setBuffered(this.buffered + 1)
+    this.buffered++
     return entry
   }
 
   /** @internal A slot was filled. */
   filled(entry: Entry): void {
-    this.setBuffered(this.buffered - 1 + entry.records.length)
+    this.buffered += entry.records.length - 1
     if (entry.records.length === 0) entry.resolve([])
     else if (this.opts.ackTimeoutMs !== undefined) {
       entry.deadline = Date.now() + this.opts.ackTimeoutMs
@@ -131,7 +131,7 @@ export class DurableWriter {
 
   /** @internal A slot was given up. */
   cancelled(): void {
-    this.setBuffered(this.buffered - 1)
+    this.buffered--
     this.schedule()
   }
 
@@ -147,10 +147,6 @@ export class DurableWriter {
       clearInterval(this.sweepTimer)
       this.sweepTimer = undefined
     }
-  }
-
-  private setBuffered(n: number): void {
-    this.buffered = n
   }
 
   private schedule(): void {
@@ -230,7 +226,7 @@ export class DurableWriter {
       for (const e of batch) e.reject(err)
     } finally {
       this.inFlight = false
-      this.setBuffered(this.buffered - count)
+      this.buffered -= count
     }
     this.schedule()
     this.checkDrained()

@@ -1,11 +1,12 @@
 import { EmbeddedEventLog } from '../../core/embedded-log/log'
-import type { EventLog, InRecord } from '../../core/kafka/log'
+import type { EventLog } from '../../core/kafka/log'
 import { collect, testKafkaLog, testLogger } from '../../test/kafka'
 import { uniqueName } from '../../test/servers'
 import { defineJob, type StreamJob } from './job'
 import { JobMetrics } from './metrics'
 import { runJob } from './runner'
 import { tempDir } from '../../test/tmp'
+import { counterJob } from '../testing/counter-job'
 
 /** Runs `job` as instance `a` of group `<id>-job`, with metrics of its own. */
 async function start<S>(job: StreamJob<S>, log: EventLog, id: string) {
@@ -28,32 +29,6 @@ async function inputTopic(log: EventLog, prefix: string, partitions: number) {
   await admin.ensureTopics([{ name: topics.input, partitions, replicationFactor: 1 }])
   await admin.close()
   return { id, topics }
-}
-
-/** A per-key running count (stateful, changelogged); `check` runs after each state change. */
-function counter(
-  topics: { input: string; output: string },
-  check: (r: InRecord) => void = () => undefined,
-): StreamJob<Map<string, number>> {
-  return defineJob<Map<string, number>>({
-    name: 'counter',
-    inputTopics: [topics.input],
-    outputTopics: [topics.output],
-    initState: () => new Map(),
-    restore: (st, key, value) => st.set(key, Number(value.toString())),
-    process(st, records) {
-      const outputs = []
-      const changelog = new Map<string, Buffer | null>()
-      for (const r of records) {
-        const n = (st.get(r.key!) ?? 0) + 1
-        st.set(r.key!, n)
-        check(r)
-        changelog.set(r.key!, Buffer.from(String(n)))
-        outputs.push({ topic: topics.output, key: r.key, value: Buffer.from(`${r.key}=${n}`) })
-      }
-      return { outputs, changelog }
-    },
-  })
 }
 
 /** The value of a job metric (summed over its label sets). */
@@ -89,7 +64,7 @@ describe.each([
   it('retries a failed step from restored state: no count lost or doubled', async () => {
     const { id, topics } = await inputTopic(log, 'runner', 2)
     let failed = false
-    const job = counter(topics, (r) => {
+    const job = counterJob(topics, (r) => {
       if (r.value!.toString() === 'boom' && !failed) {
         failed = true
         throw new Error('injected failure after a state change')
@@ -127,7 +102,7 @@ describe.each([
 
   it('keeps a partition state across batches of a transactional input: restored once, not per batch', async () => {
     const { id, topics } = await inputTopic(log, 'markers', 1)
-    const { metrics, running } = await start(counter(topics), log, id)
+    const { metrics, running } = await start(counterJob(topics), log, id)
     // An upstream job's transactions: on Kafka each commit marker takes an offset, so the
     // offsets the job sees are not continuous. (The runtime once took that gap for another
     // instance's work and restored the state from the changelog before every batch.)
@@ -165,7 +140,7 @@ describe.each([
     const outputs = (n: number) =>
       collect(log, { groupId: uniqueName(`${id}-read`), topics: [topics.output] }, (rs) => rs.length >= n)
     try {
-      const first = await start(counter(topics), log, id)
+      const first = await start(counterJob(topics), log, id)
       for (let round = 1; round <= 5; round++) await send()
       await outputs(20)
       await first.running.close()
@@ -180,7 +155,7 @@ describe.each([
       await tx.commit()
       await rewind.close()
 
-      const second = await start(counter(topics), log, id)
+      const second = await start(counterJob(topics), log, id)
       try {
         await send()
         const out = (await outputs(24)).map((r) => r.value!.toString())

@@ -1,0 +1,96 @@
+import { execFileSync } from 'node:child_process'
+import { rmSync } from 'node:fs'
+import path from 'node:path'
+import { kafkaConfig } from '../../core/config/schema'
+import { KafkaEventLog } from '../../core/kafka/kafkajs-log'
+import { collect, testLogger, within } from '../../test/kafka'
+import { uniqueName } from '../../test/servers'
+import { counterJob } from '../testing/counter-job'
+import { JobMetrics } from './metrics'
+import { runJob } from './runner'
+
+// A broker of this test's own, so stopping it disturbs no other test.
+const KAFKA_ENV = {
+  FLEETSTREAM_RUN_DIR: '/tmp/fleetstream-job-restart',
+  FS_KAFKA_PORT: '19492',
+  FS_KAFKA_CONTROLLER_PORT: '19493',
+}
+const SCRIPT = path.resolve(__dirname, '../../scripts/servers.sh')
+const kafka = (verb: 'start' | 'stop') =>
+  execFileSync('bash', [SCRIPT, verb, 'kafka'], {
+    env: { ...process.env, ...KAFKA_ENV },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  })
+
+// The transactional producer keeps its coordinators between transactions (patches/kafkajs):
+// after the broker comes back, the job must find them again and go on, exactly once.
+describe('stream-jobs > runtime: the Kafka broker restarts mid-stream [kafka]', () => {
+  let log: KafkaEventLog
+  beforeAll(() => {
+    rmSync(KAFKA_ENV.FLEETSTREAM_RUN_DIR, { recursive: true, force: true })
+    kafka('start')
+    log = new KafkaEventLog(
+      kafkaConfig.parse({ brokers: `127.0.0.1:${KAFKA_ENV.FS_KAFKA_PORT}`, clientId: 'job-restart' }),
+      testLogger('job-restart'),
+    )
+  })
+  afterAll(async () => {
+    await log?.close()
+    kafka('stop')
+    rmSync(KAFKA_ENV.FLEETSTREAM_RUN_DIR, { recursive: true, force: true })
+  })
+
+  it('goes on after the restart with no count lost or doubled', async () => {
+    const id = uniqueName('restart')
+    const topics = { input: `${id}.in`, output: `${id}.out` }
+    const admin = await log.admin()
+    await admin.ensureTopics([{ name: topics.input, partitions: 2, replicationFactor: 1 }])
+    await admin.close()
+    const metrics = new JobMetrics()
+    let fatal: Error | undefined
+    const running = await runJob(counterJob(topics), log, {
+      groupId: `${id}-job`,
+      instanceId: 'a',
+      changelogTopic: `${id}.changelog`,
+      metrics,
+      onFatal: (err) => (fatal = err),
+      logger: testLogger('job-restart'),
+    })
+    const keys = ['k1', 'k2', 'k3', 'k4']
+    const outputs = (n: number) =>
+      collect(
+        log,
+        { groupId: uniqueName(`${id}-read`), topics: [topics.output] },
+        (rs) => rs.length >= n,
+        90_000,
+      )
+    try {
+      const send = async () => {
+        const producer = await log.producer()
+        try {
+          await producer.send(keys.map((k) => ({ topic: topics.input, key: k, value: Buffer.from('x') })))
+        } finally {
+          await producer.close()
+        }
+      }
+      for (let round = 1; round <= 5; round++) await send()
+      await outputs(20)
+
+      kafka('stop')
+      await new Promise((r) => setTimeout(r, 3_000))
+      kafka('start')
+
+      for (let round = 6; round <= 10; round++) await within(send(), 60_000)
+      const out = (await outputs(40)).map((r) => r.value!.toString())
+      expect(out.sort()).toEqual(
+        keys.flatMap((k) => Array.from({ length: 10 }, (_, i) => `${k}=${i + 1}`)).sort(),
+      )
+      expect(fatal).toBeUndefined()
+      const tx = await metrics.registry.getSingleMetric('fleetstream_job_transactions_total')!.get()
+      const committed = tx.values.filter((v) => v.labels.outcome === 'committed')
+      expect(committed.reduce((a, v) => a + v.value, 0)).toBeGreaterThanOrEqual(2)
+    } finally {
+      await running.close()
+    }
+  }, 240_000)
+})

@@ -164,6 +164,10 @@ function scopeFilter(rule: Rule): (r: RuleReading) => boolean {
 /** Verdicts and results that carry nothing, shared (judging runs for every rule on every reading). */
 const SKIP: Verdict = Object.freeze({ kind: 'skip' })
 const HOLD: Verdict = Object.freeze({ kind: 'hold' })
+/** A clear verdict's value is only read when an alert is open (it goes into the `cleared` event). */
+const CLEAR: Verdict = Object.freeze({ kind: 'clear', value: null })
+const clear = (st: RuleDeviceState, value: number | null): Verdict =>
+  st.open ? { kind: 'clear', value } : CLEAR
 const NO_EVENTS: readonly Alert[] = Object.freeze([])
 
 const num = (r: RuleReading, metric: string): number | undefined => {
@@ -190,11 +194,11 @@ export function judge(
       if (rule.above !== undefined) {
         if (v > rule.above)
           return { kind: 'trigger', value: v, message: `${rule.metric} ${v} > ${rule.above}` }
-        return v <= (rule.clear ?? rule.above) ? { kind: 'clear', value: v } : HOLD
+        return v <= (rule.clear ?? rule.above) ? clear(st, v) : HOLD
       }
       if (v < rule.below!)
         return { kind: 'trigger', value: v, message: `${rule.metric} ${v} < ${rule.below}` }
-      return v >= (rule.clear ?? rule.below!) ? { kind: 'clear', value: v } : HOLD
+      return v >= (rule.clear ?? rule.below!) ? clear(st, v) : HOLD
     }
     case 'range': {
       const v = num(r, rule.metric)
@@ -209,7 +213,7 @@ export function judge(
         return { kind: 'trigger', value: v, message: `${rule.metric} ${v} above the range maximum ${max}` }
       const m = rule.clearMargin
       const inside = (min === undefined || v >= min + m) && (max === undefined || v <= max - m)
-      return inside ? { kind: 'clear', value: v } : HOLD
+      return inside ? clear(st, v) : HOLD
     }
     case 'rate': {
       const m = recalled === undefined ? recall(rule, st, r) : recalled
@@ -230,14 +234,14 @@ export function judge(
           value: rounded,
           message: `${rule.metric} falling ${-rounded}/min > ${rule.fallPerMinute}/min`,
         }
-      return { kind: 'clear', value: rounded }
+      return clear(st, rounded)
     }
     case 'battery': {
       const v = num(r, rule.metric)
       if (v === undefined) return SKIP
       if (v < rule.below)
         return { kind: 'trigger', value: v, message: `${rule.metric} ${v}% < ${rule.below}%` }
-      return v >= (rule.clear ?? Math.min(100, rule.below + 5)) ? { kind: 'clear', value: v } : HOLD
+      return v >= (rule.clear ?? Math.min(100, rule.below + 5)) ? clear(st, v) : HOLD
     }
     case 'anomaly': {
       const m = recalled === undefined ? recall(rule, st, r) : recalled
@@ -251,19 +255,19 @@ export function judge(
           value: v,
           message: `${rule.metric} ${v} is ${Math.round(z * 10) / 10} standard deviations from ${Math.round(mean * 1000) / 1000}`,
         }
-      return { kind: 'clear', value: v }
+      return clear(st, v)
     }
     case 'absence':
       st.lastSeen = Math.max(st.lastSeen ?? r.ts, r.ts)
-      return { kind: 'clear', value: null }
+      return clear(st, null)
     case 'condition': {
       const w = cr.when!(r)
       if (!w.ok) return { kind: 'skip', error: w.error }
       if (w.value) return { kind: 'trigger', value: null, message: `${rule.when} holds` }
-      if (!cr.clearWhen) return { kind: 'clear', value: null }
+      if (!cr.clearWhen) return clear(st, null)
       const c = cr.clearWhen(r)
       if (!c.ok) return { kind: 'skip', error: c.error }
-      return c.value ? { kind: 'clear', value: null } : HOLD
+      return c.value ? clear(st, null) : HOLD
     }
   }
 }

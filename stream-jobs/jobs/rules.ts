@@ -11,6 +11,7 @@ import {
   type CompiledRule,
   type Recalled,
   type RuleDeviceState,
+  type RuleReading,
   type SignalMemory,
 } from '../../rules/engine'
 import type { RuleMetrics } from '../../rules/metrics'
@@ -236,6 +237,7 @@ export function rulesJob(o: RulesJobOptions): StreamJob<RulesState> {
       const dirty = new Set<string>()
       /** A fresh state for a rule that has none for the device; kept only if the reading changed it. */
       let scratch = newRuleState()
+      let evaluations = 0
       for (const r of records) {
         if (r.topic === o.devicesTopic) {
           const change = await applyDeviceRecord(state.devices, r, o.device, changelog, DEVICE)
@@ -250,13 +252,14 @@ export function rulesJob(o: RulesJobOptions): StreamJob<RulesState> {
         const e = decoded.reading
         state.wm = observe(state.wm, e.ts, now, o.time)
         const device = state.devices.get(e.deviceId)
-        const reading = { ...e, device }
+        const reading: RuleReading = e // the decoded reading is this batch's own: no copy
+        reading.device = device
         const tenant = e.tenant ?? device?.tenant ?? null
         let dr = state.rules.get(e.deviceId)
         let touched = dr !== undefined && dr.tenant !== tenant
         if (dr) dr.tenant = tenant
         const at = { deviceId: e.deviceId, tenant, ts: e.ts }
-        let evaluations = 0
+        let evaluated = 0
         recalled.clear()
         for (let i = 0; i < rules.length; i++) {
           const cr = rules[i]!
@@ -285,7 +288,7 @@ export function rulesJob(o: RulesJobOptions): StreamJob<RulesState> {
           const hadPending = st.pending !== null
           const verdict = judge(cr, st, reading, memo)
           const events = applyVerdict(cr, st, verdict, at)
-          evaluations++
+          evaluated++
           if (verdict.kind === 'skip' && verdict.error) o.metrics?.errors.inc({ rule: ruleId })
           if (verdict.kind === 'trigger' && events.length === 0 && !st.open)
             o.metrics?.debounced.inc({ rule: ruleId })
@@ -308,8 +311,9 @@ export function rulesJob(o: RulesJobOptions): StreamJob<RulesState> {
             (st.open !== null && verdict.kind === 'trigger')
         }
         if (touched) dirty.add(e.deviceId)
-        o.metrics?.evaluations.inc(evaluations)
+        evaluations += evaluated
       }
+      if (evaluations > 0) o.metrics?.evaluations.inc(evaluations)
       for (const deviceId of dirty) persist(state, deviceId, changelog)
       changelog.set(WATERMARK, watermarkEntry(state))
       return { outputs, changelog }

@@ -6,6 +6,7 @@ import { compileRule, evaluateReading, newRuleState, type CompiledRule } from '.
 import { ruleSchema } from '../../rules/schema'
 import type { Alert, Device, Telemetry } from '../../schemas/types.generated'
 import { rulesJob, type RulesState } from './rules'
+import { decodeDeviceRules } from './rule-state-codec'
 
 // The rules job's step without Kafka (the real-Kafka tests are in rules.int.test.ts): rate and
 // anomaly rules that watch a metric the same way share one memory per device, and judge exactly
@@ -116,10 +117,7 @@ describe('stream-jobs > rules job > shared signal memories', () => {
     const { j, records } = await job()
     const state = j.initState()
     const step = await j.process(state, records(readings().slice(0, 20)), NOW)
-    const entry = JSON.parse(step.changelog.get('rules\u0000a')!.toString()) as {
-      rules: Record<string, object>
-      memory: Record<string, object>
-    }
+    const entry = decodeDeviceRules(step.changelog.get('rules\u0000a')!)
     expect(Object.keys(entry.memory).sort()).toEqual(
       [
         'ewma\u0000m\u00008',
@@ -145,13 +143,10 @@ describe('stream-jobs > rules job > shared signal memories', () => {
     const rest = await decode((await j.process(restored, records(rs.slice(50), 50), NOW)).outputs)
     expect([...(await decode(step.outputs)), ...rest]).toEqual(all)
 
-    // An entry as written before memories were shared: rate and anomaly memory inside each rule.
+    // An entry as written before memories were shared (and in JSON, before the binary format):
+    // rate and anomaly memory inside each rule.
     const old = j.initState()
-    const entry = JSON.parse(step.changelog.get('rules\u0000b')!.toString()) as {
-      tenant: null
-      rules: Record<string, object>
-      memory: Record<string, object>
-    }
+    const entry = decodeDeviceRules(step.changelog.get('rules\u0000b')!)
     const rulesOld: Record<string, object> = { ...entry.rules }
     for (const cr of RULES) {
       const key = cr.rule.kind === 'rate' ? `rate\u0000${cr.rule.metric}` : null

@@ -27,6 +27,7 @@ import {
 import { decodeReading } from '../runtime/readings'
 import { deadLetterRecord, defineJob, type StepResult, type StreamJob } from '../runtime/job'
 import { applyDeviceRecord, restoreDevice } from './device-table'
+import { decodeDeviceRules, encodeDeviceRules } from './rule-state-codec'
 
 /** Settings of the rules job. */
 export interface RulesJobOptions {
@@ -69,7 +70,8 @@ export interface RulesState {
 
 const DEVICE = 'device\u0000'
 /** One changelog entry per device holds all its rule states: a reading that moves 30 rules'
- * memory writes one record, not 30 (records, not bytes, were the job's main cost). */
+ * memory writes one record, not 30 (records, not bytes, were the job's main cost). Encoded by
+ * rule-state-codec.ts. */
 const RULES = 'rules\u0000'
 const WATERMARK = '__watermark'
 /** The memory keys of a rule list: per rule (in order), by rule id, and the set in use. */
@@ -99,18 +101,6 @@ const isEmptyMemory = (m: SignalMemory) => !m.last && !m.samples && !m.ewma
 const isEmpty = (st: RuleDeviceState) =>
   st.pending === null && st.open === null && !st.last && !st.samples && !st.ewma && st.lastSeen === undefined
 
-/** A rule state as stored: the fields in use only (`pending` and `open` are null when absent). */
-function storedForm(st: RuleDeviceState): Partial<RuleDeviceState> {
-  const o: Partial<RuleDeviceState> = {}
-  if (st.pending) o.pending = st.pending
-  if (st.open) o.open = st.open
-  if (st.last) o.last = st.last
-  if (st.samples) o.samples = st.samples
-  if (st.ewma) o.ewma = st.ewma
-  if (st.lastSeen !== undefined) o.lastSeen = st.lastSeen
-  return o
-}
-
 /**
  * Evaluates the rules in force on every enriched reading (with the device's registry entry,
  * co-partitioned from `iot.devices`) and writes alert events to `iot.alerts`: one open alert
@@ -135,38 +125,27 @@ export function rulesJob(o: RulesJobOptions): StreamJob<RulesState> {
   /** Writes a device's rule states to the changelog (empty ones dropped; none left: a tombstone). */
   const persist = (state: RulesState, deviceId: string, changelog: StepResult['changelog']) => {
     const dr = state.rules.get(deviceId)
-    const kept: Record<string, Partial<RuleDeviceState>> = {}
-    const memory: Record<string, SignalMemory> = {}
-    let n = 0
     if (dr) {
       for (const [ruleId, st] of dr.byRule) {
-        if (isEmpty(st)) {
-          dr.byRule.delete(ruleId)
-          state.ruleStates--
-          continue
-        }
-        kept[ruleId] = storedForm(st)
-        n++
+        if (!isEmpty(st)) continue
+        dr.byRule.delete(ruleId)
+        state.ruleStates--
       }
       const { inUse } = memoryKeysOf(o.table.list())
       for (const [key, m] of dr.memory) {
-        if (!inUse.has(key) || isEmptyMemory(m)) {
-          dr.memory.delete(key) // no rule reads it any more (removed, or now watching otherwise)
-          state.ruleStates--
-          continue
-        }
-        memory[key] = m
-        n++
+        if (inUse.has(key) && !isEmptyMemory(m)) continue
+        dr.memory.delete(key) // no rule reads it any more (removed, or now watching otherwise)
+        state.ruleStates--
       }
     }
     const key = `${RULES}${deviceId}`
-    if (n === 0) {
+    if (!dr || dr.byRule.size + dr.memory.size === 0) {
       state.rules.delete(deviceId)
       if (state.written.delete(deviceId)) changelog.set(key, null)
       return
     }
     state.written.add(deviceId)
-    changelog.set(key, Buffer.from(JSON.stringify({ tenant: dr!.tenant, rules: kept, memory })))
+    changelog.set(key, encodeDeviceRules(dr.tenant, dr.byRule, dr.byRule.size, dr.memory, dr.memory.size))
   }
   const deviceRules = (state: RulesState, deviceId: string, tenant: string | null): DeviceRules => {
     let dr = state.rules.get(deviceId)
@@ -205,18 +184,14 @@ export function rulesJob(o: RulesJobOptions): StreamJob<RulesState> {
       }
       if (!key.startsWith(RULES)) return
       const deviceId = key.slice(RULES.length)
-      const stored = JSON.parse(value.toString()) as {
-        tenant: string | null
-        rules: Record<string, Partial<RuleDeviceState>>
-        memory?: Record<string, SignalMemory>
-      }
+      const stored = decodeDeviceRules(value)
       const dr = deviceRules(state, deviceId, stored.tenant)
       const setMemory = (key: string, m: SignalMemory) => {
         if (dr.memory.has(key) || isEmptyMemory(m)) return
         dr.memory.set(key, m)
         state.ruleStates++
       }
-      for (const [key, m] of Object.entries(stored.memory ?? {})) setMemory(key, m)
+      for (const [key, m] of Object.entries(stored.memory)) setMemory(key, m)
       const { byRuleId } = memoryKeysOf(o.table.list())
       for (const [ruleId, { last, samples, ewma, ...st }] of Object.entries(stored.rules)) {
         // Entries written before memories were shared keep rate and anomaly memory per rule.
@@ -284,7 +259,8 @@ export function rulesJob(o: RulesJobOptions): StreamJob<RulesState> {
               }
             }
           }
-          const st = dr?.byRule.get(ruleId) ?? scratch
+          // Most devices hold no rule state at all most of the time (no alert open or pending).
+          const st = (dr !== undefined && dr.byRule.size > 0 ? dr.byRule.get(ruleId) : undefined) ?? scratch
           const hadPending = st.pending !== null
           const verdict = judge(cr, st, reading, memo)
           const events = applyVerdict(cr, st, verdict, at)
@@ -292,7 +268,7 @@ export function rulesJob(o: RulesJobOptions): StreamJob<RulesState> {
           if (verdict.kind === 'skip' && verdict.error) o.metrics?.errors.inc({ rule: ruleId })
           if (verdict.kind === 'trigger' && events.length === 0 && !st.open)
             o.metrics?.debounced.inc({ rule: ruleId })
-          for (const a of events) outputs.push(alertRecord(a))
+          for (let j = 0; j < events.length; j++) outputs.push(alertRecord(events[j]!))
           if (st === scratch) {
             if (isEmpty(st)) continue // nothing to remember
             dr ??= deviceRules(state, e.deviceId, tenant)

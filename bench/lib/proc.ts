@@ -7,7 +7,9 @@ const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }
 /** Kills `child` when the bench exits, however it exits: a failed bench once left its jobs
  * running, and their CPU then counted in the next bench. Returns `child`. */
 export function reapOnExit<C extends ChildProcess>(child: C): C {
-  process.on('exit', () => child.kill('SIGKILL'))
+  const reap = () => child.kill('SIGKILL')
+  process.on('exit', reap)
+  child.once('exit', () => process.off('exit', reap))
   return child
 }
 

@@ -85,4 +85,75 @@ describe('core > kafka > kafkajs patches', () => {
     })
     expect(group({ topic: 't', partitionMetadata: [], messages, partitioner: () => 0 })).toEqual({})
   })
+
+  // The transactional producer looks each coordinator up once, not before every request (four
+  // FindCoordinator round trips per transaction), and looks again after a request to it fails.
+  // kafkajs's cluster is stood in for: this is about kafkajs's own bookkeeping; the real broker,
+  // restarted under a running job, is in stream-jobs/runtime/broker-restart.int.test.ts.
+  it('keep the transaction and group coordinators between transactions, until a request fails', async () => {
+    expect(source('producer/eosManager/index.js')).toContain('fleetstream: coordinators are looked up once')
+    const createEosManager = load('producer/eosManager') as (o: object) => {
+      initProducerId(): Promise<void>
+      beginTransaction(): void
+      addPartitionsToTransaction(t: object[]): Promise<void>
+      sendOffsets(o: object): Promise<void>
+      commit(): Promise<void>
+      abort(): Promise<void>
+    }
+    const calls: string[] = []
+    let failAddOffsets = false
+    const broker = {
+      initProducerId: async () => ({ producerId: 7, producerEpoch: 0 }),
+      addPartitionsToTxn: async () => void calls.push('AddPartitionsToTxn'),
+      addOffsetsToTxn: async () => {
+        calls.push('AddOffsetsToTxn')
+        if (failAddOffsets) throw Object.assign(new Error('connection closed'), { retriable: true })
+      },
+      txnOffsetCommit: async () => void calls.push('TxnOffsetCommit'),
+      endTxn: async () => void calls.push('EndTxn'),
+    }
+    const cluster = {
+      retry: { retries: 0 },
+      refreshMetadataIfNecessary: async () => undefined,
+      findGroupCoordinator: async ({ coordinatorType }: { coordinatorType: number }) => {
+        calls.push(`FindCoordinator(${coordinatorType === 1 ? 'transaction' : 'group'})`)
+        return broker
+      },
+    }
+    const silent = () => undefined
+    const logger = { debug: silent, info: silent, warn: silent, error: silent, namespace: () => logger }
+    const eos = createEosManager({ logger, cluster, transactional: true, transactionalId: 'tx-1' })
+    await eos.initProducerId()
+    const transaction = async () => {
+      eos.beginTransaction()
+      await eos.addPartitionsToTransaction([{ topic: 'out', partitions: [{ partition: 0 }] }])
+      await eos.sendOffsets({
+        consumerGroupId: 'g',
+        topics: [{ topic: 'in', partitions: [{ partition: 0, offset: '5' }] }],
+      })
+      await eos.commit()
+    }
+    await transaction()
+    await transaction()
+    const perTransaction = ['AddPartitionsToTxn', 'AddOffsetsToTxn', 'TxnOffsetCommit', 'EndTxn']
+    expect(calls).toEqual([
+      'FindCoordinator(transaction)',
+      'AddPartitionsToTxn',
+      'AddOffsetsToTxn',
+      'FindCoordinator(group)',
+      'TxnOffsetCommit',
+      'EndTxn',
+      ...perTransaction,
+    ])
+    // A failed request to the transaction coordinator: it is looked up again, for the abort.
+    calls.length = 0
+    failAddOffsets = true
+    await expect(transaction()).rejects.toThrow('connection closed')
+    failAddOffsets = false
+    await eos.abort()
+    expect(calls).toEqual(['AddPartitionsToTxn', 'AddOffsetsToTxn', 'FindCoordinator(transaction)', 'EndTxn'])
+    calls.length = 0
+    await transaction()
+    expect(calls).toEqual(perTransaction)
+  })
 })

@@ -337,14 +337,39 @@ export class KafkaEventLog implements EventLog {
   }
 
   async transactionalProducer(transactionalId: string): Promise<TransactionalProducer> {
-    const p = this.newProducer(transactionalId)
-    try {
-      await p.connect()
-    } catch (err) {
-      throw logError('cannot connect transactional producer to Kafka', err)
+    const connect = async () => {
+      const p = this.newProducer(transactionalId)
+      try {
+        await p.connect()
+      } catch (err) {
+        throw logError('cannot connect transactional producer to Kafka', err)
+      }
+      return p
+    }
+    let p = await connect()
+    /**
+     * kafkajs leaves a transaction whose EndTxn failed in its COMMITTING (or ABORTING) state for
+     * good and refuses every later one, so a commit that met a broker restart stopped the job.
+     * After such a failure on a retriable error, the next `begin` starts a new kafkajs producer
+     * with the same transactional id: its InitProducerId has the coordinator finish the old
+     * transaction (a commit whose answer was lost is then committed; the runner's positions in
+     * the changelog skip its records). Not after fencing (a newer instance has the id: this
+     * one must stop, not fence it back).
+     */
+    let stale = false
+    const ended = (what: string) => (err: unknown) => {
+      const e = logError(what, err)
+      if (e.retriable) stale = true
+      throw e
     }
     return {
       begin: async (): Promise<Transaction> => {
+        if (stale) {
+          const old = p
+          p = await connect()
+          stale = false
+          await old.disconnect().catch(() => undefined)
+        }
         const tx = await p.transaction().catch((err: unknown) => {
           throw logError('cannot begin transaction', err)
         })
@@ -370,14 +395,8 @@ export class KafkaEventLog implements EventLog {
                 throw logError('cannot add offsets to transaction', err)
               })
           },
-          commit: () =>
-            tx.commit().catch((err: unknown) => {
-              throw logError('transaction commit failed', err)
-            }),
-          abort: () =>
-            tx.abort().catch((err: unknown) => {
-              throw logError('transaction abort failed', err)
-            }),
+          commit: () => tx.commit().catch(ended('transaction commit failed')),
+          abort: () => tx.abort().catch(ended('transaction abort failed')),
         }
       },
       close: () => p.disconnect(),

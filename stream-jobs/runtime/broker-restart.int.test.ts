@@ -40,6 +40,51 @@ describe('stream-jobs > runtime: the Kafka broker restarts mid-stream [kafka]', 
     rmSync(KAFKA_ENV.FLEETSTREAM_RUN_DIR, { recursive: true, force: true })
   })
 
+  // kafkajs leaves a transaction whose EndTxn failed in its COMMITTING state for good, and
+  // refused every later transaction of that producer: a job whose commit met a broker restart
+  // stopped making progress.
+  it('a transactional producer whose commit failed while the broker was down commits again once it is back', async () => {
+    const topic = uniqueName('restart-tx')
+    const admin = await log.admin()
+    await admin.ensureTopics([{ name: topic, partitions: 1, replicationFactor: 1 }])
+    await admin.close()
+    const producer = await log.transactionalProducer(`${topic}-p`)
+    try {
+      const first = await producer.begin()
+      await first.send([{ topic, key: 'k', value: Buffer.from('lost') }])
+      kafka('stop')
+      await expect(first.commit()).rejects.toThrow()
+      await first.abort().catch(() => undefined)
+      kafka('start')
+      const second = await within(
+        (async () => {
+          for (;;) {
+            try {
+              return await producer.begin()
+            } catch (err) {
+              // The coordinator may still be loading: retriable, and retried here as the runner would.
+              if (!(err as { retriable?: boolean }).retriable) throw err
+              await new Promise((r) => setTimeout(r, 500))
+            }
+          }
+        })(),
+        60_000,
+      )
+      expect(second).toBeDefined()
+      await second!.send([{ topic, key: 'k', value: Buffer.from('kept') }])
+      await second!.commit()
+      const got = await collect(
+        log,
+        { groupId: uniqueName(`${topic}-read`), topics: [topic], readCommitted: true },
+        (rs) => rs.some((r) => r.value?.toString() === 'kept'),
+        60_000,
+      )
+      expect(got.map((r) => r.value!.toString())).toEqual(['kept'])
+    } finally {
+      await producer.close()
+    }
+  }, 180_000)
+
   it('goes on after the restart with no count lost or doubled', async () => {
     const id = uniqueName('restart')
     const topics = { input: `${id}.in`, output: `${id}.out` }

@@ -1,6 +1,3 @@
-import { execFileSync } from 'node:child_process'
-import { rmSync } from 'node:fs'
-import path from 'node:path'
 import mqtt, { type MqttClient } from 'mqtt'
 import { LocalSchemaRegistry } from '../core/envelope/registry'
 import { createTelemetryCodec, type Telemetry } from '../core/envelope/telemetry'
@@ -14,20 +11,11 @@ import {
   type BridgeProcess,
 } from '../test/bridge-process'
 import { collect, testLogger, within } from '../test/kafka'
+import { ownKafka } from '../test/own-kafka'
 
 // A broker of this test's own, so stopping it disturbs no other test.
-const KAFKA_ENV = {
-  FLEETSTREAM_RUN_DIR: '/tmp/fleetstream-durability',
-  FS_KAFKA_PORT: '19392',
-  FS_KAFKA_CONTROLLER_PORT: '19393',
-}
-const SCRIPT = path.resolve(__dirname, '../scripts/servers.sh')
-const kafka = (verb: 'start' | 'stop') =>
-  execFileSync('bash', [SCRIPT, verb, 'kafka'], {
-    env: { ...process.env, ...KAFKA_ENV },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  })
-const BROKERS = `127.0.0.1:${KAFKA_ENV.FS_KAFKA_PORT}`
+const broker = ownKafka('durability', 19392)
+const BROKERS = broker.brokers
 
 describe('bridge > durability: the Kafka broker stops mid-stream [kafka]', () => {
   let bridge: BridgeProcess
@@ -37,13 +25,13 @@ describe('bridge > durability: the Kafka broker stops mid-stream [kafka]', () =>
   })
 
   beforeAll(async () => {
-    rmSync(KAFKA_ENV.FLEETSTREAM_RUN_DIR, { recursive: true, force: true })
-    kafka('start')
+    broker.wipe()
+    broker.start()
   })
   afterAll(async () => {
     await bridge?.stop()
-    kafka('stop')
-    rmSync(KAFKA_ENV.FLEETSTREAM_RUN_DIR, { recursive: true, force: true })
+    broker.stop()
+    broker.wipe()
   })
 
   it('every message a device saw acknowledged is in Kafka, and the bridge recovers without a restart', async () => {
@@ -91,11 +79,11 @@ describe('bridge > durability: the Kafka broker stops mid-stream [kafka]', () =>
     )
     // Stop the broker once part of the stream is acknowledged; start it again a few seconds later.
     while (acked.size < 1000) await new Promise((r) => setTimeout(r, 20))
-    kafka('stop')
+    broker.stop()
     const ackedWhileDown = acked.size
     await new Promise((r) => setTimeout(r, 5000))
     const gainedWhileDown = acked.size - ackedWhileDown
-    kafka('start')
+    broker.start()
     await within(publishing, 150_000)
     await Promise.all(clients.map((c) => c.endAsync()))
     expect(acked.size).toBe(devices.length * PER_DEVICE)

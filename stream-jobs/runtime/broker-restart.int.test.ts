@@ -1,43 +1,31 @@
-import { execFileSync } from 'node:child_process'
-import { rmSync } from 'node:fs'
-import path from 'node:path'
 import { kafkaConfig } from '../../core/config/schema'
 import { KafkaEventLog } from '../../core/kafka/kafkajs-log'
 import { collect, testLogger, within } from '../../test/kafka'
+import { ownKafka } from '../../test/own-kafka'
 import { uniqueName } from '../../test/servers'
 import { counterJob } from '../testing/counter-job'
 import { JobMetrics } from './metrics'
 import { runJob } from './runner'
 
 // A broker of this test's own, so stopping it disturbs no other test.
-const KAFKA_ENV = {
-  FLEETSTREAM_RUN_DIR: '/tmp/fleetstream-job-restart',
-  FS_KAFKA_PORT: '19492',
-  FS_KAFKA_CONTROLLER_PORT: '19493',
-}
-const SCRIPT = path.resolve(__dirname, '../../scripts/servers.sh')
-const kafka = (verb: 'start' | 'stop') =>
-  execFileSync('bash', [SCRIPT, verb, 'kafka'], {
-    env: { ...process.env, ...KAFKA_ENV },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  })
+const broker = ownKafka('job-restart', 19492)
 
 // The transactional producer keeps its coordinators between transactions (patches/kafkajs):
 // after the broker comes back, the job must find them again and go on, exactly once.
 describe('stream-jobs > runtime: the Kafka broker restarts mid-stream [kafka]', () => {
   let log: KafkaEventLog
   beforeAll(() => {
-    rmSync(KAFKA_ENV.FLEETSTREAM_RUN_DIR, { recursive: true, force: true })
-    kafka('start')
+    broker.wipe()
+    broker.start()
     log = new KafkaEventLog(
-      kafkaConfig.parse({ brokers: `127.0.0.1:${KAFKA_ENV.FS_KAFKA_PORT}`, clientId: 'job-restart' }),
+      kafkaConfig.parse({ brokers: broker.brokers, clientId: 'job-restart' }),
       testLogger('job-restart'),
     )
   })
   afterAll(async () => {
     await log?.close()
-    kafka('stop')
-    rmSync(KAFKA_ENV.FLEETSTREAM_RUN_DIR, { recursive: true, force: true })
+    broker.stop()
+    broker.wipe()
   })
 
   // kafkajs leaves a transaction whose EndTxn failed in its COMMITTING state for good, and
@@ -52,10 +40,10 @@ describe('stream-jobs > runtime: the Kafka broker restarts mid-stream [kafka]', 
     try {
       const first = await producer.begin()
       await first.send([{ topic, key: 'k', value: Buffer.from('lost') }])
-      kafka('stop')
+      broker.stop()
       await expect(first.commit()).rejects.toThrow()
       await first.abort().catch(() => undefined)
-      kafka('start')
+      broker.start()
       const second = await within(
         (async () => {
           for (;;) {
@@ -121,9 +109,9 @@ describe('stream-jobs > runtime: the Kafka broker restarts mid-stream [kafka]', 
       for (let round = 1; round <= 5; round++) await send()
       await outputs(20)
 
-      kafka('stop')
+      broker.stop()
       await new Promise((r) => setTimeout(r, 3_000))
-      kafka('start')
+      broker.start()
 
       for (let round = 6; round <= 10; round++) await within(send(), 60_000)
       const out = (await outputs(40)).map((r) => r.value!.toString())

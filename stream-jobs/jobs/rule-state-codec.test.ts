@@ -5,14 +5,7 @@ const encode = (
   tenant: string | null,
   rules: Record<string, RuleDeviceState>,
   memory: Record<string, SignalMemory>,
-) =>
-  encodeDeviceRules(
-    tenant,
-    Object.entries(rules),
-    Object.keys(rules).length,
-    Object.entries(memory),
-    Object.keys(memory).length,
-  )
+) => encodeDeviceRules(tenant, new Map(Object.entries(rules)), new Map(Object.entries(memory)))
 
 describe('stream-jobs > rules > rule state codec', () => {
   it('round-trips every field, exactly, with only the fields in use', () => {

@@ -36,13 +36,11 @@ const SAMPLES = 8
 const EWMA = 16
 const LAST_SEEN = 32
 
-/** Encodes a device's rule states (`rules`: those to keep, already without empty ones). */
+/** Encodes a device's rule states (by rule id) and memories (by key), empty ones already left out. */
 export function encodeDeviceRules(
   tenant: string | null,
-  rules: Iterable<[string, RuleDeviceState]>,
-  ruleCount: number,
-  memory: Iterable<[string, SignalMemory]>,
-  memoryCount: number,
+  rules: ReadonlyMap<string, RuleDeviceState>,
+  memory: ReadonlyMap<string, SignalMemory>,
 ): Buffer {
   const w = writer
   w.at = 0
@@ -52,12 +50,12 @@ export function encodeDeviceRules(
     w.u8(1)
     w.str(tenant)
   }
-  w.varint(ruleCount)
+  w.varint(rules.size)
   for (const [id, st] of rules) {
     w.str(id)
     writeState(w, st)
   }
-  w.varint(memoryCount)
+  w.varint(memory.size)
   for (const [key, m] of memory) {
     w.str(key)
     writeState(w, m)

@@ -145,7 +145,7 @@ export function rulesJob(o: RulesJobOptions): StreamJob<RulesState> {
       return
     }
     state.written.add(deviceId)
-    changelog.set(key, encodeDeviceRules(dr.tenant, dr.byRule, dr.byRule.size, dr.memory, dr.memory.size))
+    changelog.set(key, encodeDeviceRules(dr.tenant, dr.byRule, dr.memory))
   }
   const deviceRules = (state: RulesState, deviceId: string, tenant: string | null): DeviceRules => {
     let dr = state.rules.get(deviceId)

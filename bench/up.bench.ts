@@ -67,12 +67,16 @@ async function main(): Promise<void> {
   const probeRow = db.prepare("SELECT 1 FROM telemetry WHERE device_id = 'probe' AND seq = ?")
   const rows = () => Number((count.get() as { n: number }).n)
 
-  const probeClient = await mqtt.connectAsync(`mqtt://127.0.0.1:${up.listening.mqtt}`, {
-    clientId: 'probe',
-    username: 'probe',
-    password: probe.token,
-    reconnectPeriod: 0,
-  })
+  const probeClient = await mqtt.connectAsync(
+    `mqtt://127.0.0.1:${up.listening.mqtt}`,
+    {
+      clientId: 'probe',
+      username: 'probe',
+      password: probe.token,
+      reconnectPeriod: 0,
+    },
+    false,
+  ) // false: a socket closed before the CONNACK rejects (else it never settles)
   const latencies: number[] = []
   let probing = true
   /** Probes run while the fleet sends (not while it logs in). */

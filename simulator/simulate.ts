@@ -50,6 +50,8 @@ export interface SimulateOptions {
   /** MQTT: every device connects before any sends (all devices at once; for benchmarks, so
    * that logins are not counted as sending time). */
   connectFirst?: boolean
+  /** MQTT: how long a device waits for its CONNACK before counting as refused (default 30 s). */
+  connectTimeoutMs?: number
   onProgress?: (done: number, total: number) => void
 }
 
@@ -192,13 +194,20 @@ export async function simulate(o: SimulateOptions): Promise<Summary> {
   const viaMqtt = async (d: SimulateOptions['devices'][number], readings: Planned[]) => {
     let client: MqttClient | undefined
     try {
-      client = await mqtt.connectAsync(o.mqttUrl, {
-        clientId: d.deviceId,
-        username: d.deviceId,
-        password: d.token,
-        reconnectPeriod: 0,
-        connectTimeout: 30_000,
-      })
+      // allowRetries false: without it, mqtt.js's connectAsync never settles when the socket
+      // closes before a CONNACK (a busy broker, the connect timeout) and reconnecting is off,
+      // which held up the whole fleet at its connect barrier (a bench run hung this way).
+      client = await mqtt.connectAsync(
+        o.mqttUrl,
+        {
+          clientId: d.deviceId,
+          username: d.deviceId,
+          password: d.token,
+          reconnectPeriod: 0,
+          connectTimeout: o.connectTimeoutMs ?? 30_000,
+        },
+        false,
+      )
     } catch {
       refuse('MQTT_CONNECT', readings.length)
       done += readings.length

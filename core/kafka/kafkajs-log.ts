@@ -611,10 +611,15 @@ export class KafkaEventLog implements EventLog {
         return md.topics[0]?.partitions.length ?? 0
       },
       deleteTopics: (names) => a.deleteTopics({ topics: names }),
-      // With retries: right after createTopics a broker can still answer ListOffsets with
-      // NOT_LEADER for a new partition (seen on a fresh KRaft broker: `up --kafka` failed to start).
-      endOffsets: async (topic) =>
-        new Map([...(await this.endOffsets(topic))].map(([p, high]) => [p, high.toString()])),
+      // On this admin's connection first (the runner's gauges ask every few seconds); when
+      // that fails, fresh clients with retries: right after createTopics a broker can still
+      // answer ListOffsets with NOT_LEADER for a new partition (seen on a fresh KRaft broker:
+      // `up --kafka` failed to start), and kafkajs's cached metadata can lack its leaders.
+      endOffsets: (topic) =>
+        a.fetchTopicOffsets(topic).then(
+          (os) => new Map(os.map((o) => [o.partition, o.high])),
+          async () => new Map([...(await this.endOffsets(topic))].map(([p, high]) => [p, high.toString()])),
+        ),
       committedOffsets: async (groupId, topic) => {
         const [t] = await a.fetchOffsets({ groupId, topics: [topic] })
         return new Map((t?.partitions ?? []).map((p) => [p.partition, p.offset]))

@@ -17,11 +17,11 @@ import {
   openWindowCount,
   restoreKey,
   snapshotKey,
-  type OpenWindow,
   type WindowResult,
   type WindowState,
 } from '../operators/window-aggregate'
 import { decodeReading } from '../runtime/readings'
+import { decodeOpenWindows, encodeOpenWindows } from './rollup-state-codec'
 import { defineJob, type StepResult, type StreamJob } from '../runtime/job'
 
 /** One rollup output: a tumbling window size and the topic it goes to. */
@@ -103,7 +103,7 @@ export function rollupJob(o: RollupJobOptions): StreamJob<RollupState> {
     const changelog = new Map<string, Buffer | null>()
     for (const key of changed) {
       const snaps = state.windows.map((ws) => snapshotKey(ws, key) ?? null)
-      changelog.set(key, snaps.every((x) => x === null) ? null : Buffer.from(JSON.stringify(snaps)))
+      changelog.set(key, snaps.every((x) => x === null) ? null : encodeOpenWindows(snaps))
     }
     changelog.set(
       WATERMARK_KEY,
@@ -129,9 +129,8 @@ export function rollupJob(o: RollupJobOptions): StreamJob<RollupState> {
     outputTopics: [...o.outputs.map((x) => x.topic), o.lateTopic, o.deadletterTopic],
     initState: newState,
     restore(state, key, value) {
-      const data = JSON.parse(value.toString()) as unknown
       if (key === WATERMARK_KEY) {
-        const w = data as { maxEventTs: number | null; watermark: number | null }
+        const w = JSON.parse(value.toString()) as { maxEventTs: number | null; watermark: number | null }
         // JSON has no -Infinity: null means "nothing seen yet".
         state.wm = {
           maxEventTs: w.maxEventTs ?? Number.NEGATIVE_INFINITY,
@@ -140,7 +139,7 @@ export function rollupJob(o: RollupJobOptions): StreamJob<RollupState> {
         }
         return
       }
-      ;(data as (OpenWindow[] | null)[]).forEach(
+      decodeOpenWindows(value).forEach(
         (snap, i) => state.windows[i] && restoreKey(state.windows[i], key, snap ?? undefined),
       )
     },

@@ -83,6 +83,6 @@ describe('stream-jobs > rules > rule state codec', () => {
     expect(() => decodeDeviceRules(Buffer.concat([good, Buffer.from([0])]))).toThrow(/left over/)
     const v9 = Buffer.from(good)
     v9[0] = 9
-    expect(() => decodeDeviceRules(v9)).toThrow(/unknown rule state version 9/)
+    expect(() => decodeDeviceRules(v9)).toThrow(/rule state: unknown version 9/)
   })
 })

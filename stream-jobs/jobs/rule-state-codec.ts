@@ -1,4 +1,5 @@
 import type { RuleDeviceState, SignalMemory } from '../../rules/engine'
+import { StateReader, StateWriter } from '../runtime/state-bytes'
 
 /** A device's rule states as stored in the rules job's changelog (one entry per device). */
 export interface StoredDeviceRules {
@@ -42,8 +43,7 @@ export function encodeDeviceRules(
   rules: ReadonlyMap<string, RuleDeviceState>,
   memory: ReadonlyMap<string, SignalMemory>,
 ): Buffer {
-  const w = writer
-  w.at = 0
+  const w = writer.reset()
   w.u8(RULE_STATE_VERSION)
   if (tenant === null) w.u8(0)
   else {
@@ -60,8 +60,10 @@ export function encodeDeviceRules(
     w.str(key)
     writeState(w, m)
   }
-  return Buffer.from(w.buf.subarray(0, w.at))
+  return w.take()
 }
+
+const writer = new StateWriter()
 
 /** Decodes a stored entry: this binary format, or the JSON written before it. */
 export function decodeDeviceRules(value: Buffer): StoredDeviceRules {
@@ -69,9 +71,9 @@ export function decodeDeviceRules(value: Buffer): StoredDeviceRules {
     const o = JSON.parse(value.toString()) as StoredDeviceRules
     return { tenant: o.tenant, rules: o.rules, memory: o.memory ?? {} }
   }
-  const r = new Reader(value)
+  const r = new StateReader(value, 'rule state')
   const version = r.u8()
-  if (version !== RULE_STATE_VERSION) throw new Error(`unknown rule state version ${version}`)
+  if (version !== RULE_STATE_VERSION) r.fail(`unknown version ${version}`)
   const tenant = r.u8() === 0 ? null : r.str()
   const rules: Record<string, Partial<RuleDeviceState>> = {}
   for (let n = r.varint(); n > 0; n--) {
@@ -83,11 +85,11 @@ export function decodeDeviceRules(value: Buffer): StoredDeviceRules {
     const key = r.str()
     memory[key] = readState(r)
   }
-  if (r.at !== value.length) throw new Error(`rule state: ${value.length - r.at} bytes left over`)
+  r.end()
   return { tenant, rules, memory }
 }
 
-function writeState(w: Writer, st: Partial<RuleDeviceState>): void {
+function writeState(w: StateWriter, st: Partial<RuleDeviceState>): void {
   const flags =
     (st.pending ? PENDING : 0) |
     (st.open ? OPEN : 0) |
@@ -131,7 +133,7 @@ function writeState(w: Writer, st: Partial<RuleDeviceState>): void {
   if (st.lastSeen !== undefined) w.f64(st.lastSeen)
 }
 
-function readState(r: Reader): Partial<RuleDeviceState> {
+function readState(r: StateReader): Partial<RuleDeviceState> {
   const flags = r.u8()
   const st: Partial<RuleDeviceState> = {}
   if (flags & PENDING) st.pending = { count: r.f64(), since: r.f64() }
@@ -147,7 +149,7 @@ function readState(r: Reader): Partial<RuleDeviceState> {
   if (flags & SAMPLES) {
     const n = r.varint()
     const width = r.u8()
-    if (width !== 4 && width !== 8) throw new Error(`rule state: bad sample width ${width}`)
+    if (width !== 4 && width !== 8) r.fail(`bad sample width ${width}`)
     const xs: number[] = new Array<number>(n)
     for (let i = 0; i < n; i++) xs[i] = width === 4 ? r.f32() : r.f64()
     st.samples = xs
@@ -155,83 +157,4 @@ function readState(r: Reader): Partial<RuleDeviceState> {
   if (flags & EWMA) st.ewma = { mean: r.f64(), variance: r.f64(), n: r.f64() }
   if (flags & LAST_SEEN) st.lastSeen = r.f64()
   return st
-}
-
-/** A growing scratch buffer, reused: the encoded entry is copied out of it. */
-class Writer {
-  buf = Buffer.allocUnsafe(4096)
-  at = 0
-  private room(n: number): void {
-    if (this.at + n <= this.buf.length) return
-    const bigger = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.at + n))
-    this.buf.copy(bigger, 0, 0, this.at)
-    this.buf = bigger
-  }
-  u8(v: number): void {
-    this.room(1)
-    this.buf[this.at++] = v
-  }
-  varint(v: number): void {
-    this.room(5)
-    while (v >= 0x80) {
-      this.buf[this.at++] = (v & 0x7f) | 0x80
-      v >>>= 7
-    }
-    this.buf[this.at++] = v
-  }
-  f64(v: number): void {
-    this.room(8)
-    this.at = this.buf.writeDoubleLE(v, this.at)
-  }
-  f32(v: number): void {
-    this.room(4)
-    this.at = this.buf.writeFloatLE(v, this.at)
-  }
-  str(s: string): void {
-    const n = Buffer.byteLength(s)
-    this.varint(n)
-    this.room(n)
-    this.at += this.buf.write(s, this.at)
-  }
-}
-const writer = new Writer()
-
-class Reader {
-  at = 0
-  constructor(private readonly buf: Buffer) {}
-  private need(n: number): void {
-    if (this.at + n > this.buf.length) throw new Error('rule state: entry cut short')
-  }
-  u8(): number {
-    this.need(1)
-    return this.buf[this.at++]!
-  }
-  varint(): number {
-    let v = 0
-    for (let shift = 0; shift < 35; shift += 7) {
-      const b = this.u8()
-      v += (b & 0x7f) * 2 ** shift
-      if (b < 0x80) return v
-    }
-    throw new Error('rule state: bad length')
-  }
-  f64(): number {
-    this.need(8)
-    const v = this.buf.readDoubleLE(this.at)
-    this.at += 8
-    return v
-  }
-  f32(): number {
-    this.need(4)
-    const v = this.buf.readFloatLE(this.at)
-    this.at += 4
-    return v
-  }
-  str(): string {
-    const n = this.varint()
-    this.need(n)
-    const s = this.buf.toString('utf8', this.at, this.at + n)
-    this.at += n
-    return s
-  }
 }

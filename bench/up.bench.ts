@@ -58,7 +58,10 @@ async function main(): Promise<void> {
     {
       FLEETSTREAM_BRIDGE__LIMITS__MAX_CONNECTIONS: String(D + 100),
     },
-    process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : [],
+    [
+      ...(process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : []),
+      ...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
+    ],
   ) // BENCH_PROFILE=1: profile `up`
   const pid = up.proc.pid!
   const rssIdle = rssMiB(pid)

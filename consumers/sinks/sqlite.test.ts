@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { SinkWriteError } from './sink'
@@ -47,20 +47,24 @@ describe('consumers > sinks > sqlite on its writer thread', () => {
     }
   })
 
-  it('fails what is asked after the thread is gone, instead of waiting for ever', async () => {
+  it('refuses requests once closed, instead of waiting for ever', async () => {
     const x = sqliteWorkerExecutor(file())
+    await x.query('SELECT 1', [])
     await x.close()
-    await expect(x.query('SELECT 1', [])).rejects.toThrow(/sqlite thread: stopped/)
+    await expect(x.query('SELECT 1', [])).rejects.toThrow(/sqlite thread: closed/)
   })
 
-  it('reports a database it cannot open on the first request', async () => {
+  it('reports a database it cannot open as retriable, like an unreachable one, and opens it once it can', async () => {
     const notADir = file()
     writeFileSync(notADir, 'a file, not a directory')
     const x = sqliteWorkerExecutor(path.join(notADir, 'x.db'))
     try {
-      await expect(x.query('SELECT 1', [])).rejects.toThrow(
-        /sqlite thread: EEXIST: file already exists, mkdir/,
-      )
+      const err = await x.query('SELECT 1', []).catch((e: unknown) => e)
+      expect((err as Error).message).toMatch(/sqlite thread: EEXIST: file already exists, mkdir/)
+      expect((err as SinkWriteError).retriable).toBe(true)
+      // The cause goes away: the next request starts a new thread, which opens the file.
+      rmSync(notADir)
+      expect(await x.query('SELECT 1 AS one', [])).toEqual([{ one: 1 }])
     } finally {
       await x.close()
     }

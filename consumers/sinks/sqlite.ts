@@ -88,43 +88,53 @@ export interface SqliteReply {
 export function sqliteWorkerExecutor(file: string): SqlExecutor {
   // A development checkout runs the TypeScript sources: the thread loads them through tsx too.
   const dev = __filename.endsWith('.ts')
-  const worker = new Worker(path.join(__dirname, `sqlite-thread${dev ? '.ts' : '.js'}`), {
-    workerData: { file },
-    execArgv: dev ? ['--require', require.resolve('tsx/cjs')] : [],
-  })
   const pending = new Map<
     number,
     { resolve: (rows: Record<string, unknown>[]) => void; reject: (e: Error) => void }
   >()
-  let stopped: Error | undefined
-  const stop = (err: Error) => {
-    stopped ??= err
-    for (const p of pending.values())
-      p.reject(new SinkWriteError(`sqlite thread: ${err.message}`, false, err))
-    pending.clear()
+  let worker: Worker | undefined
+  let closed = false
+  /** Starts the thread. One that stops (it could not open the file, it crashed) fails what it
+   * had as retriable, like an unreachable database, and the next request starts a new one. */
+  const start = (): Worker => {
+    const w = new Worker(path.join(__dirname, `sqlite-thread${dev ? '.ts' : '.js'}`), {
+      workerData: { file },
+      execArgv: dev ? ['--require', require.resolve('tsx/cjs')] : [],
+    })
+    const stopped = (err: Error) => {
+      if (worker !== w) return
+      worker = undefined
+      for (const p of pending.values())
+        p.reject(new SinkWriteError(`sqlite thread: ${err.message}`, true, err))
+      pending.clear()
+    }
+    w.on('message', (m: SqliteReply) => {
+      const p = pending.get(m.id)
+      pending.delete(m.id)
+      if (m.error) p?.reject(new SinkWriteError(m.error.message, m.error.retriable))
+      else p?.resolve(m.rows ?? [])
+    })
+    w.on('error', stopped)
+    w.on('exit', (code) => stopped(new Error(`stopped (exit code ${code})`)))
+    return w
   }
-  worker.on('message', (m: SqliteReply) => {
-    const p = pending.get(m.id)
-    pending.delete(m.id)
-    if (m.error) p?.reject(new SinkWriteError(m.error.message, m.error.retriable))
-    else p?.resolve(m.rows ?? [])
-  })
-  worker.on('error', stop)
-  worker.on('exit', (code) => stop(new Error(`stopped (exit code ${code})`)))
   let nextId = 0
   const call = (req: Omit<Extract<SqliteRequest, { kind: 'bulk' | 'query' }>, 'id'> | { kind: 'close' }) =>
     new Promise<Record<string, unknown>[]>((resolve, reject) => {
-      if (stopped) return reject(new SinkWriteError(`sqlite thread: ${stopped.message}`, false, stopped))
+      if (closed) return reject(new SinkWriteError('sqlite thread: closed', false))
       const id = ++nextId
       pending.set(id, { resolve, reject })
-      worker.postMessage({ ...req, id })
+      ;(worker ??= start()).postMessage({ ...req, id })
     })
   return {
     query: (text, params) => call({ kind: 'query', text, params }),
     bulk: async (text, params) => void (await call({ kind: 'bulk', text, params })),
     close: async () => {
-      if (!stopped) await call({ kind: 'close' }).catch(() => undefined)
-      await worker.terminate()
+      const w = worker
+      if (w) await call({ kind: 'close' }).catch(() => undefined)
+      closed = true
+      worker = undefined
+      await w?.terminate()
     },
   }
 }

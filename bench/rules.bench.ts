@@ -94,7 +94,7 @@ const PROFILE_DIR = path.join(ROOT, 'bench/.work/rules-profile')
 
 function startJob(app: string, t: Record<string, string>, nodeArgs: string[] = [], instance = 'bench') {
   const proc = reapOnExit(
-    spawn(process.execPath, [...nodeArgs, path.join(ROOT, 'bin/fleetstream.js'), 'job', 'rules'], {
+    spawn(process.execPath, [...nodeArgs, ...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []), path.join(ROOT, 'bin/fleetstream.js'), 'job', 'rules'], {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'inherit'],
       env: {
@@ -113,6 +113,7 @@ function startJob(app: string, t: Record<string, string>, nodeArgs: string[] = [
       },
     }),
   )
+  if (process.env.BENCH_NODE_ARGS?.includes('--trace-gc')) proc.stdout!.pipe(require('node:fs').createWriteStream(`/work/scratch/gc-${instance}.log`))
   const port = new Promise<number>((resolve, reject) => {
     proc.stdout!.on('data', (c: Buffer) => {
       const line = c

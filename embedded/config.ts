@@ -18,6 +18,13 @@ export const upConfig = z.strictObject({
   rules: z.string().min(1).optional(),
   /** A demo device, made on first start; its token is kept in `<dataDir>/demo-device.json`. */
   demoDevice: z.string().min(1).default('demo-1'),
+  /**
+   * How long a consumer of the embedded log that was idle waits, once a record arrives, for
+   * more before it takes a batch (Kafka's fetch.max.wait with a minimum size, simplified).
+   * Small batches cost each stage a transaction apiece: a fleet sending at a steady rate
+   * otherwise arrives one reading at a time. 0: take each record as it comes.
+   */
+  fetchLingerMs: z.number().int().min(0).max(1_000).default(5),
 })
 
 /** Configuration of `fleetstream up`: every role's section, one process. */

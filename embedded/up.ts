@@ -102,6 +102,7 @@ export async function startUp(config: UpRoleConfig, logger: Logger): Promise<Run
     ? new KafkaEventLog(cfg.kafka, logger)
     : new EmbeddedEventLog({
         dir: path.join(cfg.up.dataDir, 'log'),
+        fetchLingerMs: cfg.up.fetchLingerMs,
         logger: logger.child({ component: 'log' }),
       })
   const closers: (() => Promise<void>)[] = []

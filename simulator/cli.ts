@@ -50,6 +50,12 @@ export function registerSimulateCommands(program: Command): void {
     .option('--http-url <url>', 'the bridge HTTP listener', 'http://127.0.0.1:8080')
     .option('--concurrency <n>', 'devices sending at once', '50')
     .option('--batch <n>', 'readings per HTTP request', '10')
+    .option(
+      '--rate <n>',
+      'readings per second for the whole fleet, spread evenly over the devices (all connected at once; ' +
+        'readings stamped as they go, one every devices×1000/rate ms per device, which replaces -i); ' +
+        'default: each device sends as soon as its previous reading is acknowledged',
+    )
     .option('--out-of-order <f>', 'fraction of readings sent after the next one', fraction, 0)
     .option('--late <f>', 'fraction of readings made late by --late-ms', fraction, 0)
     .option('--late-ms <ms>', 'how late', '300000')
@@ -81,15 +87,18 @@ export function registerSimulateCommands(program: Command): void {
         skew: Number(o.skew),
         bad: Number(o.bad),
       }
+      const rate = o.rate === undefined ? undefined : Number(o.rate)
+      if (rate !== undefined && !(rate > 0)) throw new Error(`--rate must be a number > 0, got ${o.rate}`)
       const summary = await simulate({
         devices,
         transport: o.transport === 'http' ? 'http' : 'mqtt',
         httpUrl: String(o.httpUrl),
         mqttUrl: String(o.mqttUrl),
         readings: Number(o.readings),
-        intervalMs: Number(o.interval),
+        intervalMs: rate ? (n * 1000) / rate : Number(o.interval),
         batch: Number(o.batch),
-        concurrency: Number(o.concurrency),
+        concurrency: rate ? n : Number(o.concurrency),
+        ratePerS: rate,
         faults,
         lateMs: Number(o.lateMs),
         skewMs: Number(o.skewMs),

@@ -31,6 +31,14 @@ export interface SimulateOptions {
   batch: number
   /** Devices sending at once. */
   concurrency: number
+  /**
+   * Paces the fleet at this many readings a second, spread evenly: device i sends its j-th
+   * reading (j·devices + i) / ratePerS seconds after sending starts, as a fleet reporting on a
+   * schedule does; a reading whose turn comes while its device still waits for an ack goes
+   * when the ack arrives. Without it every device sends as fast as its acks come back. With it
+   * and no `startTs`, the first readings are stamped with the time sending starts.
+   */
+  ratePerS?: number
   faults: Faults
   lateMs: number
   skewMs: number
@@ -84,7 +92,9 @@ export async function simulate(o: SimulateOptions): Promise<Summary> {
   if (o.transport === 'mqtt' && o.faults.bad > 0)
     throw new Error('bad payloads are sent over HTTP only (MQTT 3.1.1 refuses by closing the connection)')
   const rand = prng(o.seed ?? 1)
-  const startTs = o.startTs ?? Date.now() - (o.readings - 1) * o.intervalMs
+  if (o.ratePerS !== undefined && !(o.ratePerS > 0))
+    throw new Error(`ratePerS must be > 0, got ${o.ratePerS}`)
+  const startTs = o.startTs ?? (o.ratePerS ? Date.now() : Date.now() - (o.readings - 1) * o.intervalMs)
   const s: Summary = {
     devices: o.devices.length,
     sent: 0,
@@ -148,9 +158,16 @@ export async function simulate(o: SimulateOptions): Promise<Summary> {
       }
     return out
   }
+  /** With ratePerS: waits for the turn of reading `j` of device `index` (`sendStart` is set). */
+  const turn = (index: number, j: number): Promise<void> | undefined => {
+    if (!o.ratePerS) return undefined
+    const wait = sendStart + ((j * o.devices.length + index) * 1000) / o.ratePerS - Date.now()
+    return wait > 0 ? new Promise((r) => setTimeout(r, wait)) : undefined
+  }
   const refuse = (code: string, n = 1) => (s.rejected[code] = (s.rejected[code] ?? 0) + n)
 
-  const viaHttp = async (d: SimulateOptions['devices'][number], readings: Planned[]) => {
+  const viaHttp = async (index: number, readings: Planned[]) => {
+    const d = o.devices[index]!
     sendStart ||= Date.now()
     const auth = `Basic ${Buffer.from(`${d.deviceId}:${d.token}`).toString('base64')}`
     for (let i = 0; i < readings.length;) {
@@ -163,6 +180,7 @@ export async function simulate(o: SimulateOptions): Promise<Summary> {
           !readings[i + group.length]!.bad
         )
           group.push(readings[i + group.length]!)
+      await turn(index, i)
       i += group.length
       s.sent += group.length
       const body = group[0]!.bad ? (group[0]!.body as string) : JSON.stringify(group.map((g) => g.body))
@@ -191,7 +209,8 @@ export async function simulate(o: SimulateOptions): Promise<Summary> {
     }
   }
 
-  const viaMqtt = async (d: SimulateOptions['devices'][number], readings: Planned[]) => {
+  const viaMqtt = async (index: number, readings: Planned[]) => {
+    const d = o.devices[index]!
     let client: MqttClient | undefined
     try {
       // allowRetries false: without it, mqtt.js's connectAsync never settles when the socket
@@ -219,7 +238,8 @@ export async function simulate(o: SimulateOptions): Promise<Summary> {
     // A lost connection fails what is in flight (mqtt.js would keep it for a reconnect).
     const lost = new Promise<'lost'>((resolve) => client!.once('close', () => resolve('lost')))
     try {
-      for (const r of readings) {
+      for (const [j, r] of readings.entries()) {
+        await turn(index, j)
         s.sent++
         try {
           const acked = await Promise.race([
@@ -250,7 +270,7 @@ export async function simulate(o: SimulateOptions): Promise<Summary> {
     while (next < o.devices.length) {
       const index = next++
       const readings = plan(index)
-      await (o.transport === 'http' ? viaHttp : viaMqtt)(o.devices[index]!, readings)
+      await (o.transport === 'http' ? viaHttp : viaMqtt)(index, readings)
       done += o.readings - readings.length // an offline device's unsent half
     }
   }

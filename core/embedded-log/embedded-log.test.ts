@@ -149,3 +149,36 @@ describe('core > embedded log: durability and retention', () => {
     await a.close()
   })
 })
+
+describe('core > embedded log: fetch linger', () => {
+  /** Batch sizes a consumer is handed when records arrive one at a time, `gapMs` apart. */
+  async function batchSizes(fetchLingerMs: number, gapMs: number): Promise<number[]> {
+    const log = new EmbeddedEventLog({ dir: dir(), fetchLingerMs, logger: testLogger('embedded-log') })
+    await (await log.admin()).ensureTopics([{ name: 'l', partitions: 1, replicationFactor: 1 }])
+    const sizes: number[] = []
+    const c = await log.consumer({ groupId: 'g', topics: ['l'], fromBeginning: true })
+    let seen = 0
+    const all = new Promise<void>(
+      (resolve) =>
+        void c.run(async (b) => {
+          sizes.push(b.records.length)
+          if ((seen += b.records.length) === 4) resolve()
+        }),
+    )
+    const p = await log.producer()
+    for (let i = 0; i < 4; i++) {
+      await p.send([{ topic: 'l', key: 'k', value: Buffer.from(String(i)) }])
+      await new Promise((r) => setTimeout(r, gapMs))
+    }
+    await all
+    await c.close()
+    await log.close()
+    return sizes
+  }
+
+  it('hands an idle consumer the records that arrive within the linger as one batch', async () => {
+    // 4 records 5 ms apart: with a 200 ms linger they are one batch; with none, four.
+    expect(await batchSizes(200, 5)).toEqual([4])
+    expect(await batchSizes(0, 30)).toEqual([1, 1, 1, 1])
+  })
+})

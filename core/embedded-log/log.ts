@@ -90,6 +90,9 @@ export interface EmbeddedLogOptions {
   maxBatchRecords?: number
   /** Partitions of a topic that a producer writes before anyone created it. */
   defaultPartitions?: number
+  /** A consumer that was idle waits this long after a record arrives before it fetches, so
+   * that records arriving one by one are handed over together (default 0). */
+  fetchLingerMs?: number
   logger: Logger
 }
 
@@ -420,6 +423,10 @@ export class EmbeddedEventLog implements EventLog {
     })
   }
 
+  get fetchLingerMs(): number {
+    return this.o.fetchLingerMs ?? 0
+  }
+
   get maxBatch(): number {
     return this.o.maxBatchRecords ?? 2000
   }
@@ -569,11 +576,21 @@ class Member {
       }
       if (started) continue
       // Nothing to hand out: wait for a record, a finished batch, a resume or a rebalance.
-      await new Promise<void>((resolve) => {
-        this.wakeLoop = resolve
+      const woke = await new Promise<'record' | 'other'>((resolve) => {
+        this.wakeLoop = () => resolve('other')
         const waits = [...this.assignment].flatMap(([t, ps]) => ps.map((p) => this.log.waitFor(t, p, 1_000)))
-        void Promise.race([...waits, new Promise((r) => setTimeout(r, 1_000).unref())]).then(() => resolve())
+        void Promise.race([...waits, new Promise((r) => setTimeout(r, 1_000).unref())]).then(() =>
+          resolve('record'),
+        )
       })
+      this.wakeLoop = undefined
+      // Idle until a record came: let more join it (a finished batch or a rebalance goes on at once).
+      const linger = this.log.fetchLingerMs
+      if (woke === 'record' && linger > 0 && this.inFlight.size === 0 && !this.stopped)
+        await new Promise<void>((resolve) => {
+          this.wakeLoop = resolve
+          setTimeout(resolve, linger)
+        })
       this.wakeLoop = undefined
     }
   }

@@ -38,6 +38,13 @@ export interface OpenWindow {
 export interface WindowState {
   keys: Map<string, OpenWindow[]>
   options: WindowOptions
+  /**
+   * No window needs the watermark before this: a lower bound of every held window's next
+   * event (closing if it has not fired, purging if it has). `fire` skips its scan of every
+   * key while the watermark is below it: with small batches (a paced fleet, one reading per
+   * batch) that scan, once per batch over tens of thousands of keys, was most of the job.
+   */
+  nextDue: number
 }
 
 /** An empty state for `options` (validated). */
@@ -45,10 +52,17 @@ export function newWindowState(options: WindowOptions): WindowState {
   checkWindowSpec(options.spec)
   if (!Number.isInteger(options.allowedLatenessMs) || options.allowedLatenessMs < 0)
     throw new RangeError('allowedLatenessMs must be a non-negative integer')
-  return { keys: new Map(), options }
+  return { keys: new Map(), options, nextDue: Number.POSITIVE_INFINITY }
 }
 
 const purgeAt = (w: OpenWindow, lateness: number) => w.closesAt + lateness
+/** When the watermark next matters to `w`: it closes, or (fired) it is forgotten. */
+const dueAt = (w: OpenWindow, lateness: number) => (w.fired ? purgeAt(w, lateness) : w.closesAt)
+/** Lowers the state's bound for a window added or changed. */
+const track = (state: WindowState, w: OpenWindow) => {
+  const due = dueAt(w, state.options.allowedLatenessMs)
+  if (due < state.nextDue) state.nextDue = due
+}
 
 /**
  * Adds one reading at the current `watermark`. Returns the results it causes (updates of
@@ -91,6 +105,7 @@ export function advance(
         results.push({ key: r.key, window: w.window, agg: w.agg, kind: 'retract' })
     }
     open.push(merged)
+    track(state, merged)
     if (merged.fired) results.push({ key: r.key, window: merged.window, agg: merged.agg, kind: 'update' })
     return { results, late: false }
   }
@@ -101,7 +116,14 @@ export function advance(
     placed = true
     const w = open.find((o) => o.window.start === window.start)
     if (!w) {
-      open.push({ window, agg: aggregateOf(r.value, r.ts), closesAt: window.end, fired: false })
+      const added: OpenWindow = {
+        window,
+        agg: aggregateOf(r.value, r.ts),
+        closesAt: window.end,
+        fired: false,
+      }
+      open.push(added)
+      track(state, added)
       continue
     }
     addTo(w.agg, r.value, r.ts) // in place: results below carry copies
@@ -117,20 +139,30 @@ export function advance(
  */
 export function fire(state: WindowState, watermark: number, changed?: Set<string>): WindowResult[] {
   const results: WindowResult[] = []
+  if (watermark < state.nextDue) return results
   const lateness = state.options.allowedLatenessMs
+  let nextDue = Number.POSITIVE_INFINITY
   for (const [key, open] of state.keys) {
+    let purged = 0
     for (const w of open) {
       if (!w.fired && w.closesAt <= watermark) {
         w.fired = true
         changed?.add(key)
         results.push({ key, window: w.window, agg: { ...w.agg }, kind: 'final' })
       }
+      if (purgeAt(w, lateness) <= watermark) purged++
+      else nextDue = Math.min(nextDue, dueAt(w, lateness))
     }
-    const keep = open.filter((w) => purgeAt(w, lateness) > watermark)
-    if (keep.length !== open.length) changed?.add(key)
-    if (keep.length === 0) state.keys.delete(key)
-    else if (keep.length !== open.length) state.keys.set(key, keep)
+    if (purged === 0) continue
+    changed?.add(key)
+    if (purged === open.length) state.keys.delete(key)
+    else
+      state.keys.set(
+        key,
+        open.filter((w) => purgeAt(w, lateness) > watermark),
+      )
   }
+  state.nextDue = nextDue
   return results.sort(
     (a, b) =>
       a.window.end - b.window.end ||
@@ -147,8 +179,10 @@ export function snapshotKey(state: WindowState, key: string): OpenWindow[] | und
 
 /** Puts back a key's open windows read from the changelog (undefined: the key has none). */
 export function restoreKey(state: WindowState, key: string, windows: OpenWindow[] | undefined): void {
-  if (windows && windows.length) state.keys.set(key, windows)
-  else state.keys.delete(key)
+  if (windows && windows.length) {
+    state.keys.set(key, windows)
+    for (const w of windows) track(state, w)
+  } else state.keys.delete(key)
 }
 
 /** How many windows are held (open, or fired and kept for their allowed lateness). */

@@ -94,26 +94,36 @@ const PROFILE_DIR = path.join(ROOT, 'bench/.work/rules-profile')
 
 function startJob(app: string, t: Record<string, string>, nodeArgs: string[] = [], instance = 'bench') {
   const proc = reapOnExit(
-    spawn(process.execPath, [...nodeArgs, ...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []), path.join(ROOT, 'bin/fleetstream.js'), 'job', 'rules'], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'inherit'],
-      env: {
-        ...process.env,
-        FLEETSTREAM_KAFKA__BROKERS: env.FS_KAFKA_BROKERS,
-        FLEETSTREAM_TOPICS__ENRICHED: t.enriched,
-        FLEETSTREAM_TOPICS__DEVICES: t.devices,
-        FLEETSTREAM_TOPICS__RULES: t.rules,
-        FLEETSTREAM_TOPICS__ALERTS: t.alerts,
-        FLEETSTREAM_TOPICS__DEADLETTER: t.dlq,
-        FLEETSTREAM_JOBS__APPLICATION_ID: app,
-        FLEETSTREAM_JOBS__INSTANCE_ID: instance,
-        FLEETSTREAM_JOBS__METRICS__PORT: '0',
-        FLEETSTREAM_JOBS__MAX_FUTURE_MS: '3600000',
-        FLEETSTREAM_LOG__LEVEL: 'warn',
+    spawn(
+      process.execPath,
+      // BENCH_NODE_ARGS: extra Node flags for the job processes (GC settings, tracing).
+      [
+        ...nodeArgs,
+        ...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
+        path.join(ROOT, 'bin/fleetstream.js'),
+        'job',
+        'rules',
+      ],
+      {
+        cwd: ROOT,
+        stdio: ['ignore', 'pipe', 'inherit'],
+        env: {
+          ...process.env,
+          FLEETSTREAM_KAFKA__BROKERS: env.FS_KAFKA_BROKERS,
+          FLEETSTREAM_TOPICS__ENRICHED: t.enriched,
+          FLEETSTREAM_TOPICS__DEVICES: t.devices,
+          FLEETSTREAM_TOPICS__RULES: t.rules,
+          FLEETSTREAM_TOPICS__ALERTS: t.alerts,
+          FLEETSTREAM_TOPICS__DEADLETTER: t.dlq,
+          FLEETSTREAM_JOBS__APPLICATION_ID: app,
+          FLEETSTREAM_JOBS__INSTANCE_ID: instance,
+          FLEETSTREAM_JOBS__METRICS__PORT: '0',
+          FLEETSTREAM_JOBS__MAX_FUTURE_MS: '3600000',
+          FLEETSTREAM_LOG__LEVEL: 'warn',
+        },
       },
-    }),
+    ),
   )
-  if (process.env.BENCH_NODE_ARGS?.includes('--trace-gc')) proc.stdout!.pipe(require('node:fs').createWriteStream(`/work/scratch/gc-${instance}.log`))
   const port = new Promise<number>((resolve, reject) => {
     proc.stdout!.on('data', (c: Buffer) => {
       const line = c

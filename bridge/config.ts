@@ -79,6 +79,13 @@ export const bridgeConfig = z.strictObject({
       maxStringBytes: z.number().int().min(1).default(1024),
       maxConnections: z.number().int().min(1).default(20_000),
       connectTimeoutMs: z.number().int().min(100).default(10_000),
+      /**
+       * Connections the kernel queues for the MQTT and HTTP listeners before the bridge accepts
+       * them (Linux caps it at net.core.somaxconn). With Node's default of 511, 10,000 devices
+       * connecting at once overflowed the queue: the dropped connections were retried by the
+       * devices' TCP after 1, 3, 7, 15… s, so some logins took two minutes or timed out.
+       */
+      listenBacklog: z.number().int().min(1).max(65_535).default(4096),
       keepaliveMaxS: z.number().int().min(1).max(65535).default(1200),
       /** Messages per second per device (0 = no limit), and the burst allowed above it. */
       ratePerDevice: z.number().min(0).default(200),

@@ -182,7 +182,7 @@ export async function startHttpIngest(
     deps.ready() ? { status: 'ready' } : reply.code(503).send({ status: 'not ready' }),
   )
 
-  await app.listen({ port: config.http.port, host: config.http.host })
+  await app.listen({ port: config.http.port, host: config.http.host, backlog: config.limits.listenBacklog })
   const address = app.server.address()
   const port = typeof address === 'object' && address ? address.port : config.http.port
   log.info('HTTP ingest listening', { port })

@@ -190,7 +190,9 @@ export async function startEmbeddedMqtt(deps: AdapterDeps): Promise<EmbeddedMqtt
   tcp.maxConnections = limits.maxConnections + 100
   await new Promise<void>((resolve, reject) => {
     tcp.once('error', reject)
-    tcp.listen(config.mqtt.port, config.mqtt.host, () => resolve())
+    tcp.listen({ port: config.mqtt.port, host: config.mqtt.host, backlog: limits.listenBacklog }, () =>
+      resolve(),
+    )
   })
   servers.push(tcp)
 
@@ -199,6 +201,7 @@ export async function startEmbeddedMqtt(deps: AdapterDeps): Promise<EmbeddedMqtt
     const wss = new WebSocketServer({
       host: config.mqtt.host,
       port: config.mqtt.wsPort,
+      backlog: limits.listenBacklog,
       maxPayload: limits.maxPayloadBytes * 4,
     })
     await new Promise<void>((resolve) => wss.once('listening', () => resolve()))
@@ -213,7 +216,11 @@ export async function startEmbeddedMqtt(deps: AdapterDeps): Promise<EmbeddedMqtt
       { cert: readFileSync(config.mqtt.tls.certFile), key: readFileSync(config.mqtt.tls.keyFile) },
       handle('tls'),
     )
-    await new Promise<void>((resolve) => tls.listen(config.mqtt.tls!.port, config.mqtt.host, () => resolve()))
+    await new Promise<void>((resolve) =>
+      tls.listen({ port: config.mqtt.tls!.port, host: config.mqtt.host, backlog: limits.listenBacklog }, () =>
+        resolve(),
+      ),
+    )
     tlsPort = (tls.address() as AddressInfo).port
     servers.push(tls)
   }

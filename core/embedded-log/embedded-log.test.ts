@@ -153,7 +153,12 @@ describe('core > embedded log: durability and retention', () => {
 describe('core > embedded log: fetch linger', () => {
   /** Batch sizes a consumer is handed when records arrive one at a time, `gapMs` apart. */
   async function batchSizes(fetchLingerMs: number, gapMs: number): Promise<number[]> {
-    const log = new EmbeddedEventLog({ dir: dir(), fetchLingerMs, logger: testLogger('embedded-log') })
+    const log = new EmbeddedEventLog({
+      dir: dir(),
+      fsync: false,
+      fetchLingerMs,
+      logger: testLogger('embedded-log'),
+    })
     await (await log.admin()).ensureTopics([{ name: 'l', partitions: 1, replicationFactor: 1 }])
     const sizes: number[] = []
     const c = await log.consumer({ groupId: 'g', topics: ['l'], fromBeginning: true })
@@ -177,8 +182,8 @@ describe('core > embedded log: fetch linger', () => {
   }
 
   it('hands an idle consumer the records that arrive within the linger as one batch', async () => {
-    // 4 records 5 ms apart: with a 200 ms linger they are one batch; with none, four.
-    expect(await batchSizes(200, 5)).toEqual([4])
-    expect(await batchSizes(0, 30)).toEqual([1, 1, 1, 1])
+    // 4 records 5 ms apart: with a 300 ms linger they are one batch; 100 ms apart with none, four.
+    expect(await batchSizes(300, 5)).toEqual([4])
+    expect(await batchSizes(0, 100)).toEqual([1, 1, 1, 1])
   })
 })

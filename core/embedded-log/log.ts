@@ -390,20 +390,17 @@ export class EmbeddedEventLog implements EventLog {
     return p.records.slice(i, i + max)
   }
 
-  /** Resolves when the partition gets a record (or after `ms`). */
-  waitFor(topic: string, partition: number, ms: number): Promise<void> {
-    const p = this.topics.get(topic)?.partitions[partition]
-    return new Promise((resolve) => {
-      const t = setTimeout(() => {
-        p?.waiters.delete(wake)
-        resolve()
-      }, ms).unref()
-      const wake = () => {
-        clearTimeout(t)
-        resolve()
-      }
-      p?.waiters.add(wake)
+  /** Calls `wake` once when any of `partitions` gets a record; returns a function that
+   * withdraws it (nothing stays registered once the caller has stopped waiting). */
+  onRecord(partitions: [string, number][], wake: () => void): () => void {
+    const sets = partitions.flatMap(([t, p]) => {
+      const w = this.topics.get(t)?.partitions[p]?.waiters
+      return w ? [w] : []
     })
+    for (const w of sets) w.add(wake)
+    return () => {
+      for (const w of sets) w.delete(wake)
+    }
   }
 
   partitionCountOf(topic: string): number {
@@ -576,11 +573,19 @@ class Member {
       }
       if (started) continue
       // Nothing to hand out: wait for a record, a finished batch, a resume or a rebalance.
+      // One waiter for all assigned partitions, withdrawn (with its timer) whatever ends the wait.
       const woke = await new Promise<'record' | 'other'>((resolve) => {
-        this.wakeLoop = () => resolve('other')
-        const waits = [...this.assignment].flatMap(([t, ps]) => ps.map((p) => this.log.waitFor(t, p, 1_000)))
-        void Promise.race([...waits, new Promise((r) => setTimeout(r, 1_000).unref())]).then(() =>
-          resolve('record'),
+        let withdraw = () => {}
+        const end = (why: 'record' | 'other') => {
+          clearTimeout(timer)
+          withdraw()
+          resolve(why)
+        }
+        const timer = setTimeout(() => end('other'), 1_000).unref()
+        this.wakeLoop = () => end('other')
+        withdraw = this.log.onRecord(
+          [...this.assignment].flatMap(([t, ps]) => ps.map((p): [string, number] => [t, p])),
+          () => end('record'),
         )
       })
       this.wakeLoop = undefined

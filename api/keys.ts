@@ -30,8 +30,8 @@ export function allows(scopes: readonly Scope[], needed: Scope): boolean {
 
 /**
  * API keys in a JSON file (mode 0600), stored as SHA-256 hashes. A key is
- * `fsk_<16 hex id>_<32 random bytes, base64url>`, shown once when made. Unlike device tokens
- * (scrypt), a fast hash is enough here: the secret is 256 random bits, so nothing can be
+ * `fsk_<16 hex id>_<32 random bytes, base64url>`, shown once when made. As for device tokens
+ * (`bridge/auth/credentials.ts`), a fast hash is enough: the secret is 256 random bits, so nothing can be
  * guessed from its hash, and each request is checked in microseconds. The file is read again
  * when it changes, so `fleetstream apikeys add|revoke` takes effect on a running API.
  */

@@ -336,7 +336,7 @@ async function main(): Promise<void> {
   bridge.kill('SIGTERM')
   await new Promise((r) => bridge.once('exit', r))
 
-  // --- memory: idle connected clients, on a fresh bridge (one device's credentials: logins share one scrypt) ---
+  // --- memory: idle connected clients, on a fresh bridge (one device's credentials: logins share one check) ---
   const fresh = await startBridge([])
   await new Promise((r) => setTimeout(r, 2000))
   const rss0 = rssMiB(fresh.proc.pid!)

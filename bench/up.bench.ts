@@ -17,8 +17,8 @@
  * time from its publish to its row appearing in SQLite (polled every 2 ms). The top-level
  * p50/p99 are phase 2's; phase 1's (a queue of 10,000 devices' readings in front of every probe)
  * are under `saturated`.
- * Devices are registered with scrypt cost 1024 (`bridge.auth.scryptN`) so that 10,000 logins do
- * not take minutes of CPU. One JSON object per line on stdout; bench/results/up.json.
+ * Devices are registered with the default token hashing (`bridge.auth.tokenHash`: salted
+ * HMAC-SHA-256). One JSON object per line on stdout; bench/results/up.json.
  */
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -49,7 +49,7 @@ async function main(): Promise<void> {
   const build = useCompiledBuild()
   const dataDir = mkdtempSync(path.join(tmpdir(), 'fs-bench-up-'))
   const cfg = bridgeRoleConfig.parse({
-    bridge: { auth: { file: path.join(dataDir, 'devices.json'), scryptN: 1024 } },
+    bridge: { auth: { file: path.join(dataDir, 'devices.json') } },
   })
   const store = createDeviceStore(cfg.bridge.auth)
   const devices: { deviceId: string; token: string }[] = []
@@ -66,9 +66,6 @@ async function main(): Promise<void> {
     ON_KAFKA ? { brokers: serverEnv().FS_KAFKA_BROKERS, prefix: uniqueName('bench-up') } : undefined,
     {
       FLEETSTREAM_BRIDGE__LIMITS__MAX_CONNECTIONS: String(D + 100),
-      // Phase 2's logins are served from the verification cache (60 s by default): what the
-      // phases measure is readings; the cost of a login storm is reported on its own (login_*).
-      FLEETSTREAM_BRIDGE__AUTH__CACHE_TTL_MS: '600000',
     },
     [
       ...(process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : []),
@@ -134,7 +131,7 @@ async function main(): Promise<void> {
   const rssTimer = setInterval(() => (rssPeak = Math.max(rssPeak, rssMiB(pid))), 500)
   const saturated: number[] = []
   const cpuLogin0 = cpuOfPid(pid)
-  /** Phase 1's logins: every device verified once (scrypt at the cost set above). */
+  /** Phase 1's logins: every device verified once. */
   let login = { up_cpu_s: 0, s: 0 }
   const summary = await simulate({
     ...fleet,

@@ -79,7 +79,7 @@ export function registerBridgeCommands(program: Command): void {
   }
   devices
     .command('add <deviceId>')
-    .description('create a device and print its token (shown once; only a scrypt hash is stored)')
+    .description('create a device and print its token (shown once; only a salted hash is stored)')
     .option('-t, --tenant <tenant>', 'owning tenant')
     .option('-c, --config <file>', 'YAML configuration file')
     .action((deviceId: string, opts: { tenant?: string; config?: string }) =>

@@ -54,8 +54,14 @@ export const bridgeConfig = z.strictObject({
       /** How long a verified token is remembered (a revoke elsewhere takes effect within this). */
       cacheTtlMs: z.number().int().min(0).default(60_000),
       /**
-       * scrypt cost of new tokens (a power of two). The default costs about 40 ms per login; a
-       * lower one (simulated fleets, benchmarks) makes a stolen credentials file cheaper to attack.
+       * How new device tokens are stored: `sha256` (salted HMAC-SHA-256; enough for the 256-bit
+       * random tokens fleetstream makes, microseconds a login) or `scrypt` (for a policy that
+       * asks for a slow hash; ~40 ms a login). Stored tokens of either kind keep verifying.
+       */
+      tokenHash: z.enum(['sha256', 'scrypt']).default('sha256'),
+      /**
+       * scrypt cost of new tokens when `tokenHash` is `scrypt` (a power of two). The default
+       * costs about 40 ms per login; a lower one makes a stolen credentials file cheaper to attack.
        */
       scryptN: z
         .number()

@@ -19,7 +19,7 @@ async function provision(
     : {}
   const missing = Array.from({ length: n }, (_, i) => `${prefix}${i}`).filter((id) => !known[id])
   for (let i = 0; i < missing.length; i += 8) {
-    // A few at a time: each token is an scrypt hash.
+    // A few at a time: tokens may be stored with scrypt (`bridge.auth.tokenHash`), ~40 ms each.
     for (const r of await Promise.all(
       missing.slice(i, i + 8).map((id) => store.add(id, { tenant: 'simulated' })),
     ))

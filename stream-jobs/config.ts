@@ -21,6 +21,10 @@ export const jobsConfig = z.strictObject({
   /** A late reading inside this updates its window and re-emits it; later ones go to the late topic, ms. */
   allowedLatenessMs: z.number().int().min(0).default(60_000),
   tickMs: z.number().int().min(50).default(1_000),
+  /** Least time between the starts of two of an instance's transactions, ms (Kafka Streams'
+   * commit.interval.ms): batches that come meanwhile wait and go into the next one. 0: a
+   * transaction starts as soon as the previous one has ended. */
+  commitIntervalMs: z.number().int().min(0).max(60_000).default(0),
   /** Prometheus `/metrics`, `/healthz` and `/readyz` of the job process (port 0: any free port). */
   metrics: z
     .strictObject({

@@ -134,6 +134,7 @@ export async function startRegisteredJob(
     instanceId: cfg.jobs.instanceId,
     changelogTopic: `${cfg.jobs.applicationId}-${entry.name}-changelog`,
     tickMs: cfg.jobs.tickMs,
+    commitIntervalMs: cfg.jobs.commitIntervalMs,
     metrics: ctx.metrics,
     logger: ctx.logger,
     onFatal: ctx.onFatal,

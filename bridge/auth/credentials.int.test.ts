@@ -19,7 +19,7 @@ describe('bridge > auth > credentials in PostgreSQL [postgres]', () => {
   it('creates its table, stores only a hash, verifies, lists and revokes', async () => {
     const { token } = await store.add(id, { tenant: 't1' })
     const raw = await pool.query('SELECT token_hash FROM fs_device_credentials WHERE device_id = $1', [id])
-    expect(raw.rows[0].token_hash).toMatch(/^scrypt\$/)
+    expect(raw.rows[0].token_hash).toMatch(/^sha256\$/)
     expect(raw.rows[0].token_hash).not.toContain(token)
     expect(await store.verify(id, token)).toEqual({ deviceId: id, tenant: 't1' })
     expect(await store.verify(id, 'wrong')).toBeUndefined()

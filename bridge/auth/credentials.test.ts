@@ -10,12 +10,33 @@ describe('bridge > auth > credentials (file store)', () => {
   })
   afterEach(() => rmSync(dir, { recursive: true, force: true }))
 
-  it('hashes with scrypt and checks in constant time', async () => {
+  it('hashes with a salted HMAC-SHA-256 by default, or scrypt, and checks either kind', async () => {
     const h = await hashToken('secret')
-    expect(h).toMatch(/^scrypt\$16384\$8\$1\$[\w-]+\$[\w-]+$/)
-    expect(await tokenMatches('secret', h)).toBe(true)
-    expect(await tokenMatches('Secret', h)).toBe(false)
-    expect(await tokenMatches('secret', 'md5$x')).toBe(false)
+    expect(h).toMatch(/^sha256\$[\w-]{22}\$[\w-]{43}$/)
+    expect(await hashToken('secret')).not.toBe(h) // salted
+    const s = await hashToken('secret', { kind: 'scrypt', N: 1024 })
+    expect(s).toMatch(/^scrypt\$1024\$8\$1\$[\w-]+\$[\w-]+$/)
+    expect(await hashToken('secret', { kind: 'scrypt' })).toMatch(/^scrypt\$16384\$/)
+    for (const stored of [h, s]) {
+      expect(await tokenMatches('secret', stored)).toBe(true)
+      expect(await tokenMatches('Secret', stored)).toBe(false)
+      expect(await tokenMatches('secret', `${stored}A`)).toBe(false)
+    }
+    for (const bad of ['md5$x', 'sha256$', 'sha256$$', `${h}$x`, 'scrypt$1024$8$1$', ''])
+      expect(await tokenMatches('secret', bad)).toBe(false)
+  })
+
+  it('stores new tokens as the configured kind; tokens stored as the other kind keep verifying', async () => {
+    const file = path.join(dir, 'devices.json')
+    const old = await new FileDeviceStore(file, 0, { kind: 'scrypt', N: 1024 }).add('old')
+    const store = new FileDeviceStore(file, 0)
+    const fresh = await store.add('new')
+    const hashes = JSON.parse(readFileSync(file, 'utf8')) as { devices: Record<string, { hash: string }> }
+    expect(hashes.devices.old!.hash).toMatch(/^scrypt\$1024\$/)
+    expect(hashes.devices.new!.hash).toMatch(/^sha256\$/)
+    expect(await store.verify('old', old.token)).toMatchObject({ deviceId: 'old' })
+    expect(await store.verify('new', fresh.token)).toMatchObject({ deviceId: 'new' })
+    expect(await store.verify('new', old.token)).toBeUndefined()
   })
 
   it('adds a device with a token shown once, stores only the hash, and verifies it', async () => {

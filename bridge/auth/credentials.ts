@@ -1,4 +1,11 @@
-import { createHash, randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from 'node:crypto'
+import {
+  createHash,
+  createHmac,
+  randomBytes,
+  scrypt as scryptCb,
+  timingSafeEqual,
+  type ScryptOptions,
+} from 'node:crypto'
 import { JsonMapFile } from '../../core/files/json-map-file'
 import type { Pool } from 'pg'
 
@@ -14,7 +21,7 @@ export interface DeviceInfo extends DeviceIdentity {
   revokedAt: string | null
 }
 
-/** Where device credentials live. Tokens are stored only as scrypt hashes. */
+/** Where device credentials live. Tokens are stored only as salted hashes (see TokenHashing). */
 export interface DeviceStore {
   /** Creates a device with a new random token, returned once and never stored in clear. */
   add(deviceId: string, opts?: { tenant?: string | null }): Promise<{ deviceId: string; token: string }>
@@ -31,18 +38,32 @@ export const DEVICE_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/
 
 const SCRYPT = { N: 16384, r: 8, p: 1, keylen: 32 }
 
+/**
+ * How new device tokens are stored. `sha256` (the default): `sha256$salt$hmac`, an
+ * HMAC-SHA-256 of the token keyed by a random salt, checked in microseconds. That is enough
+ * because every device token is 32 random bytes made here (`newToken`), never a password a
+ * person picked: nothing can be guessed from its hash however fast the hash is (slow hashes
+ * stretch low-entropy secrets; NIST SP 800-63B asks it for memorized secrets only), as for API
+ * keys (`api/keys.ts`). `scrypt`: `scrypt$N$r$p$salt$hash` at cost `N` (16384 ≈ 40 ms of CPU
+ * a login), for deployments whose policy asks for a slow hash; 10,000 devices logging in after
+ * a restart then cost ~400 CPU-seconds. Tokens stored either way verify side by side.
+ */
+export type TokenHashing = { kind: 'sha256' } | { kind: 'scrypt'; N?: number }
+
 function scrypt(secret: string, salt: Buffer, keylen: number, opts: ScryptOptions): Promise<Buffer> {
   return new Promise((resolve, reject) =>
     scryptCb(secret, salt, keylen, opts, (err, key) => (err ? reject(err) : resolve(key))),
   )
 }
 
-/**
- * `scrypt$N$r$p$salt$hash` (base64url parts). `N` is the cost (default 16384, about 40 ms of
- * CPU); the hash records it, so tokens of different costs verify side by side.
- */
-export async function hashToken(token: string, N: number = SCRYPT.N): Promise<string> {
+const hmac = (salt: Buffer, token: string): Buffer => createHmac('sha256', salt).update(token).digest()
+
+/** The stored form of `token` (see TokenHashing). */
+export async function hashToken(token: string, how: TokenHashing = { kind: 'sha256' }): Promise<string> {
   const salt = randomBytes(16)
+  if (how.kind === 'sha256')
+    return ['sha256', salt.toString('base64url'), hmac(salt, token).toString('base64url')].join('$')
+  const N = how.N ?? SCRYPT.N
   const key = await scrypt(token, salt, SCRYPT.keylen, {
     N,
     r: SCRYPT.r,
@@ -52,17 +73,24 @@ export async function hashToken(token: string, N: number = SCRYPT.N): Promise<st
   return ['scrypt', N, SCRYPT.r, SCRYPT.p, salt.toString('base64url'), key.toString('base64url')].join('$')
 }
 
-/** Checks `token` against a stored hash in constant time. */
+/** Checks `token` against a stored hash (either kind) in constant time. */
 export async function tokenMatches(token: string, stored: string): Promise<boolean> {
-  const [kind, n, r, p, salt, hash] = stored.split('$')
-  if (kind !== 'scrypt' || !salt || !hash) return false
-  const expected = Buffer.from(hash, 'base64url')
-  const key = await scrypt(token, Buffer.from(salt, 'base64url'), expected.length, {
-    N: Number(n),
-    r: Number(r),
-    p: Number(p),
-    maxmem: 64 * 1024 * 1024,
-  })
+  const parts = stored.split('$')
+  let key: Buffer
+  let expected: Buffer
+  if (parts[0] === 'sha256' && parts.length === 3 && parts[1] && parts[2]) {
+    expected = Buffer.from(parts[2], 'base64url')
+    key = hmac(Buffer.from(parts[1], 'base64url'), token)
+  } else if (parts[0] === 'scrypt' && parts.length === 6 && parts[4] && parts[5]) {
+    const [, n, r, p, salt, hash] = parts as [string, string, string, string, string, string]
+    expected = Buffer.from(hash, 'base64url')
+    key = await scrypt(token, Buffer.from(salt, 'base64url'), expected.length, {
+      N: Number(n),
+      r: Number(r),
+      p: Number(p),
+      maxmem: 64 * 1024 * 1024,
+    })
+  } else return false
   return key.length === expected.length && timingSafeEqual(key, expected)
 }
 
@@ -141,7 +169,7 @@ export class FileDeviceStore implements DeviceStore {
   constructor(
     file: string,
     cacheTtlMs = 60_000,
-    private readonly scryptN?: number,
+    private readonly hashing?: TokenHashing,
   ) {
     this.store = new JsonMapFile<FileEntry>(file, 'devices')
     this.cache = new VerifyCache(cacheTtlMs)
@@ -153,7 +181,7 @@ export class FileDeviceStore implements DeviceStore {
   ): Promise<{ deviceId: string; token: string }> {
     checkDeviceId(deviceId)
     const token = newToken()
-    const hash = await hashToken(token, this.scryptN)
+    const hash = await hashToken(token, this.hashing)
     // Read, change and write with no await in between, so concurrent adds keep each other.
     this.store.entries().set(deviceId, {
       hash,
@@ -203,7 +231,7 @@ export class PostgresDeviceStore implements DeviceStore {
   constructor(
     private readonly pool: Pool,
     cacheTtlMs = 60_000,
-    private readonly scryptN?: number,
+    private readonly hashing?: TokenHashing,
   ) {
     this.cache = new VerifyCache(cacheTtlMs)
   }
@@ -232,7 +260,7 @@ export class PostgresDeviceStore implements DeviceStore {
     await this.pool.query(
       `INSERT INTO fs_device_credentials (device_id, tenant, token_hash) VALUES ($1, $2, $3)
        ON CONFLICT (device_id) DO UPDATE SET tenant = EXCLUDED.tenant, token_hash = EXCLUDED.token_hash, created_at = now(), revoked_at = NULL`,
-      [deviceId, opts.tenant ?? null, await hashToken(token, this.scryptN)],
+      [deviceId, opts.tenant ?? null, await hashToken(token, this.hashing)],
     )
     this.cache.delete(deviceId)
     return { deviceId, token }

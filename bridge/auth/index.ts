@@ -2,10 +2,12 @@ import path from 'node:path'
 import { Pool } from 'pg'
 import { ConfigError } from '../../core/errors'
 import type { BridgeConfig } from '../config'
-import { FileDeviceStore, PostgresDeviceStore, type DeviceStore } from './credentials'
+import { FileDeviceStore, PostgresDeviceStore, type DeviceStore, type TokenHashing } from './credentials'
 
 /** The device store that configuration names (`bridge.auth.store`). */
 export function createDeviceStore(auth: BridgeConfig['auth']): DeviceStore {
+  const hashing: TokenHashing =
+    auth.tokenHash === 'scrypt' ? { kind: 'scrypt', N: auth.scryptN } : { kind: 'sha256' }
   if (auth.store === 'postgres') {
     if (!auth.postgresUrl) {
       throw new ConfigError(
@@ -22,8 +24,8 @@ export function createDeviceStore(auth: BridgeConfig['auth']): DeviceStore {
     return new PostgresDeviceStore(
       new Pool({ connectionString: auth.postgresUrl, max: 4 }),
       auth.cacheTtlMs,
-      auth.scryptN,
+      hashing,
     )
   }
-  return new FileDeviceStore(path.resolve(auth.file), auth.cacheTtlMs, auth.scryptN)
+  return new FileDeviceStore(path.resolve(auth.file), auth.cacheTtlMs, hashing)
 }

@@ -9,12 +9,13 @@ import { tempDir } from '../../test/tmp'
 import { counterJob } from '../testing/counter-job'
 
 /** Runs `job` as instance `a` of group `<id>-job`, with metrics of its own. */
-async function start<S>(job: StreamJob<S>, log: EventLog, id: string) {
+async function start<S>(job: StreamJob<S>, log: EventLog, id: string, commitIntervalMs?: number) {
   const metrics = new JobMetrics()
   const running = await runJob(job, log, {
     groupId: `${id}-job`,
     instanceId: 'a',
     changelogTopic: `${id}.changelog`,
+    commitIntervalMs,
     metrics,
     logger: testLogger('runner'),
   })
@@ -127,6 +128,46 @@ describe.each([
       expect(await metric(metrics, 'fleetstream_job_restore_seconds')).toBe(1)
     } finally {
       await upstream.close()
+      await running.close()
+    }
+  })
+
+  it('spaces transactions by commitIntervalMs: records that come meanwhile wait for the next one', async () => {
+    const { id, topics } = await inputTopic(log, 'interval', 1)
+    const calls: number[] = []
+    const job = counterJob(topics)
+    const { metrics, running } = await start(
+      { ...job, process: (st, rs, now) => (calls.push(Date.now()), job.process(st, rs, now)) },
+      log,
+      id,
+      500,
+    )
+    const producer = await log.producer()
+    try {
+      // 12 records 25 ms apart (~300 ms): without the interval, about one transaction each.
+      for (let i = 0; i < 12; i++) {
+        await producer.send([{ topic: topics.input, key: 'k', value: Buffer.from('x') }])
+        await new Promise((r) => setTimeout(r, 25))
+      }
+      const out = await collect(
+        log,
+        { groupId: `${id}-read`, topics: [topics.output] },
+        (rs) => rs.length >= 12,
+      )
+      expect(out.map((r) => r.value!.toString())).toEqual(Array.from({ length: 12 }, (_, i) => `k=${i + 1}`))
+      const tx = await metrics.registry.getSingleMetric('fleetstream_job_transactions_total')!.get()
+      const committed = tx.values
+        .filter((v) => v.labels.outcome === 'committed')
+        .reduce((a, v) => a + v.value, 0)
+      expect(committed).toBeGreaterThanOrEqual(1)
+      expect(committed).toBeLessThanOrEqual(3)
+      // Steps of one group run back to back; groups are at least the interval apart.
+      for (let i = 1; i < calls.length; i++) {
+        const gap = calls[i]! - calls[i - 1]!
+        if (gap > 100) expect(gap).toBeGreaterThanOrEqual(450)
+      }
+    } finally {
+      await producer.close()
       await running.close()
     }
   })

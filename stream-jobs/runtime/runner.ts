@@ -20,6 +20,8 @@ export interface RunOptions {
   changelogTopic: string
   /** Processing-time tick for idle watermarks, ms. */
   tickMs?: number
+  /** Least time between the starts of two batch transactions, ms (default 0). */
+  commitIntervalMs?: number
   /** How often the gauges (consumer lag, watermark lag, state size) are updated, ms. */
   gaugeIntervalMs?: number
   /** The job stopped for good (its consumer crashed on an error retries cannot clear). */
@@ -272,6 +274,8 @@ export async function runJob<S>(job: StreamJob<S>, log: EventLog, opts: RunOptio
   }
   const queue: Queued[] = []
   let draining = false
+  /** When the last group of batches was taken (commitIntervalMs spaces them). */
+  let lastGroupAt = 0
   const drain = async (): Promise<void> => {
     if (draining) return
     draining = true
@@ -281,6 +285,9 @@ export async function runJob<S>(job: StreamJob<S>, log: EventLog, opts: RunOptio
       // transaction (taking only the first made every fetch of two partitions two transactions).
       await new Promise((resolve) => setImmediate(resolve))
       while (queue.length) {
+        const wait = lastGroupAt + (opts.commitIntervalMs ?? 0) - Date.now()
+        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait))
+        lastGroupAt = Date.now()
         const group = queue.splice(0, queue.length)
         await serial(() => stepGroup(group))
       }

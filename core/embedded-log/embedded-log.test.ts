@@ -52,6 +52,39 @@ describe('core > embedded log: durability and retention', () => {
     await c.close()
   })
 
+  it('keeps headers as sent (none, text, bytes) across a restart; records without any share no state', async () => {
+    const d = dir()
+    const a = new EmbeddedEventLog({ dir: d, logger: testLogger('embedded-log') })
+    await (await a.admin()).ensureTopics([{ name: 'h', partitions: 1, replicationFactor: 1 }])
+    await (
+      await a.producer()
+    ).send([
+      { topic: 'h', key: 'a', value: Buffer.from('1') },
+      { topic: 'h', key: 'b', value: Buffer.from('2'), headers: { t: 'text', b: Buffer.from([0, 255]) } },
+      { topic: 'h', key: 'c', value: Buffer.from('3'), headers: {} },
+    ])
+    const read = async (log: EmbeddedEventLog) => {
+      const got: { key: string | null; headers: Record<string, Buffer> }[] = []
+      await log.readTopic('h', (r) => got.push({ key: r.key, headers: r.headers }))
+      return got
+    }
+    const got = await read(a)
+    expect(got.map((r) => r.headers)).toEqual([{}, { t: Buffer.from('text'), b: Buffer.from([0, 255]) }, {}])
+    // A reader that writes into a header-less record's headers cannot reach other records'.
+    expect(() => {
+      got[0]!.headers.x = Buffer.from('x')
+    }).toThrow()
+    expect(got[2]!.headers).toEqual({})
+    await a.close()
+    const b = new EmbeddedEventLog({ dir: d, logger: testLogger('embedded-log') })
+    expect((await read(b)).map((r) => r.headers)).toEqual([
+      {},
+      { t: Buffer.from('text'), b: Buffer.from([0, 255]) },
+      {},
+    ])
+    await b.close()
+  })
+
   it('rolls segments: old ones are deleted; compacted topics keep the latest value per key and offsets survive', async () => {
     const d = dir()
     const opts = { dir: d, segmentBytes: 64 * 1024, retainSegments: 2, logger: testLogger('embedded-log') }

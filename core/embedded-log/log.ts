@@ -96,8 +96,18 @@ export interface EmbeddedLogOptions {
   logger: Logger
 }
 
-const toHeaders = (h: OutRecord['headers']): Record<string, Buffer> =>
-  Object.fromEntries(Object.entries(h ?? {}).map(([k, v]) => [k, Buffer.isBuffer(v) ? v : Buffer.from(v)]))
+/** Records without headers (most: changelog entries, readings) share one frozen empty object,
+ * instead of an object and two arrays each that live as long as the record is retained. */
+const NO_HEADERS: Record<string, Buffer> = Object.freeze({}) as Record<string, Buffer>
+
+const toHeaders = (h: OutRecord['headers']): Record<string, Buffer> => {
+  let out: Record<string, Buffer> | undefined
+  for (const k in h) {
+    const v = h[k]!
+    ;(out ??= {})[k] = Buffer.isBuffer(v) ? v : Buffer.from(v)
+  }
+  return out ?? NO_HEADERS
+}
 
 /**
  * The embedded, in-process event log behind the same interface as Kafka: topics of keyed

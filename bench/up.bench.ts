@@ -13,7 +13,7 @@
  *      stored (counted in SQLite) over the time from the first publish to the last row;
  *   2. latency at a sustained rate: the same fleet paced at BENCH_RATE readings/s (default 2,000;
  *      each device reports every devices/rate s) for about BENCH_PACED_S seconds (default 20).
- * Latency, in both: a probe device publishes one reading every 50 ms while the fleet sends; the
+ * Latency, in both: a probe device publishes a reading 50 ms after its previous one is stored; the
  * time from its publish to its row appearing in SQLite (polled every 2 ms). The top-level
  * p50/p99 are phase 2's; phase 1's (a queue of 10,000 devices' readings in front of every probe)
  * are under `saturated`.

@@ -75,11 +75,16 @@ export function startUp(
     // To find out why a test failed: FS_TEST_UP_LOG=<file> keeps the process's log, at debug level.
     if (process.env.FS_TEST_UP_LOG)
       proc.stdout!.pipe(createWriteStream(process.env.FS_TEST_UP_LOG, { flags: 'a' }))
-    proc.stdout!.on('data', (c: Buffer) => {
+    const untilRunning = (c: Buffer) => {
       out += c.toString()
       const line = out.split('\n').find((l) => l.includes('"event":"running"'))
       if (!line) return
       out = ''
+      // From here on the output is only drained (a pipe nobody reads would block `up`'s writes):
+      // searching every chunk of a long run's output again was O(n^2), and in `bench:up` took
+      // most of the load generator's CPU.
+      proc.stdout!.off('data', untilRunning)
+      proc.stdout!.resume()
       clearTimeout(startTimer)
       resolve({
         proc,
@@ -88,7 +93,8 @@ export function startUp(
         close: () => stop('SIGTERM'),
         kill: () => stop('SIGKILL'),
       })
-    })
+    }
+    proc.stdout!.on('data', untilRunning)
     proc.once('exit', (code) => reject(new Error(`fleetstream up exited with ${code}`)))
   })
 }

@@ -102,6 +102,24 @@ describe('core > envelope > telemetry codec', () => {
     expect(() => codec.encode(bad)).toThrow(field)
   })
 
+  it('encodes values larger than its scratch buffer, and each record owns its bytes', async () => {
+    const big = { ...v1Value, meta: { blob: 'x'.repeat(200_000) } }
+    const framed = codec.encode(big)
+    expect(framed.readInt32BE(1)).toBe(1)
+    expect(await codec.decode(framed)).toEqual(big)
+    // Later encodes (into the same scratch space) leave earlier records untouched.
+    const small = codec.encode(v1Value)
+    const again = codec.encode({ ...v1Value, deviceId: 'other-device' })
+    expect(small.equals(v1Bytes)).toBe(true)
+    expect(await codec.decode(framed)).toEqual(big)
+    expect((await codec.decode(again)).deviceId).toBe('other-device')
+  })
+
+  it('encodes again after refusing a value half-way', () => {
+    expect(() => codec.encode({ ...v1Value, ts: 1.5 })).toThrow(EnvelopeError)
+    expect(codec.encode(v1Value).equals(v1Bytes)).toBe(true)
+  })
+
   it('rejects an unknown schema id with a SchemaError', async () => {
     await expect(codec.decode(encodeWire(999, Buffer.from([0])))).rejects.toBeInstanceOf(SchemaError)
   })

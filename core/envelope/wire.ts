@@ -7,14 +7,19 @@ export const WIRE_HEADER_LENGTH = 5
 
 /** Frames an Avro payload with its schema id, as Confluent serializers do. */
 export function encodeWire(schemaId: number, avro: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(WIRE_HEADER_LENGTH + avro.length)
+  writeWireHeader(out, schemaId)
+  avro.copy(out, WIRE_HEADER_LENGTH)
+  return out
+}
+
+/** Writes the 5-byte header at the start of `out`, whose Avro payload follows it. */
+export function writeWireHeader(out: Buffer, schemaId: number): void {
   if (!Number.isInteger(schemaId) || schemaId < 0 || schemaId > 0x7fffffff) {
     throw new EnvelopeError(`schema id must be a non-negative int32, got ${schemaId}`)
   }
-  const out = Buffer.allocUnsafe(WIRE_HEADER_LENGTH + avro.length)
   out[0] = MAGIC_BYTE
   out.writeInt32BE(schemaId, 1)
-  avro.copy(out, WIRE_HEADER_LENGTH)
-  return out
 }
 
 /** The schema id of a framed value, or null when it is not in the wire format (no copy, no throw). */

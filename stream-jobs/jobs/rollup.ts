@@ -157,16 +157,17 @@ export function rollupJob(o: RollupJobOptions): StreamJob<RollupState> {
         state.wm = observe(state.wm, e.ts, now, o.time)
         let numeric = false
         let placed = false
-        for (const [metric, value] of Object.entries(e.metrics)) {
+        for (const metric in e.metrics) {
+          const value = e.metrics[metric]
           if (typeof value !== 'number') continue
           numeric = true
-          const key = `${e.deviceId}${SEP}${metric}`
-          state.windows.forEach((ws, i) => {
-            const { results, late } = advance(ws, { key, ts: e.ts, value }, state.wm.watermark)
+          const reading = { key: `${e.deviceId}${SEP}${metric}`, ts: e.ts, value }
+          for (let i = 0; i < state.windows.length; i++) {
+            const { results, late } = advance(state.windows[i]!, reading, state.wm.watermark)
             if (!late) placed = true
             for (const x of results) emit(outputs, firings, o.outputs[i]!, x)
-          })
-          changed.add(key)
+          }
+          changed.add(reading.key)
         }
         if (numeric && !placed)
           outputs.push({

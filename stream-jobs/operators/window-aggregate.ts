@@ -73,10 +73,11 @@ export function advance(
   state: WindowState,
   r: KeyedReading,
   watermark: number,
-): { results: WindowResult[]; late: boolean } {
+): { readonly results: readonly WindowResult[]; readonly late: boolean } {
   const { spec, allowedLatenessMs } = state.options
   let open = state.keys.get(r.key)
   if (!open) state.keys.set(r.key, (open = []))
+  if (spec.kind === 'tumbling') return advanceTumbling(state, open, r, watermark)
   const results: WindowResult[] = []
 
   if (spec.kind === 'session') {
@@ -130,6 +131,41 @@ export function advance(
     if (w.fired) results.push({ key: r.key, window: w.window, agg: { ...w.agg }, kind: 'update' })
   }
   return { results, late: !placed }
+}
+
+const PLACED = Object.freeze({ results: Object.freeze([] as WindowResult[]), late: false })
+const LATE = Object.freeze({ results: PLACED.results, late: true })
+
+/**
+ * `advance` for tumbling windows, the rollups' hot path (a reading of every metric goes through
+ * it once per window size): one window per reading, found without the array of `windowsFor`
+ * and with no allocation unless a window opens or a fired one is updated.
+ */
+function advanceTumbling(
+  state: WindowState,
+  open: OpenWindow[],
+  r: KeyedReading,
+  watermark: number,
+): { readonly results: readonly WindowResult[]; readonly late: boolean } {
+  const size = (state.options.spec as { sizeMs: number }).sizeMs
+  const start = r.ts - (((r.ts % size) + size) % size)
+  if (start + size + state.options.allowedLatenessMs <= watermark) return LATE
+  for (let i = 0; i < open.length; i++) {
+    const w = open[i]!
+    if (w.window.start !== start) continue
+    addTo(w.agg, r.value, r.ts)
+    if (!w.fired) return PLACED
+    return { results: [{ key: r.key, window: w.window, agg: { ...w.agg }, kind: 'update' }], late: false }
+  }
+  const added: OpenWindow = {
+    window: { start, end: start + size },
+    agg: aggregateOf(r.value, r.ts),
+    closesAt: start + size,
+    fired: false,
+  }
+  open.push(added)
+  track(state, added)
+  return PLACED
 }
 
 /**

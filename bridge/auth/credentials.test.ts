@@ -1,6 +1,7 @@
 import { readFileSync, rmSync, statSync } from 'node:fs'
 import path from 'node:path'
 import { FileDeviceStore, VerifyCache, hashToken, tokenMatches } from './credentials'
+import { JsonMapFile } from '../../core/files/json-map-file'
 import { tempDir } from '../../test/tmp'
 
 describe('bridge > auth > credentials (file store)', () => {
@@ -88,6 +89,40 @@ describe('bridge > auth > credentials (file store, concurrency)', () => {
       expect(
         (await new FileDeviceStore(path.join(dir, 'devices.json')).list()).map((d) => d.deviceId).sort(),
       ).toEqual(ids.sort())
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
+
+describe('bridge > auth > credentials (file store, batched writes)', () => {
+  it('writes the file once for the devices added together, and they all verify from it', async () => {
+    const dir = tempDir('fs-devices-')
+    const save = jest.spyOn(JsonMapFile.prototype, 'save')
+    try {
+      const store = new FileDeviceStore(path.join(dir, 'devices.json'))
+      const added = await Promise.all(Array.from({ length: 500 }, (_, i) => store.add(`b${i}`)))
+      expect(save).toHaveBeenCalledTimes(1)
+      const fresh = new FileDeviceStore(path.join(dir, 'devices.json'))
+      for (const d of [added[0]!, added[499]!]) expect(await fresh.verify(d.deviceId, d.token)).toBeDefined()
+      expect(await fresh.list()).toHaveLength(500)
+    } finally {
+      save.mockRestore()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('keeps what another process wrote meanwhile, and a revocation is written before it returns', async () => {
+    const dir = tempDir('fs-devices-')
+    try {
+      const file = path.join(dir, 'devices.json')
+      const [one, other] = [new FileDeviceStore(file), new FileDeviceStore(file)]
+      const [a, b] = await Promise.all([one.add('a'), other.add('b')])
+      expect((await new FileDeviceStore(file).list()).map((d) => d.deviceId).sort()).toEqual(['a', 'b'])
+      expect(await one.revoke('a')).toBe(true)
+      const fresh = new FileDeviceStore(file)
+      expect(await fresh.verify('a', a.token)).toBeUndefined()
+      expect(await fresh.verify('b', b.token)).toBeDefined()
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }

@@ -14,25 +14,45 @@ import path from 'node:path'
 import { crc32 } from 'node:zlib'
 import { Packr } from 'msgpackr'
 
+/** How a journal's entries become bytes and back. */
+export interface JournalCodec<E> {
+  /** The entry's payload, in pieces written one after the other (no need to join them). The
+   * pieces must not change after this returns: they wait in memory for the next write. */
+  encode(entry: E): Buffer[]
+  /** An entry from its payload. */
+  decode(payload: Buffer): E
+}
+
+/** Entries as msgpack (the default). */
+export function msgpackCodec<E>(): JournalCodec<E> {
+  const packr = new Packr({ structuredClone: false, useRecords: false })
+  return {
+    // A copy: pack returns a view of a buffer that the next pack reuses.
+    encode: (e) => [Buffer.from(packr.pack(e))],
+    decode: (payload) => packr.unpack(payload) as E,
+  }
+}
+
 /**
  * An append-only, checksummed journal in segment files (`<dir>/<first entry number>.seg`).
- * Each entry is one frame — `u32 length, u32 crc32, msgpack payload` — written whole or not at
- * all: on open, a torn or corrupt tail (a crash mid-write) is cut off, so every entry read back
- * was complete. Appends are grouped: `append` resolves after the entry is written **and
- * fsync'ed**, and entries that arrive while a sync is under way share the next one.
+ * Each entry is one frame — `u32 length, u32 crc32, payload` (msgpack unless the owner gives
+ * a codec) — written whole or not at all: on open, a torn or corrupt tail (a crash mid-write)
+ * is cut off, so every entry read back was complete. Appends are grouped: `append` resolves
+ * after the entry is written **and fsync'ed**, and entries that arrive while a sync is under
+ * way share the next one (one `writev` of their pieces, then one sync).
  */
 export class Journal<E> {
   private fh: FileHandle | undefined
   private segment = 0
   private segmentBytes = 0
-  private pending: { frame: Buffer; resolve: () => void; reject: (e: Error) => void }[] = []
+  private pending: { chunks: Buffer[]; bytes: number; resolve: () => void; reject: (e: Error) => void }[] = []
   private flushing = false
   private closed = false
-  private readonly packr = new Packr({ structuredClone: false, useRecords: false })
 
   constructor(
     private readonly dir: string,
     private readonly opts: { segmentBytes: number; fsync: boolean },
+    private readonly codec: JournalCodec<E> = msgpackCodec<E>(),
   ) {}
 
   /** The segments on disk, oldest first, by their first entry's sequence number. */
@@ -60,7 +80,7 @@ export class Journal<E> {
         if (pos + 8 + len > buf.length) break
         const payload = buf.subarray(pos + 8, pos + 8 + len)
         if (crc32(payload) !== crc) break
-        onEntry(this.packr.unpack(payload) as E, seg)
+        onEntry(this.codec.decode(payload), seg)
         pos += 8 + len
       }
       if (pos < buf.length) {
@@ -109,13 +129,19 @@ export class Journal<E> {
 
   append(entry: E): Promise<void> {
     if (this.closed) return Promise.reject(new Error('the embedded log is closed'))
-    const payload = this.packr.pack(entry)
-    const frame = Buffer.allocUnsafe(8 + payload.length)
-    frame.writeUInt32LE(payload.length, 0)
-    frame.writeUInt32LE(crc32(payload), 4)
-    payload.copy(frame, 8)
+    const chunks = this.codec.encode(entry)
+    let length = 0
+    let crc = 0
+    for (const c of chunks) {
+      length += c.length
+      crc = crc32(c, crc)
+    }
+    const head = Buffer.allocUnsafe(8)
+    head.writeUInt32LE(length, 0)
+    head.writeUInt32LE(crc, 4)
+    chunks.unshift(head)
     return new Promise((resolve, reject) => {
-      this.pending.push({ frame, resolve, reject })
+      this.pending.push({ chunks, bytes: 8 + length, resolve, reject })
       if (!this.flushing) void this.flush()
     })
   }
@@ -127,12 +153,18 @@ export class Journal<E> {
         const batch = this.pending
         this.pending = []
         try {
-          const all = batch.length === 1 ? batch[0]!.frame : Buffer.concat(batch.map((p) => p.frame))
+          const chunks = batch.length === 1 ? batch[0]!.chunks : batch.flatMap((p) => p.chunks)
+          const bytes = batch.reduce((n, p) => n + p.bytes, 0)
           const fh = await this.handle()
-          let off = 0
-          while (off < all.length) off += (await fh.write(all, off)).bytesWritten
+          // writev may write less than all (past IOV_MAX pieces, or a short write): the rest follows.
+          const { bytesWritten } = await fh.writev(chunks)
+          if (bytesWritten < bytes) {
+            const rest = Buffer.concat(chunks).subarray(bytesWritten)
+            let off = 0
+            while (off < rest.length) off += (await fh.write(rest, off)).bytesWritten
+          }
           if (this.opts.fsync) await fh.datasync()
-          this.segmentBytes += all.length
+          this.segmentBytes += bytes
           for (const p of batch) p.resolve()
         } catch (err) {
           for (const p of batch) p.reject(err as Error)

@@ -21,7 +21,7 @@
  * HMAC-SHA-256). One JSON object per line on stdout; bench/results/up.json.
  */
 import { mkdtempSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { cpus, tmpdir } from 'node:os'
 import path from 'node:path'
 import Database from 'better-sqlite3'
 import mqtt from 'mqtt'
@@ -32,7 +32,7 @@ import { serverEnv, uniqueName } from '../test/servers'
 import { startUp } from '../test/up-process'
 import { useCompiledBuild } from './lib/build'
 import { summarizeProfile } from './lib/profile'
-import { cpuOfPid, pct, rssMiB, serverPid } from './lib/proc'
+import { cpuOfPid, machineCpu, pct, rssMiB, serverPid } from './lib/proc'
 
 const ROOT = path.resolve(__dirname, '..')
 const D = Number(process.env.BENCH_DEVICES ?? 10_000)
@@ -130,6 +130,7 @@ async function main(): Promise<void> {
   let rssPeak = 0
   const rssTimer = setInterval(() => (rssPeak = Math.max(rssPeak, rssMiB(pid))), 500)
   const saturated: number[] = []
+  let machine0 = machineCpu()
   const cpuLogin0 = cpuOfPid(pid)
   /** Phase 1's logins: every device verified once. */
   let login = { up_cpu_s: 0, s: 0 }
@@ -145,6 +146,7 @@ async function main(): Promise<void> {
       login = { up_cpu_s: +(cpuUp0 - cpuLogin0).toFixed(2), s: +((start - begin) / 1000).toFixed(1) }
       if (broker) cpuKafka0 = cpuOfPid(broker)
       cpuSim0 = process.cpuUsage()
+      machine0 = machineCpu()
       probeLoop = probeRun(saturated)
     },
   })
@@ -156,6 +158,7 @@ async function main(): Promise<void> {
   const cpuUp = cpuOfPid(pid) - cpuUp0
   const cpuKafka = broker ? cpuOfPid(broker) - cpuKafka0 : undefined
   const simCpu = process.cpuUsage(cpuSim0)
+  const machine1 = machineCpu()
   const stored = rows()
   out({
     phase: 'throughput',
@@ -219,6 +222,11 @@ async function main(): Promise<void> {
   db.close()
   await up.close()
 
+  const cpuPhase1: Record<string, number> = {
+    up: cpuUp,
+    simulator: (simCpu.user + simCpu.system) / 1e6,
+    ...(cpuKafka === undefined ? {} : { kafka: cpuKafka }),
+  }
   const result = {
     bench: 'up',
     readings_per_s: Math.round(stored / seconds),
@@ -248,11 +256,17 @@ async function main(): Promise<void> {
     stored,
     seconds: +seconds.toFixed(2),
     transport: ON_KAFKA ? 'kafka' : 'embedded log',
-    cpu_s: {
-      up: +cpuUp.toFixed(2),
-      simulator: +((simCpu.user + simCpu.system) / 1e6).toFixed(2),
-      ...(cpuKafka === undefined ? {} : { kafka: +cpuKafka.toFixed(2) }),
-    },
+    cpu_s: Object.fromEntries(Object.entries(cpuPhase1).map(([k, v]) => [k, +v.toFixed(2)])),
+    // Phase 1's CPU per stored reading, µs, and how busy the whole machine was meanwhile (1: both
+    // cores): when it is near 1, throughput is bounded by the sum of the per-reading costs, and
+    // `cpu_bound_readings_per_s` is what the cores could carry at those costs with nothing else.
+    cpu_us_per_reading: Object.fromEntries(
+      Object.entries(cpuPhase1).map(([k, v]) => [k, Math.round((v * 1e6) / stored)]),
+    ),
+    machine_busy: +((machine1.busy - machine0.busy) / (machine1.total - machine0.total)).toFixed(2),
+    cpu_bound_readings_per_s: Math.round(
+      (cpus().length * stored) / Object.values(cpuPhase1).reduce((a, b) => a + b, 0),
+    ),
     rss_mib: { up_idle: +rssIdle.toFixed(1), up_peak: +rssPeak.toFixed(1) },
     command: ON_KAFKA ? 'BENCH_KAFKA=1 npm run bench:up' : 'npm run bench:up',
     ...build,

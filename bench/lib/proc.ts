@@ -46,6 +46,13 @@ export const cpuOfTree = (root: number): number => {
   return ticks / CLK_TCK
 }
 
+/** The machine's CPU time so far from /proc/stat, seconds: busy (all but idle and iowait) and total. */
+export const machineCpu = (): { busy: number; total: number } => {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number)
+  const total = f.slice(0, 8).reduce((a, b) => a + b, 0)
+  return { busy: (total - f[3]! - f[4]!) / CLK_TCK, total: total / CLK_TCK }
+}
+
 /** Resident memory of a process, MiB. */
 export const rssMiB = (pid: number): number =>
   Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024

@@ -18,9 +18,11 @@
  * p50/p99 are phase 2's; phase 1's (a queue of 10,000 devices' readings in front of every probe)
  * are under `saturated`.
  * Devices are registered with the default token hashing (`bridge.auth.tokenHash`: salted
- * HMAC-SHA-256). One JSON object per line on stdout; bench/results/up.json.
+ * HMAC-SHA-256). Before `up` starts, the same fleet runs against Mosquitto (the peer: a broker
+ * that only acknowledges, see mosquittoPeer). One JSON object per line on stdout; bench/results/up.json.
  */
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { execFileSync, spawn } from 'node:child_process'
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs'
 import { cpus, tmpdir } from 'node:os'
 import path from 'node:path'
 import Database from 'better-sqlite3'
@@ -32,7 +34,7 @@ import { serverEnv, uniqueName } from '../test/servers'
 import { startUp } from '../test/up-process'
 import { useCompiledBuild } from './lib/build'
 import { summarizeProfile } from './lib/profile'
-import { cpuOfPid, machineCpu, pct, rssMiB, serverPid } from './lib/proc'
+import { cpuOfPid, machineCpu, pct, reapOnExit, rssMiB, serverPid } from './lib/proc'
 
 const ROOT = path.resolve(__dirname, '..')
 const D = Number(process.env.BENCH_DEVICES ?? 10_000)
@@ -60,6 +62,9 @@ async function main(): Promise<void> {
   const probe = await store.add('probe')
   await store.close()
   out({ event: 'devices registered', devices: D })
+
+  const peer = await mosquittoPeer(devices)
+  out({ event: 'peer', ...peer })
 
   const up = await startUp(
     dataDir,
@@ -268,6 +273,13 @@ async function main(): Promise<void> {
       (cpus().length * stored) / Object.values(cpuPhase1).reduce((a, b) => a + b, 0),
     ),
     rss_mib: { up_idle: +rssIdle.toFixed(1), up_peak: +rssPeak.toFixed(1) },
+    // The same fleet against a broker that only acknowledges (see mosquittoPeer), before `up` started.
+    peer,
+    up_cpu_per_reading_vs_peer_broker: +(
+      cpuPhase1.up! /
+      stored /
+      (peer.cpu_s.mosquitto / peer.acknowledged)
+    ).toFixed(1),
     command: ON_KAFKA ? 'BENCH_KAFKA=1 npm run bench:up' : 'npm run bench:up',
     ...build,
     at: new Date().toISOString(),
@@ -276,6 +288,91 @@ async function main(): Promise<void> {
   if (process.env.BENCH_PROFILE) out({ profile: summarizeProfile(PROFILE_DIR) })
   const file = ON_KAFKA ? 'up-kafka.json' : 'up.json'
   writeFileSync(path.join(ROOT, 'bench/results', file), `${JSON.stringify(result, null, 2)}\n`)
+}
+
+/**
+ * The peer, measured in the same run: the same fleet, the same `simulate` call (10 readings per
+ * device, QoS 1, each device waiting for its ack), against Mosquitto (the Debian package, C,
+ * one thread) with no authentication, no persistence and no subscriber: an MQTT broker that
+ * only acknowledges. What it costs per reading is the floor any MQTT pipeline pays on this
+ * machine, and the simulator's CPU against it is what the load generator itself takes.
+ */
+async function mosquittoPeer(devices: { deviceId: string; token: string }[]) {
+  const bin = ['/usr/sbin/mosquitto', '/usr/bin/mosquitto'].find((f) => existsSync(f))
+  if (!bin) {
+    // scripts/servers.sh installs the Debian package (and starts the tests' instance).
+    execFileSync('bash', [path.join(ROOT, 'scripts/servers.sh'), 'start', 'mosquitto'], { stdio: 'inherit' })
+  }
+  const exe = bin ?? ['/usr/sbin/mosquitto', '/usr/bin/mosquitto'].find((f) => existsSync(f))!
+  const dir = mkdtempSync(path.join(tmpdir(), 'fs-bench-mosquitto-'))
+  const port = 20_000 + Math.floor(Math.random() * 20_000)
+  const conf = path.join(dir, 'mosquitto.conf')
+  writeFileSync(
+    conf,
+    [
+      `listener ${port} 127.0.0.1`,
+      'allow_anonymous true',
+      'persistence false',
+      'max_queued_messages 0',
+      'max_inflight_messages 1000',
+      'log_dest none',
+      ...(process.getuid?.() === 0 ? ['user root'] : []),
+      '',
+    ].join('\n'),
+  )
+  const broker = reapOnExit(spawn(exe, ['-c', conf], { stdio: 'ignore' }))
+  try {
+    for (const t0 = performance.now(); ;) {
+      const ok = await mqtt
+        .connectAsync(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0, connectTimeout: 1000 }, false)
+        .then((c) => c.endAsync().then(() => true))
+        .catch(() => false)
+      if (ok) break
+      if (performance.now() - t0 > 10_000) throw new Error('mosquitto did not start within 10 s')
+      await new Promise((r) => setTimeout(r, 100))
+    }
+    let start = 0
+    let cpuBroker0 = 0
+    let cpuSim0 = process.cpuUsage()
+    const summary = await simulate({
+      devices,
+      transport: 'mqtt',
+      httpUrl: '',
+      mqttUrl: `mqtt://127.0.0.1:${port}`,
+      batch: 1,
+      concurrency: devices.length,
+      faults: { outOfOrder: 0, late: 0, offline: 0, skew: 0, bad: 0 },
+      lateMs: 0,
+      skewMs: 0,
+      connectFirst: true,
+      connectTimeoutMs: 120_000,
+      readings: R,
+      intervalMs: 1000,
+      onProgress: (done) => {
+        if (done === 0 || start) return
+        start = performance.now()
+        cpuBroker0 = cpuOfPid(broker.pid!)
+        cpuSim0 = process.cpuUsage()
+      },
+    })
+    // The clock stops at the last acknowledgement (the broker stores nothing).
+    const seconds = summary.sendSeconds
+    const sim = process.cpuUsage(cpuSim0)
+    const cpu = { mosquitto: cpuOfPid(broker.pid!) - cpuBroker0, simulator: (sim.user + sim.system) / 1e6 }
+    return {
+      broker: `mosquitto (${exe}), no auth, no persistence, no subscriber`,
+      readings_per_s: Math.round(summary.acknowledged / seconds),
+      acknowledged: summary.acknowledged,
+      cpu_s: { mosquitto: +cpu.mosquitto.toFixed(2), simulator: +cpu.simulator.toFixed(2) },
+      cpu_us_per_reading: {
+        mosquitto: Math.round((cpu.mosquitto * 1e6) / summary.acknowledged),
+        simulator: Math.round((cpu.simulator * 1e6) / summary.acknowledged),
+      },
+    }
+  } finally {
+    broker.kill('SIGTERM')
+    await new Promise((r) => (broker.exitCode !== null ? r(undefined) : broker.once('exit', r)))
+  }
 }
 
 main().then(

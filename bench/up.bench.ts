@@ -19,7 +19,8 @@
  * are under `saturated`.
  * Devices are registered with the default token hashing (`bridge.auth.tokenHash`: salted
  * HMAC-SHA-256). Before `up` starts, the same fleet runs against Mosquitto (the peer: a broker
- * that only acknowledges, see mosquittoPeer). One JSON object per line on stdout; bench/results/up.json.
+ * that only acknowledges, see mosquittoPeer; BENCH_PEER=0 skips it). BENCH_UP_ENV passes settings
+ * to `up`. One JSON object per line on stdout; bench/results/up.json.
  */
 import { execFileSync, spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs'
@@ -45,6 +46,13 @@ const PACED_S = Number(process.env.BENCH_PACED_S ?? 20)
 const PROFILE_DIR = path.join(ROOT, 'bench/.work/up-profile')
 /** `up` with its roles on the real Kafka instead of the embedded log. */
 const ON_KAFKA = process.env.BENCH_KAFKA === '1'
+/** Settings for `up`, to try one: BENCH_UP_ENV='FLEETSTREAM_UP__FETCH_LINGER_MS=20 …' (recorded in the result). */
+const UP_ENV = Object.fromEntries(
+  (process.env.BENCH_UP_ENV ?? '')
+    .split(/\s+/)
+    .filter(Boolean)
+    .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+)
 const out = (o: object) => process.stdout.write(`${JSON.stringify({ bench: 'up', ...o })}\n`)
 
 async function main(): Promise<void> {
@@ -63,14 +71,15 @@ async function main(): Promise<void> {
   await store.close()
   out({ event: 'devices registered', devices: D })
 
-  const peer = await mosquittoPeer(devices)
-  out({ event: 'peer', ...peer })
+  const peer = process.env.BENCH_PEER === '0' ? undefined : await mosquittoPeer(devices)
+  if (peer) out({ event: 'peer', ...peer })
 
   const up = await startUp(
     dataDir,
     ON_KAFKA ? { brokers: serverEnv().FS_KAFKA_BROKERS, prefix: uniqueName('bench-up') } : undefined,
     {
       FLEETSTREAM_BRIDGE__LIMITS__MAX_CONNECTIONS: String(D + 100),
+      ...UP_ENV,
     },
     [
       ...(process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : []),
@@ -274,12 +283,15 @@ async function main(): Promise<void> {
     ),
     rss_mib: { up_idle: +rssIdle.toFixed(1), up_peak: +rssPeak.toFixed(1) },
     // The same fleet against a broker that only acknowledges (see mosquittoPeer), before `up` started.
-    peer,
-    up_cpu_per_reading_vs_peer_broker: +(
-      cpuPhase1.up! /
-      stored /
-      (peer.cpu_s.mosquitto / peer.acknowledged)
-    ).toFixed(1),
+    ...(peer && {
+      peer,
+      up_cpu_per_reading_vs_peer_broker: +(
+        cpuPhase1.up! /
+        stored /
+        (peer.cpu_s.mosquitto / peer.acknowledged)
+      ).toFixed(1),
+    }),
+    ...(Object.keys(UP_ENV).length > 0 && { up_env: UP_ENV }),
     command: ON_KAFKA ? 'BENCH_KAFKA=1 npm run bench:up' : 'npm run bench:up',
     ...build,
     at: new Date().toISOString(),

@@ -66,6 +66,15 @@ export interface RulesState {
   /** Devices whose rule states have an entry in the changelog (a device left with none gets a tombstone). */
   written: Set<string>
   wm: WatermarkState
+  /**
+   * No absence rule can raise before the watermark reaches this: a lower bound of every
+   * device's `lastSeen + after`, lowered as readings arrive and recomputed by each full scan,
+   * so `tick` does not walk every device's rule states five times a second for nothing.
+   * -Infinity: unknown (after a restore or a change of the rules), scan at the next tick.
+   */
+  silenceDue: number
+  /** The rule list the bound was computed for. */
+  silenceFor?: readonly CompiledRule[]
 }
 
 const DEVICE = 'device\u0000'
@@ -100,6 +109,18 @@ const isEmptyMemory = (m: SignalMemory) => !m.last && !m.samples && !m.ewma
 
 const isEmpty = (st: RuleDeviceState) =>
   st.pending === null && st.open === null && !st.last && !st.samples && !st.ewma && st.lastSeen === undefined
+
+/** The absence rules of a rule list by id, built once per list (the table hands out the same
+ * array until the rules change). */
+const absenceByList = new WeakMap<readonly CompiledRule[], Map<string, CompiledRule>>()
+function absenceRules(list: readonly CompiledRule[]): Map<string, CompiledRule> {
+  let m = absenceByList.get(list)
+  if (!m) {
+    m = new Map(list.filter((cr) => cr.rule.kind === 'absence').map((cr) => [cr.rule.id, cr]))
+    absenceByList.set(list, m)
+  }
+  return m
+}
 
 /**
  * Evaluates the rules in force on every enriched reading (with the device's registry entry,
@@ -174,6 +195,7 @@ export function rulesJob(o: RulesJobOptions): StreamJob<RulesState> {
       ruleStates: 0,
       written: new Set(),
       wm: newWatermark(),
+      silenceDue: Number.NEGATIVE_INFINITY,
     }),
     restore(state, key, value) {
       if (key.startsWith(DEVICE)) return restoreDevice(state.devices, key.slice(DEVICE.length), value)
@@ -183,6 +205,7 @@ export function rulesJob(o: RulesJobOptions): StreamJob<RulesState> {
         return
       }
       if (!key.startsWith(RULES)) return
+      state.silenceDue = Number.NEGATIVE_INFINITY
       const deviceId = key.slice(RULES.length)
       const stored = decodeDeviceRules(value)
       const dr = deviceRules(state, deviceId, stored.tenant)
@@ -265,6 +288,10 @@ export function rulesJob(o: RulesJobOptions): StreamJob<RulesState> {
           const verdict = judge(cr, st, reading, memo)
           const events = applyVerdict(cr, st, verdict, at)
           evaluated++
+          if (cr.rule.kind === 'absence' && st.lastSeen !== undefined) {
+            const due = st.lastSeen + cr.rule.after
+            if (due < state.silenceDue) state.silenceDue = due
+          }
           if (verdict.kind === 'skip' && verdict.error) o.metrics?.errors.inc({ rule: ruleId })
           if (verdict.kind === 'trigger' && events.length === 0 && !st.open)
             o.metrics?.debounced.inc({ rule: ruleId })
@@ -299,23 +326,31 @@ export function rulesJob(o: RulesJobOptions): StreamJob<RulesState> {
       state.wm = watermarkAt(state.wm, now, o.time)
       const outputs: OutRecord[] = []
       const changelog = new Map<string, Buffer | null>()
-      const absence = new Map<string, CompiledRule>(
-        o.table
-          .list()
-          .filter((cr) => cr.rule.kind === 'absence')
-          .map((cr) => [cr.rule.id, cr]),
-      )
+      const list = o.table.list()
+      const absence = absenceRules(list)
+      if (state.silenceFor !== list) {
+        state.silenceFor = list
+        state.silenceDue = Number.NEGATIVE_INFINITY
+      }
       if (absence.size === 0 || !Number.isFinite(state.wm.watermark)) return { outputs, changelog }
-      for (const [deviceId, dr] of state.rules) {
-        let raised = false
-        for (const [ruleId, st] of dr.byRule) {
-          const cr = absence.get(ruleId)
-          if (!cr) continue
-          const events = evaluateSilence(cr, st, deviceId, dr.tenant, state.wm.watermark)
-          for (const a of events) outputs.push(alertRecord(a))
-          raised ||= events.length > 0
+      const wm = state.wm.watermark
+      if (wm >= state.silenceDue) {
+        let next = Number.POSITIVE_INFINITY
+        for (const [deviceId, dr] of state.rules) {
+          let raised = false
+          for (const [ruleId, st] of dr.byRule) {
+            const cr = absence.get(ruleId)
+            if (!cr) continue
+            const events = evaluateSilence(cr, st, deviceId, dr.tenant, wm)
+            for (const a of events) outputs.push(alertRecord(a))
+            raised ||= events.length > 0
+            // Still silent-able: it raises at lastSeen + after (an open one waits for a reading).
+            if (!st.open && st.lastSeen !== undefined && cr.rule.kind === 'absence')
+              next = Math.min(next, st.lastSeen + cr.rule.after)
+          }
+          if (raised) persist(state, deviceId, changelog)
         }
-        if (raised) persist(state, deviceId, changelog)
+        state.silenceDue = next
       }
       if (state.wm.watermark !== before) changelog.set(WATERMARK, watermarkEntry(state))
       return { outputs, changelog }

@@ -553,6 +553,9 @@ const inRecord = (topic: string, partition: number, r: Rec): InRecord => ({
 /** One member of a group: its fetch loop over the partitions the group gave it. */
 class Member {
   assignment = new Map<string, number[]>()
+  /** The assignment as a list, with each partition's `topic/partition` key, built once per
+   * assignment: the fetch loop walks it on every wake-up (a record, a finished batch). */
+  private slots: { t: string; p: number; tp: string }[] = []
   private positions = new Map<string, number>()
   private readonly paused = new Set<string>()
   private readonly inFlight = new Map<string, Promise<void>>()
@@ -581,10 +584,13 @@ class Member {
   assign(a: Map<string, number[]>): void {
     this.assignment = a
     this.positions = new Map()
+    this.slots = []
     for (const [t, ps] of a)
       for (const p of ps) {
         const c = this.log.committedOffset(this.opts.groupId, t, p)
-        this.positions.set(`${t}/${p}`, c ?? (this.opts.fromBeginning ? 0 : this.log.endOffset(t, p)))
+        const tp = `${t}/${p}`
+        this.positions.set(tp, c ?? (this.opts.fromBeginning ? 0 : this.log.endOffset(t, p)))
+        this.slots.push({ t, p, tp })
       }
     this.holding = false
     // As with Kafka, the owner hears of an assignment once it runs, before the first batch.
@@ -604,47 +610,41 @@ class Member {
     while (!this.stopped) {
       let started = false
       if (!this.holding && this.handler) {
-        for (const [t, ps] of this.assignment) {
-          for (const p of ps) {
-            const tp = `${t}/${p}`
-            if (this.inFlight.size >= limit) break
-            if (this.inFlight.has(tp) || this.paused.has(tp)) continue
-            const pos = this.positions.get(tp) ?? 0
-            const recs = this.log.fetch(t, p, pos, this.log.maxBatch)
-            if (recs.length === 0) continue
-            started = true
-            const batch: RecordBatch = { topic: t, partition: p, records: recs.map((r) => inRecord(t, p, r)) }
-            const run = this.handler(batch, ctx).then(
-              () => {
-                this.failures.delete(tp)
-                if (this.positions.has(tp)) this.positions.set(tp, recs[recs.length - 1]!.offset + 1)
-              },
-              async (err: unknown) => {
-                // As Kafka clients do after a failed batch: start again from the committed offset.
-                const n = (this.failures.get(tp) ?? 0) + 1
-                this.failures.set(tp, n)
-                this.log.logger.warn(
-                  'embedded log: batch handler failed; retrying from the committed offset',
-                  {
-                    group: this.opts.groupId,
-                    partition: tp,
-                    attempt: n,
-                    error: (err as Error).message,
-                  },
-                )
-                await new Promise((r) => setTimeout(r, Math.min(5_000, 100 * 2 ** Math.min(n, 6))))
-                if (this.positions.has(tp)) {
-                  const c = this.log.committedOffset(this.opts.groupId, t, p)
-                  this.positions.set(tp, c ?? (this.opts.fromBeginning ? 0 : pos))
-                }
-              },
-            )
-            const tracked = run.finally(() => {
-              this.inFlight.delete(tp)
-              this.wakeLoop?.()
-            })
-            this.inFlight.set(tp, tracked)
-          }
+        for (const { t, p, tp } of this.slots) {
+          if (this.inFlight.size >= limit) break
+          if (this.inFlight.has(tp) || this.paused.has(tp)) continue
+          const pos = this.positions.get(tp) ?? 0
+          const recs = this.log.fetch(t, p, pos, this.log.maxBatch)
+          if (recs.length === 0) continue
+          started = true
+          const batch: RecordBatch = { topic: t, partition: p, records: recs.map((r) => inRecord(t, p, r)) }
+          const run = this.handler(batch, ctx).then(
+            () => {
+              this.failures.delete(tp)
+              if (this.positions.has(tp)) this.positions.set(tp, recs[recs.length - 1]!.offset + 1)
+            },
+            async (err: unknown) => {
+              // As Kafka clients do after a failed batch: start again from the committed offset.
+              const n = (this.failures.get(tp) ?? 0) + 1
+              this.failures.set(tp, n)
+              this.log.logger.warn('embedded log: batch handler failed; retrying from the committed offset', {
+                group: this.opts.groupId,
+                partition: tp,
+                attempt: n,
+                error: (err as Error).message,
+              })
+              await new Promise((r) => setTimeout(r, Math.min(5_000, 100 * 2 ** Math.min(n, 6))))
+              if (this.positions.has(tp)) {
+                const c = this.log.committedOffset(this.opts.groupId, t, p)
+                this.positions.set(tp, c ?? (this.opts.fromBeginning ? 0 : pos))
+              }
+            },
+          )
+          const tracked = run.finally(() => {
+            this.inFlight.delete(tp)
+            this.wakeLoop?.()
+          })
+          this.inFlight.set(tp, tracked)
         }
       }
       if (started) continue
@@ -660,7 +660,7 @@ class Member {
         const timer = setTimeout(() => end('other'), 1_000).unref()
         this.wakeLoop = () => end('other')
         withdraw = this.log.onRecord(
-          [...this.assignment].flatMap(([t, ps]) => ps.map((p): [string, number] => [t, p])),
+          this.slots.map(({ t, p }): [string, number] => [t, p]),
           () => end('record'),
         )
       })

@@ -120,18 +120,7 @@ async function main(): Promise<void> {
     }
   }
   let probeLoop: Promise<void> | undefined
-  const fleet = {
-    devices,
-    transport: 'mqtt' as const,
-    httpUrl: '',
-    mqttUrl: `mqtt://127.0.0.1:${up.listening.mqtt}`,
-    batch: 1,
-    concurrency: D,
-    faults: { outOfOrder: 0, late: 0, offline: 0, skew: 0, bad: 0 },
-    lateMs: 0,
-    skewMs: 0,
-    connectFirst: true,
-  }
+  const fleet = fleetOf(devices, `mqtt://127.0.0.1:${up.listening.mqtt}`)
 
   // 1. Throughput: every device sends as soon as its previous reading is acknowledged.
   // Clocks start at the first acknowledged reading: every device has logged in by then.
@@ -150,9 +139,7 @@ async function main(): Promise<void> {
   let login = { up_cpu_s: 0, s: 0 }
   const summary = await simulate({
     ...fleet,
-    connectTimeoutMs: 120_000,
-    readings: R,
-    intervalMs: 1000,
+    ...FLAT_OUT,
     onProgress: (done) => {
       if (done === 0 || start) return
       start = performance.now()
@@ -302,6 +289,22 @@ async function main(): Promise<void> {
   writeFileSync(path.join(ROOT, 'bench/results', file), `${JSON.stringify(result, null, 2)}\n`)
 }
 
+/** The simulated fleet: MQTT QoS 1, every device connected before the first reading, no faults. */
+const fleetOf = (devices: { deviceId: string; token: string }[], mqttUrl: string) => ({
+  devices,
+  transport: 'mqtt' as const,
+  httpUrl: '',
+  mqttUrl,
+  batch: 1,
+  concurrency: devices.length,
+  faults: { outOfOrder: 0, late: 0, offline: 0, skew: 0, bad: 0 },
+  lateMs: 0,
+  skewMs: 0,
+  connectFirst: true,
+})
+/** Phase 1's sending (and the peer's): R readings per device, each as soon as the last is acknowledged. */
+const FLAT_OUT = { connectTimeoutMs: 120_000, readings: R, intervalMs: 1000 }
+
 /**
  * The peer, measured in the same run: the same fleet, the same `simulate` call (10 readings per
  * device, QoS 1, each device waiting for its ack), against Mosquitto (the Debian package, C,
@@ -347,19 +350,8 @@ async function mosquittoPeer(devices: { deviceId: string; token: string }[]) {
     let cpuBroker0 = 0
     let cpuSim0 = process.cpuUsage()
     const summary = await simulate({
-      devices,
-      transport: 'mqtt',
-      httpUrl: '',
-      mqttUrl: `mqtt://127.0.0.1:${port}`,
-      batch: 1,
-      concurrency: devices.length,
-      faults: { outOfOrder: 0, late: 0, offline: 0, skew: 0, bad: 0 },
-      lateMs: 0,
-      skewMs: 0,
-      connectFirst: true,
-      connectTimeoutMs: 120_000,
-      readings: R,
-      intervalMs: 1000,
+      ...fleetOf(devices, `mqtt://127.0.0.1:${port}`),
+      ...FLAT_OUT,
       onProgress: (done) => {
         if (done === 0 || start) return
         start = performance.now()

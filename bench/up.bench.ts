@@ -35,7 +35,7 @@ import { serverEnv, uniqueName } from '../test/servers'
 import { startUp } from '../test/up-process'
 import { useCompiledBuild } from './lib/build'
 import { summarizeProfile } from './lib/profile'
-import { cpuOfPid, machineCpu, pct, reapOnExit, rssMiB, serverPid } from './lib/proc'
+import { cpuOfPid, machineCpu, pct, reapOnExit, rssMiB, runningServers, serverPid } from './lib/proc'
 
 const ROOT = path.resolve(__dirname, '..')
 const D = Number(process.env.BENCH_DEVICES ?? 10_000)
@@ -57,6 +57,12 @@ const out = (o: object) => process.stdout.write(`${JSON.stringify({ bench: 'up',
 
 async function main(): Promise<void> {
   const build = useCompiledBuild()
+  // Servers this run does not use take CPU from it: said on stderr and in the result.
+  const bystanders = runningServers().filter((s) => !(ON_KAFKA && s === 'kafka'))
+  if (bystanders.length > 0)
+    process.stderr.write(
+      `bench:up: test servers running beside the bench (${bystanders.join(', ')}): they take CPU from it; bash scripts/servers.sh stop${ON_KAFKA ? ' and start kafka' : ''} first for clean numbers\n`,
+    )
   const dataDir = mkdtempSync(path.join(tmpdir(), 'fs-bench-up-'))
   const cfg = bridgeRoleConfig.parse({
     bridge: { auth: { file: path.join(dataDir, 'devices.json') } },
@@ -279,6 +285,7 @@ async function main(): Promise<void> {
       ).toFixed(1),
     }),
     ...(Object.keys(UP_ENV).length > 0 && { up_env: UP_ENV }),
+    ...(bystanders.length > 0 && { servers_running_beside: bystanders }),
     command: ON_KAFKA ? 'BENCH_KAFKA=1 npm run bench:up' : 'npm run bench:up',
     ...build,
     at: new Date().toISOString(),

@@ -61,6 +61,18 @@ export const rssMiB = (pid: number): number =>
 export const serverPid = (name: string): number =>
   Number(readFileSync(`/tmp/fleetstream-servers/${name}/pid`, 'utf8').trim())
 
+/** Test servers of scripts/servers.sh that are running: a bench beside them shares its cores
+ * with them (idle Cassandra and Kafka cost a benchmark ~10% here). */
+export const runningServers = (): string[] =>
+  ['kafka', 'cassandra', 'postgres', 'mosquitto'].filter((name) => {
+    try {
+      process.kill(serverPid(name), 0)
+      return true
+    } catch {
+      return false
+    }
+  })
+
 /** The median of `xs` (nearest rank; 0 when empty). */
 export const median = (xs: number[]): number => pct(xs, 50) ?? 0
 

@@ -81,8 +81,8 @@ export function startUp(
       if (!line) return
       out = ''
       // From here on the output is only drained (a pipe nobody reads would block `up`'s writes):
-      // searching every chunk of a long run's output again was O(n^2), and in `bench:up` took
-      // most of the load generator's CPU.
+      // searching the whole output again on every chunk was quadratic in a long run's output
+      // (`bench:up`: 40,000 alert log lines).
       proc.stdout!.off('data', untilRunning)
       proc.stdout!.resume()
       clearTimeout(startTimer)

@@ -1,5 +1,5 @@
 import { addTo, aggregateOf, combine, type Aggregate } from './aggregate'
-import { checkWindowSpec, windowsFor, type Window, type WindowSpec } from './windows'
+import { checkWindowSpec, floorTo, windowsFor, type Window, type WindowSpec } from './windows'
 
 /** A numeric reading of one key (device and metric). */
 export interface KeyedReading {
@@ -77,7 +77,7 @@ export function advance(
   const { spec, allowedLatenessMs } = state.options
   let open = state.keys.get(r.key)
   if (!open) state.keys.set(r.key, (open = []))
-  if (spec.kind === 'tumbling') return advanceTumbling(state, open, r, watermark)
+  if (spec.kind === 'tumbling') return advanceTumbling(state, spec.sizeMs, open, r, watermark)
   const results: WindowResult[] = []
 
   if (spec.kind === 'session') {
@@ -143,12 +143,12 @@ const LATE = Object.freeze({ results: PLACED.results, late: true })
  */
 function advanceTumbling(
   state: WindowState,
+  size: number,
   open: OpenWindow[],
   r: KeyedReading,
   watermark: number,
 ): { readonly results: readonly WindowResult[]; readonly late: boolean } {
-  const size = (state.options.spec as { sizeMs: number }).sizeMs
-  const start = r.ts - (((r.ts % size) + size) % size)
+  const start = floorTo(r.ts, size)
   if (start + size + state.options.allowedLatenessMs <= watermark) return LATE
   for (let i = 0; i < open.length; i++) {
     const w = open[i]!

@@ -11,7 +11,7 @@ export interface Window {
 }
 
 /** `n` rounded down to a multiple of `m`, also for negative `n`. */
-const floorTo = (n: number, m: number): number => n - (((n % m) + m) % m)
+export const floorTo = (n: number, m: number): number => n - (((n % m) + m) % m)
 
 /** Rejects specs that would never fire or would assign a reading to no window. */
 export function checkWindowSpec(spec: WindowSpec): void {

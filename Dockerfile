@@ -23,5 +23,5 @@ COPY --from=build --chown=node:node /app/api/dashboard ./api/dashboard
 RUN mkdir -p /app/data && chown node:node /app/data
 USER node
 VOLUME ["/app/data"]
-ENTRYPOINT ["node", "bin/fleetstream.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=64", "bin/fleetstream.js"]
 CMD ["up"]

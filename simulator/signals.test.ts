@@ -31,6 +31,26 @@ describe('simulator > signals', () => {
     expect(spikes).toBeLessThan(xs.length / 100)
   })
 
+  it("a healthy device's temperature, read every second, stays under the example rate rule's 5 °C/min; spikes exceed it", () => {
+    const t0 = Date.UTC(2026, 0, 1)
+    let fast = 0
+    let spikes = 0
+    for (let d = 0; d < 50; d++) {
+      const s = deviceSignals(d, { spikeChance: 0.01 })
+      let prev = s(t0)
+      for (let i = 1; i < 2_000; i++) {
+        const x = s(t0 + i * 1000)
+        const spike = x.vibration > 4 || prev.vibration > 4
+        const perMinute = Math.abs(x.temperature - prev.temperature) * 60
+        if (spike) spikes += perMinute > 5 ? 1 : 0
+        else fast += perMinute > 5 ? 1 : 0
+        prev = x
+      }
+    }
+    expect(fast).toBe(0)
+    expect(spikes).toBeGreaterThan(100) // a spike and its fall: both are fast
+  })
+
   it('prng is uniform enough', () => {
     const r = prng(42)
     const xs = Array.from({ length: 10_000 }, r)

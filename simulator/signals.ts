@@ -1,7 +1,7 @@
 /**
  * Realistic device signals, deterministic from a seed (so a test can recompute them): a
- * temperature with a daily cycle and noise, humidity moving against it, vibration with
- * occasional spikes, and a battery that drains and recharges.
+ * temperature with a daily cycle, a slow wander and a sensor's small noise, humidity moving
+ * against it, vibration with occasional spikes, and a battery that drains and recharges.
  */
 
 /** A small, fast seeded PRNG (mulberry32): [0, 1). */
@@ -25,6 +25,7 @@ export interface Signals {
 }
 
 const DAY = 86_400_000
+const MINUTE = 60_000
 const round = (v: number, d = 2) => Math.round(v * 10 ** d) / 10 ** d
 
 /**
@@ -35,13 +36,19 @@ export function deviceSignals(device: number, opts: { spikeChance?: number } = {
   const rand = prng(0x5eed + device * 7919)
   const base = 18 + rand() * 8 // each device's own climate
   const phase = rand() * DAY
+  const wanderPhase = rand() * 2 * Math.PI
   let battery = 60 + rand() * 40
   let charging = false
   const drain = 0.02 + rand() * 0.05 // % per reading
   return (ts: number): Signals => {
     const daily = Math.sin((((ts + phase) % DAY) / DAY) * 2 * Math.PI)
     const spike = rand() < (opts.spikeChance ?? 0.001)
-    const temperature = base + 4 * daily + (rand() - 0.5) * 0.6 + (spike ? 25 : 0)
+    // Air temperature moves slowly: a daily cycle, a wander of a few tenths over minutes (at most
+    // ~0.2 °C/min), and a sensor's noise of ±0.03 °C (an SHT3x repeats to ~0.04). Noise that
+    // jumps tenths of a degree between readings a second apart reads as degrees per minute and
+    // trips the example rate rule (5 °C/min) on a healthy device; a spike still trips it.
+    const wander = 0.4 * Math.sin((2 * Math.PI * ts) / (13 * MINUTE) + wanderPhase)
+    const temperature = base + 4 * daily + wander + (rand() - 0.5) * 0.06 + (spike ? 25 : 0)
     const humidity = Math.min(100, Math.max(0, 55 - 12 * daily + (rand() - 0.5) * 3))
     const vibration = Math.abs((rand() - 0.5) * 0.4) + (spike ? 5 + rand() * 5 : 0)
     if (charging) {

@@ -10,6 +10,7 @@ import { STORES } from '../consumers/sinks/cli'
 import { sinksRoleConfig } from '../consumers/sinks/config'
 import { loadConfig } from '../core/config/load'
 import { coreConfig } from '../core/config/schema'
+import { START_NODE_ARGS } from './up-process'
 import { jobsRoleConfig } from '../stream-jobs/config'
 import { reportsRoleConfig } from '../reports/config'
 import { jobRegistry } from '../stream-jobs/registry'
@@ -129,9 +130,19 @@ describe('deploy > Dockerfile', () => {
     expect(text.match(/^FROM /gm)!.length).toBeGreaterThanOrEqual(2)
     expect(text).toMatch(/^FROM node:20-bookworm-slim AS runtime$/m)
     expect(text).toMatch(/^USER node$/m)
-    expect(text).toMatch(/^ENTRYPOINT \["node", "bin\/fleetstream.js"\]$/m)
+    expect(text).toMatch(/^ENTRYPOINT \["node", "--max-semi-space-size=64", "bin\/fleetstream.js"\]$/m)
     // What the runtime reads at run time is copied into the image.
     for (const asset of ['schemas', 'rules/examples', 'api/dashboard', 'dist', 'node_modules'])
       expect(text).toContain(`/app/${asset}`)
+  })
+})
+
+describe('deploy > node options of up', () => {
+  it('npm start, the fleetstream command, the image and the test harness start node alike', () => {
+    expect(START_NODE_ARGS).toEqual(['--max-semi-space-size=64'])
+    const shebang = readFileSync(path.join(ROOT, 'bin/fleetstream.js'), 'utf8').split('\n')[0]
+    expect(shebang).toBe(`#!/usr/bin/env -S node ${START_NODE_ARGS.join(' ')}`)
+    const entry = /^ENTRYPOINT (.*)$/m.exec(readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8'))![1]!
+    expect(JSON.parse(entry)).toEqual(['node', ...START_NODE_ARGS, 'bin/fleetstream.js'])
   })
 })

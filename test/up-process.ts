@@ -11,6 +11,15 @@ export interface Up {
   kill(): Promise<void>
 }
 
+/** The node options of `npm start` (package.json), so that tests and benchmarks run `up` as it is started. */
+export const START_NODE_ARGS: string[] = (
+  JSON.parse(readFileSync(path.resolve(__dirname, '../package.json'), 'utf8')) as {
+    scripts: { start: string }
+  }
+).scripts.start
+  .split(' ')
+  .filter((a) => a.startsWith('--'))
+
 /** `fleetstream up` as a process of its own (aedes, the embedded broker, is ESM-only: jest cannot load it). */
 export function startUp(
   dataDir: string,
@@ -34,7 +43,7 @@ export function startUp(
     : {}
   const proc = spawn(
     process.execPath,
-    [...nodeArgs, path.resolve(__dirname, '../bin/fleetstream.js'), ...args],
+    [...START_NODE_ARGS, ...nodeArgs, path.resolve(__dirname, '../bin/fleetstream.js'), ...args],
     {
       stdio: ['ignore', 'pipe', 'inherit'],
       env: {

@@ -226,6 +226,7 @@ async function main(): Promise<void> {
   const pacedStored = rows() - stored
   clearInterval(rssTimer)
   await probeClient.endAsync()
+  const alerts = Number((db.prepare('SELECT count(*) AS n FROM alerts').get() as { n: number }).n)
   db.close()
   await up.close()
 
@@ -275,6 +276,9 @@ async function main(): Promise<void> {
       (cpus().length * stored) / Object.values(cpuPhase1).reduce((a, b) => a + b, 0),
     ),
     rss_mib: { up_idle: +rssIdle.toFixed(1), up_peak: +rssPeak.toFixed(1) },
+    // Alerts the example rules raised over the whole run (rows of the store's alerts table): a
+    // healthy simulated fleet raises few; each one costs the rules job, the alert consumer and the sink.
+    alerts,
     // The same fleet against a broker that only acknowledges (see mosquittoPeer), before `up` started.
     ...(peer && {
       peer,

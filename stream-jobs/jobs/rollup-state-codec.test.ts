@@ -1,5 +1,10 @@
 import { advance, fire, newWindowState, snapshotKey } from '../operators/window-aggregate'
-import { decodeOpenWindows, encodeOpenWindows } from './rollup-state-codec'
+import {
+  decodeDeviceWindows,
+  decodeOpenWindows,
+  encodeDeviceWindows,
+  encodeOpenWindows,
+} from './rollup-state-codec'
 
 describe('stream-jobs > rollup > rollup state codec', () => {
   // Open windows as the operator holds them: two outputs (1 min with one window fired and kept
@@ -44,5 +49,20 @@ describe('stream-jobs > rollup > rollup state codec', () => {
     const v9 = Buffer.from(good)
     v9[0] = 9
     expect(() => decodeOpenWindows(v9)).toThrow(/rollup state: unknown version 9/)
+  })
+
+  it("round-trips a device's entry: its metrics (names in UTF-8) and their windows per output", () => {
+    const snaps = held()
+    const entry = [
+      ['temperature', snaps],
+      ['Druck (hPa) – außen', [null, snaps[1]!]],
+    ] as const
+    expect(decodeDeviceWindows(encodeDeviceWindows(entry))).toEqual(entry)
+    expect(decodeDeviceWindows(encodeDeviceWindows([]))).toEqual([])
+    const good = encodeDeviceWindows(entry)
+    expect(() => decodeDeviceWindows(good.subarray(0, good.length - 1))).toThrow(/entry cut short/)
+    // The two kinds of entry are told apart by their version: neither reads the other.
+    expect(() => decodeDeviceWindows(encodeOpenWindows(snaps))).toThrow(/unknown version 1/)
+    expect(() => decodeOpenWindows(good)).toThrow(/unknown version 2/)
   })
 })

@@ -2,25 +2,63 @@ import type { OpenWindow } from '../operators/window-aggregate'
 import { StateReader, StateWriter } from '../runtime/state-bytes'
 
 /**
- * The changelog value of one (device, metric) key of the rollup job: its open windows, one
- * list per rollup output (null: none open there). Rewritten for every reading of the key, so
- * it is binary rather than JSON (JSON.stringify of these lists was ~8% of `fleetstream up`'s
- * CPU); numbers are IEEE doubles, so a restored window aggregates exactly as the written one.
+ * The rollup job's changelog values: a device's open windows, per metric, one list per rollup
+ * output (null: none open there). Rewritten for every reading of the device, so binary rather
+ * than JSON (JSON.stringify of these lists was ~8% of `fleetstream up`'s CPU); numbers are IEEE
+ * doubles, so a restored window aggregates exactly as the written one.
  *
- * Layout: u8 version (1); varint output count; per output a varint window count (0: null),
- * then per window f64s start, end, closesAt, a u8 fired flag, and the aggregate's f64s count,
- * min, max, sum, first, firstTs, last, lastTs (all little-endian).
+ * Layout of a device's entry (version 2): u8 2; varint metric count; per metric its name (varint
+ * byte length, UTF-8), then its outputs as below.
+ * Outputs: varint output count; per output a varint window count (0: null), then per window f64s
+ * start, end, closesAt, a u8 fired flag, and the aggregate's f64s count, min, max, sum, first,
+ * firstTs, last, lastTs (all little-endian).
  *
- * Entries written before this format are JSON (they start with `[`) and still decode.
+ * Before version 2 an entry held one (device, metric) key: u8 1 and its outputs (version 1), or
+ * JSON (starts with `[`); both still decode (decodeOpenWindows).
  */
-export const ROLLUP_STATE_VERSION = 1
+export const ROLLUP_STATE_VERSION = 2
+const KEY_STATE_VERSION = 1
+
+/** One metric of a device: its open windows per output. */
+export type MetricWindows = readonly [metric: string, perOutput: readonly (readonly OpenWindow[] | null)[]]
 
 const writer = new StateWriter()
 
-/** Encodes a key's open windows per output. */
-export function encodeOpenWindows(perOutput: readonly (readonly OpenWindow[] | null)[]): Buffer {
+/** Encodes a device's open windows, per metric and output. */
+export function encodeDeviceWindows(metrics: readonly MetricWindows[]): Buffer {
   const w = writer.reset()
   w.u8(ROLLUP_STATE_VERSION)
+  w.varint(metrics.length)
+  for (const [metric, perOutput] of metrics) {
+    w.str(metric)
+    writeOutputs(w, perOutput)
+  }
+  return w.take()
+}
+
+/** Decodes a device's entry (version 2). */
+export function decodeDeviceWindows(value: Buffer): [string, (OpenWindow[] | null)[]][] {
+  const r = new StateReader(value, 'rollup state')
+  const version = r.u8()
+  if (version !== ROLLUP_STATE_VERSION) r.fail(`unknown version ${version}`)
+  const out: [string, (OpenWindow[] | null)[]][] = []
+  for (let n = r.varint(); n > 0; n--) {
+    const metric = r.str()
+    out.push([metric, readOutputs(r)])
+  }
+  r.end()
+  return out
+}
+
+/** Encodes one (device, metric) key's open windows per output: version 1, kept for tests of old changelogs. */
+export function encodeOpenWindows(perOutput: readonly (readonly OpenWindow[] | null)[]): Buffer {
+  const w = writer.reset()
+  w.u8(KEY_STATE_VERSION)
+  writeOutputs(w, perOutput)
+  return w.take()
+}
+
+function writeOutputs(w: StateWriter, perOutput: readonly (readonly OpenWindow[] | null)[]): void {
   w.varint(perOutput.length)
   for (const windows of perOutput) {
     w.varint(windows?.length ?? 0)
@@ -40,15 +78,20 @@ export function encodeOpenWindows(perOutput: readonly (readonly OpenWindow[] | n
       w.f64(a.lastTs)
     }
   }
-  return w.take()
 }
 
-/** Decodes a stored entry: this binary format, or the JSON written before it. */
+/** Decodes one (device, metric) key's entry written before version 2: version 1, or JSON. */
 export function decodeOpenWindows(value: Buffer): (OpenWindow[] | null)[] {
   if (value[0] === 0x5b) return JSON.parse(value.toString()) as (OpenWindow[] | null)[]
   const r = new StateReader(value, 'rollup state')
   const version = r.u8()
-  if (version !== ROLLUP_STATE_VERSION) r.fail(`unknown version ${version}`)
+  if (version !== KEY_STATE_VERSION) r.fail(`unknown version ${version}`)
+  const out = readOutputs(r)
+  r.end()
+  return out
+}
+
+function readOutputs(r: StateReader): (OpenWindow[] | null)[] {
   const out: (OpenWindow[] | null)[] = []
   for (let outputs = r.varint(); outputs > 0; outputs--) {
     const n = r.varint()
@@ -75,6 +118,5 @@ export function decodeOpenWindows(value: Buffer): (OpenWindow[] | null)[] {
     }
     out.push(windows)
   }
-  r.end()
   return out
 }

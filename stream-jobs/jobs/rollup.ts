@@ -17,11 +17,17 @@ import {
   openWindowCount,
   restoreKey,
   snapshotKey,
+  type OpenWindow,
   type WindowResult,
   type WindowState,
 } from '../operators/window-aggregate'
 import { decodeReading } from '../runtime/readings'
-import { decodeOpenWindows, encodeOpenWindows } from './rollup-state-codec'
+import {
+  decodeDeviceWindows,
+  decodeOpenWindows,
+  encodeDeviceWindows,
+  type MetricWindows,
+} from './rollup-state-codec'
 import { defineJob, type StepResult, type StreamJob } from '../runtime/job'
 
 /** One rollup output: a tumbling window size and the topic it goes to. */
@@ -46,6 +52,10 @@ export interface RollupJobOptions {
 export interface RollupState {
   wm: WatermarkState
   windows: WindowState[]
+  /** Per device, the metrics it has windows of (a device's changelog entry holds them all). */
+  metrics: Map<string, Set<string>>
+  /** Per device, its (device, metric) changelog keys written before version 2, to delete. */
+  legacy: Map<string, string[]>
 }
 
 type Firings = NonNullable<StepResult['firings']>
@@ -69,7 +79,14 @@ export function rollupJob(o: RollupJobOptions): StreamJob<RollupState> {
         allowedLatenessMs: o.allowedLatenessMs,
       }),
     ),
+    metrics: new Map(),
+    legacy: new Map(),
   })
+  const metricsOf = (state: RollupState, deviceId: string): Set<string> => {
+    let ms = state.metrics.get(deviceId)
+    if (ms === undefined) state.metrics.set(deviceId, (ms = new Set()))
+    return ms
+  }
 
   const rollupRecord = (out: RollupOutput, r: WindowResult): OutRecord => {
     const [deviceId, metric] = r.key.split(SEP) as [string, string]
@@ -90,7 +107,13 @@ export function rollupJob(o: RollupJobOptions): StreamJob<RollupState> {
     return { topic: out.topic, key: deviceId, value: o.rollup.encode(value), timestamp: r.window.start }
   }
 
-  /** Fires what the watermark passed and writes the changed keys to the changelog. */
+  /**
+   * Fires what the watermark passed and writes the changed devices to the changelog: one entry
+   * per device (key SEP + device id) with the open windows of all its metrics, or a tombstone
+   * when it has none. One entry per reading rather than one per metric: each changelog record
+   * costs the log a record and the restore an entry. A device's first entry deletes the
+   * (device, metric) keys of the format before, in the same transaction.
+   */
   const finish = (
     state: RollupState,
     outputs: OutRecord[],
@@ -100,10 +123,30 @@ export function rollupJob(o: RollupJobOptions): StreamJob<RollupState> {
     state.windows.forEach((ws, i) => {
       for (const r of fire(ws, state.wm.watermark, changed)) emit(outputs, firings, o.outputs[i]!, r)
     })
-    const changelog = new Map<string, Buffer | null>()
+    const devices = new Set<string>()
     for (const key of changed) {
-      const snaps = state.windows.map((ws) => snapshotKey(ws, key) ?? null)
-      changelog.set(key, snaps.every((x) => x === null) ? null : encodeOpenWindows(snaps))
+      const at = key.indexOf(SEP)
+      const deviceId = key.slice(0, at)
+      devices.add(deviceId)
+      metricsOf(state, deviceId).add(key.slice(at + 1))
+    }
+    const changelog = new Map<string, Buffer | null>()
+    for (const deviceId of devices) {
+      const old = state.legacy.get(deviceId)
+      if (old !== undefined) {
+        for (const key of old) changelog.set(key, null)
+        state.legacy.delete(deviceId)
+      }
+      const ms = state.metrics.get(deviceId)!
+      const entry: MetricWindows[] = []
+      for (const metric of ms) {
+        const key = `${deviceId}${SEP}${metric}`
+        const snaps = state.windows.map((ws) => snapshotKey(ws, key) ?? null)
+        if (snaps.every((x) => x === null)) ms.delete(metric)
+        else entry.push([metric, snaps])
+      }
+      if (entry.length === 0) state.metrics.delete(deviceId)
+      changelog.set(`${SEP}${deviceId}`, entry.length > 0 ? encodeDeviceWindows(entry) : null)
     }
     changelog.set(
       WATERMARK_KEY,
@@ -139,9 +182,26 @@ export function rollupJob(o: RollupJobOptions): StreamJob<RollupState> {
         }
         return
       }
-      decodeOpenWindows(value).forEach(
-        (snap, i) => state.windows[i] && restoreKey(state.windows[i], key, snap ?? undefined),
-      )
+      const put = (k: string, perOutput: (OpenWindow[] | null)[]) =>
+        perOutput.forEach((snap, i) => state.windows[i] && restoreKey(state.windows[i], k, snap ?? undefined))
+      if (key.startsWith(SEP)) {
+        const deviceId = key.slice(SEP.length)
+        const ms = metricsOf(state, deviceId)
+        for (const [metric, perOutput] of decodeDeviceWindows(value)) {
+          ms.add(metric)
+          put(`${deviceId}${SEP}${metric}`, perOutput)
+        }
+        return
+      }
+      // A (device, metric) key of the format before version 2. A device's entry of version 2 is
+      // written in the same transaction as the deletion of these keys: both are never restored.
+      const at = key.indexOf(SEP)
+      const deviceId = key.slice(0, at)
+      metricsOf(state, deviceId).add(key.slice(at + 1))
+      const old = state.legacy.get(deviceId)
+      if (old === undefined) state.legacy.set(deviceId, [key])
+      else old.push(key)
+      put(key, decodeOpenWindows(value))
     },
     async process(state, records, now) {
       const outputs: OutRecord[] = []

@@ -19,12 +19,15 @@ export const upConfig = z.strictObject({
   /** A demo device, made on first start; its token is kept in `<dataDir>/demo-device.json`. */
   demoDevice: z.string().min(1).default('demo-1'),
   /**
-   * How long a consumer of the embedded log that was idle waits, once a record arrives, for
-   * more before it takes a batch (Kafka's fetch.max.wait with a minimum size, simplified).
-   * Small batches cost each stage a transaction apiece: a fleet sending at a steady rate
-   * otherwise arrives one reading at a time. 0: take each record as it comes.
+   * How long a partition's records wait, from when the first of them is seen, for more before
+   * a consumer of the embedded log takes them as a batch, unless a full batch is there
+   * (Kafka's fetch.max.wait.ms with fetch.min.bytes, per partition). Small batches cost each
+   * stage a transaction apiece: a fleet sending at a steady rate otherwise arrives a reading or
+   * two at a time. 20 ms: at 2,000 readings/s `up` used 12.7 instead of 18.7 CPU-s per 40,000
+   * readings (5 ms), and 50 ms saved little more (12.4); each stage may add up to this much
+   * latency. 0: take each record as it comes.
    */
-  fetchLingerMs: z.number().int().min(0).max(1_000).default(5),
+  fetchLingerMs: z.number().int().min(0).max(1_000).default(20),
 })
 
 /** Configuration of `fleetstream up`: every role's section, one process. */

@@ -555,7 +555,8 @@ class Member {
   assignment = new Map<string, number[]>()
   /** The assignment as a list, with each partition's `topic/partition` key, built once per
    * assignment: the fetch loop walks it on every wake-up (a record, a finished batch). */
-  private slots: { t: string; p: number; tp: string }[] = []
+  /** The assignment as a list; `since`: when the partition's unfetched records began to linger (0: not). */
+  private slots: { t: string; p: number; tp: string; since: number }[] = []
   private positions = new Map<string, number>()
   private readonly paused = new Set<string>()
   private readonly inFlight = new Map<string, Promise<void>>()
@@ -590,7 +591,7 @@ class Member {
         const c = this.log.committedOffset(this.opts.groupId, t, p)
         const tp = `${t}/${p}`
         this.positions.set(tp, c ?? (this.opts.fromBeginning ? 0 : this.log.endOffset(t, p)))
-        this.slots.push({ t, p, tp })
+        this.slots.push({ t, p, tp, since: 0 })
       }
     this.holding = false
     // As with Kafka, the owner hears of an assignment once it runs, before the first batch.
@@ -607,13 +608,35 @@ class Member {
   private async fetchLoop(): Promise<void> {
     const ctx: BatchContext = { commit: (o) => this.commit(o), heartbeat: async () => {} }
     const limit = this.opts.concurrency ?? 1
+    const linger = this.log.fetchLingerMs
     while (!this.stopped) {
       let started = false
+      /** The earliest time a lingering partition is due (Infinity: none lingers). */
+      let due = Number.POSITIVE_INFINITY
       if (!this.holding && this.handler) {
-        for (const { t, p, tp } of this.slots) {
+        const now = linger > 0 ? Date.now() : 0
+        for (const slot of this.slots) {
+          const { t, p, tp } = slot
           if (this.inFlight.size >= limit) break
           if (this.inFlight.has(tp) || this.paused.has(tp)) continue
           const pos = this.positions.get(tp) ?? 0
+          if (linger > 0) {
+            // Per partition, as Kafka's fetch.min.bytes with fetch.max.wait.ms: fewer records than
+            // a full batch wait up to the linger for more, from when the first of them was seen.
+            const waiting = this.log.endOffset(t, p) - pos
+            if (waiting <= 0) {
+              slot.since = 0
+              continue
+            }
+            if (waiting < this.log.maxBatch) {
+              if (slot.since === 0) slot.since = now
+              if (now - slot.since < linger) {
+                due = Math.min(due, slot.since + linger)
+                continue
+              }
+            }
+            slot.since = 0
+          }
           const recs = this.log.fetch(t, p, pos, this.log.maxBatch)
           if (recs.length === 0) continue
           started = true
@@ -648,30 +671,26 @@ class Member {
         }
       }
       if (started) continue
-      // Nothing to hand out: wait for a record, a finished batch, a resume or a rebalance.
-      // One waiter for all assigned partitions, withdrawn (with its timer) whatever ends the wait.
-      const woke = await new Promise<'record' | 'other'>((resolve) => {
+      // Nothing to hand out. Partitions lingering: wait until the first is due (or a finished
+      // batch, a resume or a rebalance); records arriving meanwhile join them. Otherwise wait for
+      // a record too. One waiter for all assigned partitions, withdrawn (with its timer)
+      // whatever ends the wait.
+      await new Promise<void>((resolve) => {
         let withdraw = () => {}
-        const end = (why: 'record' | 'other') => {
+        const end = () => {
           clearTimeout(timer)
           withdraw()
-          resolve(why)
+          resolve()
         }
-        const timer = setTimeout(() => end('other'), 1_000).unref()
-        this.wakeLoop = () => end('other')
-        withdraw = this.log.onRecord(
-          this.slots.map(({ t, p }): [string, number] => [t, p]),
-          () => end('record'),
-        )
+        const lingering = due !== Number.POSITIVE_INFINITY
+        const timer = setTimeout(end, lingering ? Math.max(1, due - Date.now()) : 1_000).unref()
+        this.wakeLoop = end
+        if (!lingering)
+          withdraw = this.log.onRecord(
+            this.slots.map(({ t, p }): [string, number] => [t, p]),
+            end,
+          )
       })
-      this.wakeLoop = undefined
-      // Idle until a record came: let more join it (a finished batch or a rebalance goes on at once).
-      const linger = this.log.fetchLingerMs
-      if (woke === 'record' && linger > 0 && this.inFlight.size === 0 && !this.stopped)
-        await new Promise<void>((resolve) => {
-          this.wakeLoop = resolve
-          setTimeout(resolve, linger)
-        })
       this.wakeLoop = undefined
     }
   }

@@ -241,28 +241,35 @@ describe('core > embedded log: durability and retention', () => {
 })
 
 describe('core > embedded log: fetch linger', () => {
-  /** Batch sizes a consumer is handed when records arrive one at a time, `gapMs` apart. */
-  async function batchSizes(fetchLingerMs: number, gapMs: number): Promise<number[]> {
+  /**
+   * Batch sizes a consumer is handed when 4 records reach partition 1 one at a time, `gapMs`
+   * apart; with `busy`, a batch of partition 0 that takes 600 ms is running meanwhile.
+   */
+  async function batchSizes(fetchLingerMs: number, gapMs: number, busy = false): Promise<number[]> {
     const log = new EmbeddedEventLog({
       dir: dir(),
       fsync: false,
       fetchLingerMs,
       logger: testLogger('embedded-log'),
     })
-    await (await log.admin()).ensureTopics([{ name: 'l', partitions: 1, replicationFactor: 1 }])
+    await (await log.admin()).ensureTopics([{ name: 'l', partitions: 2, replicationFactor: 1 }])
     const sizes: number[] = []
-    const c = await log.consumer({ groupId: 'g', topics: ['l'], fromBeginning: true })
     let seen = 0
-    const all = new Promise<void>(
-      (resolve) =>
-        void c.run(async (b) => {
-          sizes.push(b.records.length)
-          if ((seen += b.records.length) === 4) resolve()
-        }),
-    )
+    let release!: () => void
+    const all = new Promise<void>((r) => (release = r))
+    const c = await log.consumer({ groupId: 'g', topics: ['l'], fromBeginning: true, concurrency: 2 })
+    void c.run(async (b) => {
+      if (b.partition === 0) await new Promise((r) => setTimeout(r, 600))
+      else sizes.push(b.records.length)
+      if ((seen += b.records.length) === (busy ? 5 : 4)) release()
+    })
     const p = await log.producer()
+    if (busy) {
+      await p.send([{ topic: 'l', partition: 0, key: 'slow', value: Buffer.from('x') }])
+      await new Promise((r) => setTimeout(r, 2 * fetchLingerMs + 50)) // partition 0's batch is running
+    }
     for (let i = 0; i < 4; i++) {
-      await p.send([{ topic: 'l', key: 'k', value: Buffer.from(String(i)) }])
+      await p.send([{ topic: 'l', partition: 1, key: 'k', value: Buffer.from(String(i)) }])
       await new Promise((r) => setTimeout(r, gapMs))
     }
     await all
@@ -276,39 +283,9 @@ describe('core > embedded log: fetch linger', () => {
     expect(await batchSizes(300, 5)).toEqual([4])
     expect(await batchSizes(0, 100)).toEqual([1, 1, 1, 1])
   })
+
   it('lingers per partition: records of one partition gather while another partition is being handled', async () => {
-    // Partition 0's batch takes 600 ms; meanwhile 4 records reach partition 1, 5 ms apart.
-    const sizes = async (fetchLingerMs: number) => {
-      const log = new EmbeddedEventLog({
-        dir: dir(),
-        fsync: false,
-        fetchLingerMs,
-        logger: testLogger('embedded-log'),
-      })
-      await (await log.admin()).ensureTopics([{ name: 'l', partitions: 2, replicationFactor: 1 }])
-      const got: number[] = []
-      let seen = 0
-      let release!: () => void
-      const all = new Promise<void>((r) => (release = r))
-      const c = await log.consumer({ groupId: 'g', topics: ['l'], fromBeginning: true, concurrency: 2 })
-      void c.run(async (b) => {
-        if (b.partition === 0) await new Promise((r) => setTimeout(r, 600))
-        else got.push(b.records.length)
-        if ((seen += b.records.length) === 5) release()
-      })
-      const p = await log.producer()
-      await p.send([{ topic: 'l', partition: 0, key: 'slow', value: Buffer.from('x') }])
-      await new Promise((r) => setTimeout(r, 2 * fetchLingerMs + 50)) // partition 0's batch is running
-      for (let i = 0; i < 4; i++) {
-        await p.send([{ topic: 'l', partition: 1, key: 'k', value: Buffer.from(String(i)) }])
-        await new Promise((r) => setTimeout(r, 5))
-      }
-      await all
-      await c.close()
-      await log.close()
-      return got
-    }
-    expect(await sizes(200)).toEqual([4])
-    expect(await sizes(0)).toEqual([1, 1, 1, 1])
+    expect(await batchSizes(200, 5, true)).toEqual([4])
+    expect(await batchSizes(0, 5, true)).toEqual([1, 1, 1, 1])
   })
 })

@@ -1,9 +1,9 @@
 import { AvroCodec } from '../../core/envelope/codec'
 import { LocalSchemaRegistry } from '../../core/envelope/registry'
 import { createTelemetryCodec } from '../../core/envelope/telemetry'
-import type { InRecord } from '../../core/kafka/log'
 import type { Rollup, Telemetry } from '../../schemas/types.generated'
 import type { StepResult, StreamJob } from '../runtime/job'
+import { telemetryRecords } from '../testing/telemetry-records'
 import { rollupJob, type RollupState } from './rollup'
 import { decodeDeviceWindows, encodeOpenWindows } from './rollup-state-codec'
 
@@ -52,16 +52,7 @@ async function job() {
     telemetry,
     rollup,
   })
-  const records = (rs: Telemetry[], from: number): InRecord[] =>
-    rs.map((r, i) => ({
-      topic: 'in',
-      partition: 0,
-      offset: String(from + i),
-      key: r.deviceId,
-      value: telemetry.encode(r),
-      headers: {},
-      timestamp: r.receivedAt,
-    }))
+  const records = (rs: Telemetry[], from: number) => telemetryRecords(telemetry, 'in', rs, from)
   /** A step's outputs as text: rollups with their aggregates, late readings by device (none here: the hour is open). */
   const text = async (step: StepResult) => {
     const out: string[] = []

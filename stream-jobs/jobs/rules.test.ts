@@ -1,10 +1,10 @@
 import { AvroCodec } from '../../core/envelope/codec'
 import { LocalSchemaRegistry } from '../../core/envelope/registry'
 import { createTelemetryCodec } from '../../core/envelope/telemetry'
-import type { InRecord } from '../../core/kafka/log'
 import { compileRule, evaluateReading, newRuleState, type CompiledRule } from '../../rules/engine'
 import { ruleSchema } from '../../rules/schema'
 import type { Alert, Device, Telemetry } from '../../schemas/types.generated'
+import { telemetryRecords } from '../testing/telemetry-records'
 import { rulesJob, type RulesState } from './rules'
 import { decodeDeviceRules } from './rule-state-codec'
 
@@ -73,16 +73,7 @@ async function job(rules: CompiledRule[] = RULES, idleTimeoutMs = Number.MAX_SAF
     device,
     alert,
   })
-  const records = (rs: Telemetry[], from = 0): InRecord[] =>
-    rs.map((r, i) => ({
-      topic: 'enriched',
-      partition: 0,
-      offset: String(from + i),
-      key: r.deviceId,
-      value: telemetry.encode(r),
-      headers: {},
-      timestamp: r.receivedAt,
-    }))
+  const records = (rs: Telemetry[], from = 0) => telemetryRecords(telemetry, 'enriched', rs, from)
   const decode = async (outputs: { topic: string; value: Buffer | null }[]) => {
     const out: string[] = []
     for (const o of outputs) {

@@ -4,27 +4,6 @@ import { coreConfig, stringList } from '../core/config/schema'
 const port = z.number().int().min(0).max(65535)
 
 /** Settings of the bridge role (`bridge:` in the YAML file). */
-/**
- * The bridge's writer settings. `lingerMs` (its default differs by deployment): how long a
- * batch of readings waits for more before it is written; every batch is a produce request (on
- * Kafka) or a journal append with its fsync (on `up`'s embedded log), and devices are acked
- * when it is durable.
- */
-export function bridgeWriterConfig(lingerMsDefault: number) {
-  return z
-    .strictObject({
-      maxBatchRecords: z.number().int().min(1).default(2000),
-      lingerMs: z.number().min(0).default(lingerMsDefault),
-      /** Records held before the bridge pushes back (stops acknowledging / answers 503). */
-      maxBufferedRecords: z.number().int().min(1).default(50_000),
-      /** How long a device waits for its ack before the bridge gives up (MQTT: disconnect; HTTP: 503). */
-      ackTimeoutMs: z.number().int().min(100).default(15_000),
-      /** On Kafka, produce from a worker thread, beside the MQTT and decoding work (core/kafka/producer-thread.ts). */
-      producerThread: z.boolean().default(true),
-    })
-    .prefault({})
-}
-
 export const bridgeConfig = z.strictObject({
   mqtt: z
     .strictObject({
@@ -125,7 +104,18 @@ export const bridgeConfig = z.strictObject({
   drift: z.enum(['accept', 'reject', 'deadletter']).default('accept'),
   /** Exact duplicates of (deviceId, ts, seq) among a device's last N readings are dropped. */
   dedupeWindow: z.number().int().min(0).default(1024),
-  writer: bridgeWriterConfig(1),
+  writer: z
+    .strictObject({
+      maxBatchRecords: z.number().int().min(1).default(2000),
+      lingerMs: z.number().min(0).default(1),
+      /** Records held before the bridge pushes back (stops acknowledging / answers 503). */
+      maxBufferedRecords: z.number().int().min(1).default(50_000),
+      /** How long a device waits for its ack before the bridge gives up (MQTT: disconnect; HTTP: 503). */
+      ackTimeoutMs: z.number().int().min(100).default(15_000),
+      /** On Kafka, produce from a worker thread, beside the MQTT and decoding work (core/kafka/producer-thread.ts). */
+      producerThread: z.boolean().default(true),
+    })
+    .prefault({}),
 })
 
 /** Configuration of a process running the bridge. */

@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { apiConfig } from '../api/config'
-import { bridgeConfig, bridgeWriterConfig } from '../bridge/config'
+import { bridgeConfig } from '../bridge/config'
 import { alertsConfig } from '../consumers/alerts/config'
 import { sinksConfig } from '../consumers/sinks/config'
 import { coreConfig } from '../core/config/schema'
@@ -32,10 +32,7 @@ export const upConfig = z.strictObject({
 
 /** Configuration of `fleetstream up`: every role's section, one process. */
 export const upRoleConfig = coreConfig.extend({
-  // The bridge's writer lingers 5 ms here instead of 1 (the producer default of Kafka 4.0,
-  // KIP-1030): each batch is a journal append with an fsync, and at 2,000 readings/s `up` used
-  // ~10–11.6 instead of ~13.2–13.4 CPU-s per 40,000 readings (two runs each; 10 ms: 11.3).
-  bridge: bridgeConfig.extend({ writer: bridgeWriterConfig(5) }).prefault({}),
+  bridge: bridgeConfig.prefault({}),
   jobs: jobsConfig.prefault({}),
   alerts: alertsConfig.prefault({}),
   sinks: sinksConfig.prefault({}),

@@ -554,8 +554,8 @@ const inRecord = (topic: string, partition: number, r: Rec): InRecord => ({
 class Member {
   assignment = new Map<string, number[]>()
   /** The assignment as a list, with each partition's `topic/partition` key, built once per
-   * assignment: the fetch loop walks it on every wake-up (a record, a finished batch). */
-  /** The assignment as a list; `since`: when the partition's unfetched records began to linger (0: not). */
+   * assignment: the fetch loop walks it on every wake-up (a record, a finished batch). `since`:
+   * when the partition's unfetched records began to linger (0: they do not). */
   private slots: { t: string; p: number; tp: string; since: number }[] = []
   private positions = new Map<string, number>()
   private readonly paused = new Set<string>()

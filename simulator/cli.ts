@@ -49,7 +49,7 @@ export function registerSimulateCommands(program: Command): void {
     .option('--mqtt-url <url>', 'the bridge MQTT listener', 'mqtt://127.0.0.1:1883')
     .option('--http-url <url>', 'the bridge HTTP listener', 'http://127.0.0.1:8080')
     .option('--concurrency <n>', 'devices sending at once', '50')
-    .option('--batch <n>', 'readings per HTTP request', '10')
+    .option('--batch <n>', 'readings per HTTP request or MQTT message (default: 10 over HTTP, 1 over MQTT)')
     .option(
       '--rate <n>',
       'readings per second for the whole fleet, spread evenly over the devices (all connected at once; ' +
@@ -96,7 +96,7 @@ export function registerSimulateCommands(program: Command): void {
         mqttUrl: String(o.mqttUrl),
         readings: Number(o.readings),
         intervalMs: rate ? (n * 1000) / rate : Number(o.interval),
-        batch: Number(o.batch),
+        batch: o.batch === undefined ? (o.transport === 'http' ? 10 : 1) : Number(o.batch),
         concurrency: rate ? n : Number(o.concurrency),
         ratePerS: rate,
         faults,

@@ -203,3 +203,53 @@ describe('simulator > fleetstream up killed mid-stream', () => {
     db.close()
   }, 180_000)
 })
+
+describe('simulator > MQTT messages of several readings', () => {
+  let up: Up | undefined
+  afterAll(async () => {
+    await up?.close()
+  })
+
+  it('sends batches as one message each; every reading acknowledged is a row', async () => {
+    const dataDir = tempDir('fs-sim-batch-')
+    up = await startUp(dataDir)
+    const cfg = bridgeRoleConfig.parse({ bridge: { auth: { file: path.join(dataDir, 'devices.json') } } })
+    const store = createDeviceStore(cfg.bridge.auth)
+    const devices = await Promise.all(Array.from({ length: 20 }, (_, i) => store.add(`batch-${i}`)))
+    await store.close()
+    const received = async () =>
+      metricValue(
+        await (await fetch(`http://127.0.0.1:${up!.listening.http}/metrics`)).text(),
+        'fleetstream_bridge_received_total',
+        { source: 'mqtt' },
+      )
+    const before = await received()
+    const summary = await simulate({
+      devices,
+      transport: 'mqtt',
+      httpUrl: '',
+      mqttUrl: `mqtt://127.0.0.1:${up.listening.mqtt}`,
+      readings: 31, // six messages of 5 and one of 1 per device
+      intervalMs: 1000,
+      batch: 5,
+      concurrency: 20,
+      faults: { outOfOrder: 0.1, late: 0, offline: 0, skew: 0, bad: 0 },
+      lateMs: 0,
+      skewMs: 0,
+      seed: 3,
+    })
+    expect(summary).toMatchObject({ sent: 620, acknowledged: 620, unanswered: 0, rejected: {} })
+    expect((await received()) - before).toBe(20 * 7)
+    const db = new Database(path.join(dataDir, 'fleetstream.db'), { readonly: true, fileMustExist: true })
+    const rows = () =>
+      db.prepare("SELECT device_id AS d, seq FROM telemetry WHERE device_id LIKE 'batch-%'").all() as {
+        d: string
+        seq: number
+      }[]
+    for (let i = 0; i < 300 && rows().length < 620; i++) await new Promise((r) => setTimeout(r, 100))
+    const stored = rows()
+    db.close()
+    expect(stored).toHaveLength(620)
+    expect(new Set(stored.map((r) => `${r.d}/${r.seq}`)).size).toBe(620)
+  }, 120_000)
+})

@@ -63,45 +63,62 @@ describe('simulator > a broker that drops or ignores logins', () => {
   )
 })
 
-describe('simulator > ratePerS paces the fleet', () => {
-  it('sends device i its j-th reading at (j·devices + i) / rate, stamped from the start', async () => {
-    // An HTTP peer that accepts everything and notes when each reading arrived.
-    const arrivals: { deviceId: string; seq: number; ts: number; at: number }[] = []
-    const server = createHttpServer((req, res) => {
-      const deviceId = Buffer.from(req.headers.authorization!.slice(6), 'base64').toString().split(':')[0]!
-      let body = ''
-      req.on('data', (c: Buffer) => (body += c.toString()))
-      req.on('end', () => {
-        const at = Date.now()
-        const readings = JSON.parse(body) as { seq: number; timestamp: number }[]
-        for (const r of readings) arrivals.push({ deviceId, seq: r.seq, ts: r.timestamp, at })
-        res.setHeader('content-type', 'application/json')
-        res.end(JSON.stringify({ accepted: readings.length, duplicates: 0, rejected: [] }))
-      })
+type Arrival = { deviceId: string; seq: number; ts: number; at: number; size: number }
+
+/** An HTTP peer that accepts everything and notes when each reading arrived, and in how big a request. */
+async function httpPeer(): Promise<{ url: string; arrivals: Arrival[]; stop: () => Promise<void> }> {
+  const arrivals: Arrival[] = []
+  const server = createHttpServer((req, res) => {
+    const deviceId = Buffer.from(req.headers.authorization!.slice(6), 'base64').toString().split(':')[0]!
+    let body = ''
+    req.on('data', (c: Buffer) => (body += c.toString()))
+    req.on('end', () => {
+      const at = Date.now()
+      const readings = JSON.parse(body) as { seq: number; timestamp: number }[]
+      for (const r of readings)
+        arrivals.push({ deviceId, seq: r.seq, ts: r.timestamp, at, size: readings.length })
+      res.setHeader('content-type', 'application/json')
+      res.end(JSON.stringify({ accepted: readings.length, duplicates: 0, rejected: [] }))
     })
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-    const port = (server.address() as { port: number }).port
-    const rate = 40 // one reading every 25 ms across the fleet
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return {
+    url: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
+    arrivals,
+    stop: () => new Promise((resolve) => server.close(() => resolve())),
+  }
+}
+
+describe('simulator > ratePerS paces the fleet', () => {
+  /** 4 devices × `readings` at 40 readings/s (one every 25 ms across the fleet), `batch` per request. */
+  const paced = async (readings: number, batch: number) => {
+    const peer = await httpPeer()
     const before = Date.now()
     try {
       const summary = await simulate({
         ...fleet(''),
         devices: Array.from({ length: 4 }, (_, i) => ({ deviceId: `p-${i}`, token: 't' })),
         transport: 'http',
-        httpUrl: `http://127.0.0.1:${port}`,
-        readings: 3,
+        httpUrl: peer.url,
+        readings,
         intervalMs: 100, // devices × 1000 / rate: each device reports every 100 ms
+        batch,
         concurrency: 4,
-        ratePerS: rate,
+        ratePerS: 40,
       })
-      expect(summary.acknowledged).toBe(12)
+      expect(summary.acknowledged).toBe(4 * readings)
     } finally {
-      await new Promise((resolve) => server.close(resolve))
+      await peer.stop()
     }
-    expect(arrivals).toHaveLength(12)
+    expect(peer.arrivals).toHaveLength(4 * readings)
+    return { before, arrivals: peer.arrivals }
+  }
+
+  it('sends device i its j-th reading at (j·devices + i) / rate, stamped from the start', async () => {
+    const { before, arrivals } = await paced(3, 1)
     // Every slot once, and no reading arrives before its turn (arrival order is not checked: a
     // first request's connection setup on a busy machine can outlast the 25 ms between turns).
-    const slot = (a: (typeof arrivals)[number]) => a.seq * 4 + Number(a.deviceId.slice(2))
+    const slot = (a: Arrival) => a.seq * 4 + Number(a.deviceId.slice(2))
     const ordered = [...arrivals].sort((a, b) => a.at - b.at)
     expect(arrivals.map(slot).sort((a, b) => a - b)).toEqual(Array.from({ length: 12 }, (_, k) => k))
     for (const a of ordered) expect(a.at - before).toBeGreaterThanOrEqual(slot(a) * 25 - 2)
@@ -110,6 +127,23 @@ describe('simulator > ratePerS paces the fleet', () => {
     for (const a of arrivals) {
       expect(a.ts - a.seq * 100).toBeGreaterThanOrEqual(before)
       expect(a.ts - a.seq * 100).toBeLessThanOrEqual(before + 1_000)
+    }
+  }, 10_000)
+
+  it('spreads messages of several readings evenly: device i at (j·devices + i·batch) / rate', async () => {
+    const { before, arrivals } = await paced(6, 3)
+    expect(arrivals.every((a) => a.size === 3)).toBe(true)
+    // Message turns 75 ms apart, none twice and none early: without the i·batch spread all four
+    // devices' first messages would be due in the first 100 ms, then none for 200 ms.
+    const turn = (a: Arrival) => (a.seq - (a.seq % 3)) * 4 + Number(a.deviceId.slice(2)) * 3
+    const turns = [...new Set(arrivals.map(turn))].sort((a, b) => a - b)
+    expect(turns).toEqual(Array.from({ length: 8 }, (_, k) => k * 3))
+    for (const a of arrivals) expect(a.at - before).toBeGreaterThanOrEqual(turn(a) * 25 - 2)
+    // A message's last reading is stamped about when the message goes, none later: a device
+    // reports what it has measured.
+    for (const a of arrivals) {
+      expect(a.ts).toBeLessThanOrEqual(a.at + 2)
+      if (a.seq % 3 === 2) expect(a.ts - before).toBeGreaterThanOrEqual(Math.floor(a.seq / 3) * 300)
     }
   }, 10_000)
 

@@ -27,16 +27,21 @@ export interface SimulateOptions {
   intervalMs: number
   /** Event time of the first reading (default: so that the last one is now). */
   startTs?: number
-  /** Readings per HTTP request. */
+  /**
+   * Readings per HTTP request or MQTT message (a JSON array: the bridge's batch form), as a
+   * device that buffers readings and reports them together does. A bad payload goes alone.
+   */
   batch: number
   /** Devices sending at once. */
   concurrency: number
   /**
    * Paces the fleet at this many readings a second, spread evenly: device i sends its j-th
    * reading (j·devices + i) / ratePerS seconds after sending starts, as a fleet reporting on a
-   * schedule does; a reading whose turn comes while its device still waits for an ack goes
-   * when the ack arrives. Without it every device sends as fast as its acks come back. With it
-   * and no `startTs`, the first readings are stamped with the time sending starts.
+   * schedule does (with `batch` > 1, the message that starts with its j-th reading at
+   * (j·devices + i·batch) / ratePerS); a message whose turn comes while its device still waits
+   * for an ack goes when the ack arrives. Without it every device sends as fast as its acks
+   * come back. With it and no `startTs`, the first messages' last readings are stamped with the
+   * time sending starts.
    */
   ratePerS?: number
   faults: Faults
@@ -83,6 +88,19 @@ interface Planned {
   bad: boolean
 }
 
+/** A device's readings in the groups it sends them in (`at`: the first one's index): up to
+ * `batch` good readings together, a bad payload alone. */
+function* groups(readings: Planned[], batch: number): Generator<{ at: number; group: Planned[] }> {
+  for (let i = 0; i < readings.length;) {
+    const group = [readings[i]!]
+    if (!group[0]!.bad)
+      while (group.length < batch && i + group.length < readings.length && !readings[i + group.length]!.bad)
+        group.push(readings[i + group.length]!)
+    yield { at: i, group }
+    i += group.length
+  }
+}
+
 /**
  * Runs a fleet of simulated devices against the bridge (MQTT QoS 1 or HTTP), `concurrency`
  * devices at a time, each sending its readings in order (except the out-of-order faults) and
@@ -94,7 +112,11 @@ export async function simulate(o: SimulateOptions): Promise<Summary> {
   const rand = prng(o.seed ?? 1)
   if (o.ratePerS !== undefined && !(o.ratePerS > 0))
     throw new Error(`ratePerS must be > 0, got ${o.ratePerS}`)
-  const startTs = o.startTs ?? (o.ratePerS ? Date.now() : Date.now() - (o.readings - 1) * o.intervalMs)
+  // Paced, a message's last reading is stamped (about) when it is sent: a device reports what it
+  // has measured. Otherwise the last reading is stamped now.
+  const startTs =
+    o.startTs ??
+    (o.ratePerS ? Date.now() - (o.batch - 1) * o.intervalMs : Date.now() - (o.readings - 1) * o.intervalMs)
   const s: Summary = {
     devices: o.devices.length,
     sent: 0,
@@ -158,10 +180,14 @@ export async function simulate(o: SimulateOptions): Promise<Summary> {
       }
     return out
   }
-  /** With ratePerS: waits for the turn of reading `j` of device `index` (`sendStart` is set). */
+  /**
+   * With ratePerS: waits for the turn of the message that starts with reading `j` of device
+   * `index` (`sendStart` is set). Messages of `batch` readings are spread evenly too: device
+   * i's start `i · batch / rate` s in, so that the fleet does not send in bursts.
+   */
   const turn = (index: number, j: number): Promise<void> | undefined => {
     if (!o.ratePerS) return undefined
-    const wait = sendStart + ((j * o.devices.length + index) * 1000) / o.ratePerS - Date.now()
+    const wait = sendStart + ((j * o.devices.length + index * o.batch) * 1000) / o.ratePerS - Date.now()
     return wait > 0 ? new Promise((r) => setTimeout(r, wait)) : undefined
   }
   const refuse = (code: string, n = 1) => (s.rejected[code] = (s.rejected[code] ?? 0) + n)
@@ -170,18 +196,8 @@ export async function simulate(o: SimulateOptions): Promise<Summary> {
     const d = o.devices[index]!
     sendStart ||= Date.now()
     const auth = `Basic ${Buffer.from(`${d.deviceId}:${d.token}`).toString('base64')}`
-    for (let i = 0; i < readings.length;) {
-      // A bad payload goes alone (it is not JSON); good ones in batches.
-      const group = readings[i]!.bad ? [readings[i]!] : []
-      if (!group.length)
-        while (
-          group.length < o.batch &&
-          i + group.length < readings.length &&
-          !readings[i + group.length]!.bad
-        )
-          group.push(readings[i + group.length]!)
-      await turn(index, i)
-      i += group.length
+    for (const { at, group } of groups(readings, o.batch)) {
+      await turn(index, at)
       s.sent += group.length
       const body = group[0]!.bad ? (group[0]!.body as string) : JSON.stringify(group.map((g) => g.body))
       try {
@@ -238,23 +254,24 @@ export async function simulate(o: SimulateOptions): Promise<Summary> {
     // A lost connection fails what is in flight (mqtt.js would keep it for a reconnect).
     const lost = new Promise<'lost'>((resolve) => client!.once('close', () => resolve('lost')))
     try {
-      for (const [j, r] of readings.entries()) {
-        await turn(index, j)
-        s.sent++
+      for (const { at, group } of groups(readings, o.batch)) {
+        await turn(index, at)
+        s.sent += group.length
+        const body = JSON.stringify(group.length === 1 ? group[0]!.body : group.map((g) => g.body))
         try {
           const acked = await Promise.race([
             client
-              .publishAsync(`devices/${d.deviceId}/telemetry`, JSON.stringify(r.body), { qos: 1 })
+              .publishAsync(`devices/${d.deviceId}/telemetry`, body, { qos: 1 })
               .then(() => 'acked' as const),
             lost,
             new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 30_000).unref()),
           ])
-          if (acked === 'acked') s.acknowledged++
-          else s.unanswered++
+          if (acked === 'acked') s.acknowledged += group.length
+          else s.unanswered += group.length
         } catch {
-          s.unanswered++
+          s.unanswered += group.length
         }
-        done++
+        done += group.length
         progress()
       }
     } finally {

@@ -8,15 +8,18 @@
  *                                    by scripts/servers.sh), its CPU counted; bench/results/up-kafka.json
  *
  * The simulated fleet runs in this process over MQTT QoS 1 (each device waits for its ack before
- * its next reading). Two phases:
+ * its next message). Four phases:
  *   1. throughput: every device sends as soon as its previous reading is acknowledged; readings
  *      stored (counted in SQLite) over the time from the first publish to the last row;
  *   2. latency at a sustained rate: the same fleet paced at BENCH_RATE readings/s (default 2,000;
- *      each device reports every devices/rate s) for about BENCH_PACED_S seconds (default 20).
- * Latency, in both: a probe device publishes a reading 50 ms after its previous one is stored; the
- * time from its publish to its row appearing in SQLite (polled every 2 ms). The top-level
- * p50/p99 are phase 2's; phase 1's (a queue of 10,000 devices' readings in front of every probe)
- * are under `saturated`.
+ *      each device reports every devices/rate s) for about BENCH_PACED_S seconds (default 20);
+ *   3–4. the same two with BENCH_BATCH readings per message (default 10; 1 skips them; the
+ *      bridge's batch form, a JSON array), BENCH_BATCH_READINGS per device (default 50) in 3 and
+ *      paced at BENCH_BATCH_RATE readings/s (default 20,000) in 4: devices that buffer readings.
+ * Latency, in all: a probe device publishes one reading 50 ms after its previous one is stored;
+ * the time from its publish to its row appearing in SQLite (polled every 2 ms). The top-level
+ * readings_per_s, p50/p99 are phases 1 and 2's; phase 1's latency (a queue of 10,000 devices'
+ * readings in front of every probe) is under `saturated`; phases 3–4 under `batched`.
  * Devices are registered with the default token hashing (`bridge.auth.tokenHash`: salted
  * HMAC-SHA-256). Before `up` starts, the same fleet runs against Mosquitto (the peer: a broker
  * that only acknowledges, see mosquittoPeer; BENCH_PEER=0 skips it). BENCH_UP_ENV passes settings
@@ -43,6 +46,10 @@ const R = Number(process.env.BENCH_READINGS ?? 10)
 /** Phase 2: the fleet paced at this many readings a second for about PACED_S seconds. */
 const RATE = Number(process.env.BENCH_RATE ?? 2_000)
 const PACED_S = Number(process.env.BENCH_PACED_S ?? 20)
+/** Phases 3–4: readings per MQTT message (1 skips them), per device in phase 3, and phase 4's rate. */
+const BATCH = Number(process.env.BENCH_BATCH ?? 10)
+const BATCH_READINGS = Number(process.env.BENCH_BATCH_READINGS ?? 50)
+const BATCH_RATE = Number(process.env.BENCH_BATCH_RATE ?? 20_000)
 const PROFILE_DIR = path.join(ROOT, 'bench/.work/up-profile')
 /** `up` with its roles on the real Kafka instead of the embedded log. */
 const ON_KAFKA = process.env.BENCH_KAFKA === '1'
@@ -80,13 +87,18 @@ async function main(): Promise<void> {
   const peer = process.env.BENCH_PEER === '0' ? undefined : await mosquittoPeer(devices)
   if (peer) out({ event: 'peer', ...peer })
 
+  /** What the bench sets for `up` (recorded in the result). */
+  const UP_SETTINGS = {
+    FLEETSTREAM_BRIDGE__LIMITS__MAX_CONNECTIONS: String(D + 100),
+    // Every device has one message in flight: D × BATCH readings at once in phase 3. Over the
+    // write buffer (default 50,000) the bridge pushes back by closing connections, and the
+    // simulator's devices do not reconnect.
+    FLEETSTREAM_BRIDGE__WRITER__MAX_BUFFERED_RECORDS: String(Math.max(50_000, 2 * D * BATCH)),
+  }
   const up = await startUp(
     dataDir,
     ON_KAFKA ? { brokers: serverEnv().FS_KAFKA_BROKERS, prefix: uniqueName('bench-up') } : undefined,
-    {
-      FLEETSTREAM_BRIDGE__LIMITS__MAX_CONNECTIONS: String(D + 100),
-      ...UP_ENV,
-    },
+    { ...UP_SETTINGS, ...UP_ENV },
     [
       ...(process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] : []),
       ...(process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
@@ -117,9 +129,17 @@ async function main(): Promise<void> {
     while (probing) {
       const seq = probeSeq++
       const t0 = performance.now()
-      await probeClient.publishAsync('devices/probe/telemetry', JSON.stringify({ seq, temperature: 20 }), {
-        qos: 1,
-      })
+      // A probe the bridge does not acknowledge (its connection closed under pushback) ends the
+      // run: mqtt.js, not reconnecting, would keep the publish pending for ever.
+      let timer: NodeJS.Timeout | undefined
+      await Promise.race([
+        probeClient.publishAsync('devices/probe/telemetry', JSON.stringify({ seq, temperature: 20 }), {
+          qos: 1,
+        }),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`probe ${seq}: no PUBACK within 30 s`)), 30_000)
+        }),
+      ]).finally(() => clearTimeout(timer))
       while (!probeRow.get(seq) && performance.now() - t0 < 30_000) await new Promise((r) => setTimeout(r, 2))
       latencies.push(performance.now() - t0)
       await new Promise((r) => setTimeout(r, 50))
@@ -128,153 +148,208 @@ async function main(): Promise<void> {
   let probeLoop: Promise<void> | undefined
   const fleet = fleetOf(devices, `mqtt://127.0.0.1:${up.listening.mqtt}`)
 
-  // 1. Throughput: every device sends as soon as its previous reading is acknowledged.
-  // Clocks start at the first acknowledged reading: every device has logged in by then.
-  let cpuUp0 = 0
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+  /**
+   * Waits until `target` fleet rows are stored (or `deadline`); returns the rows stored. Polls
+   * every 20 ms only near the end, at the rate rows have been arriving: a count over the table
+   * costs the bench ~9 ms of CPU per 100,000 rows, which it takes from `up` while it drains (a
+   * poll every 20 ms took ~30% of a core by the end of phase 1).
+   */
+  const waitForRows = async (target: number, deadline: number): Promise<number> => {
+    let n = rows()
+    let t = performance.now()
+    let perMs = 0
+    while (n < target && t < deadline) {
+      await sleep(perMs > 0 ? Math.min(1000, Math.max(20, (target - n) / perMs / 2)) : 20)
+      const [n1, t1] = [rows(), performance.now()]
+      perMs = (n1 - n) / (t1 - t)
+      ;[n, t] = [n1, t1]
+    }
+    return n
+  }
   const broker = ON_KAFKA ? serverPid('kafka') : 0
-  let cpuKafka0 = 0
-  let cpuSim0 = process.cpuUsage()
-  let start = 0
-  const begin = performance.now()
   let rssPeak = 0
   const rssTimer = setInterval(() => (rssPeak = Math.max(rssPeak, rssMiB(pid))), 500)
-  const saturated: number[] = []
-  let machine0 = machineCpu()
-  const cpuLogin0 = cpuOfPid(pid)
-  /** Phase 1's logins: every device verified once. */
-  let login = { up_cpu_s: 0, s: 0 }
-  const summary = await simulate({
-    ...fleet,
-    ...FLAT_OUT,
-    onProgress: (done) => {
-      if (done === 0 || start) return
-      start = performance.now()
-      cpuUp0 = cpuOfPid(pid)
-      login = { up_cpu_s: +(cpuUp0 - cpuLogin0).toFixed(2), s: +((start - begin) / 1000).toFixed(1) }
-      if (broker) cpuKafka0 = cpuOfPid(broker)
-      cpuSim0 = process.cpuUsage()
-      machine0 = machineCpu()
-      probeLoop = probeRun(saturated)
-    },
-  })
-  while (rows() < summary.acknowledged && performance.now() - begin < 600_000)
-    await new Promise((r) => setTimeout(r, 20))
-  const seconds = (performance.now() - start) / 1000
-  probing = false
-  await probeLoop
-  const cpuUp = cpuOfPid(pid) - cpuUp0
-  const cpuKafka = broker ? cpuOfPid(broker) - cpuKafka0 : undefined
-  const simCpu = process.cpuUsage(cpuSim0)
-  const machine1 = machineCpu()
-  const stored = rows()
-  out({
-    phase: 'throughput',
-    readings_per_s: Math.round(stored / seconds),
-    stored,
-    seconds,
-    login_s: summary.seconds - summary.sendSeconds,
-    rejected: summary.rejected,
-  })
 
-  // The fleet's connections from phase 1 are closed before it logs in again (else the bridge
-  // may still count them against its connection limit).
-  const connected = async () => {
-    const text = await (await fetch(`http://127.0.0.1:${up.listening.http}/metrics`)).text()
-    return text
-      .split('\n')
-      .filter((l) => l.startsWith('fleetstream_bridge_connections'))
-      .reduce((n, l) => n + Number(l.split(' ').pop()), 0)
+  /**
+   * Phases 1 and 3, throughput: every device sends its next message (of `batch` readings) as soon
+   * as its last one is acknowledged. Clocks start at the first acknowledgement (every device has
+   * logged in by then) and stop at the last row stored; the simulator's CPU at its last ack.
+   */
+  const throughput = async (batch: number, readings: number) => {
+    const base = rows()
+    let cpuUp0 = 0
+    let cpuKafka0 = 0
+    let cpuSim0 = process.cpuUsage()
+    let start = 0
+    const begin = performance.now()
+    const saturated: number[] = []
+    let machine0 = machineCpu()
+    const cpuLogin0 = cpuOfPid(pid)
+    /** The fleet's logins: every device verified once. */
+    let login = { up_cpu_s: 0, s: 0 }
+    const summary = await simulate({
+      ...fleet,
+      batch,
+      readings,
+      intervalMs: 1000,
+      connectTimeoutMs: 120_000,
+      onProgress: (done) => {
+        if (done === 0 || start) return
+        start = performance.now()
+        cpuUp0 = cpuOfPid(pid)
+        login = { up_cpu_s: +(cpuUp0 - cpuLogin0).toFixed(2), s: +((start - begin) / 1000).toFixed(1) }
+        if (broker) cpuKafka0 = cpuOfPid(broker)
+        cpuSim0 = process.cpuUsage()
+        machine0 = machineCpu()
+        probeLoop = probeRun(saturated)
+      },
+    })
+    const simCpu = process.cpuUsage(cpuSim0)
+    const stored = (await waitForRows(base + summary.acknowledged, begin + 600_000)) - base
+    const seconds = (performance.now() - start) / 1000
+    const cpu: Record<string, number> = {
+      up: cpuOfPid(pid) - cpuUp0,
+      simulator: (simCpu.user + simCpu.system) / 1e6,
+      ...(broker ? { kafka: cpuOfPid(broker) - cpuKafka0 } : {}),
+    }
+    const machine1 = machineCpu()
+    probing = false
+    await probeLoop
+    return {
+      readings_per_s: Math.round(stored / seconds),
+      readings_per_message: batch,
+      devices: D,
+      readings: D * readings,
+      acknowledged: summary.acknowledged,
+      stored,
+      seconds: +seconds.toFixed(2),
+      rejected: summary.rejected,
+      unanswered: summary.unanswered,
+      cpu_s: Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, +v.toFixed(2)])),
+      // CPU per stored reading, µs, and how busy the whole machine was meanwhile (1: both
+      // cores): when it is near 1, throughput is bounded by the sum of the per-reading costs, and
+      // `cpu_bound_readings_per_s` is what the cores could carry at those costs with nothing else.
+      cpu_us_per_reading: Object.fromEntries(
+        Object.entries(cpu).map(([k, v]) => [k, Math.round((v * 1e6) / stored)]),
+      ),
+      machine_busy: +((machine1.busy - machine0.busy) / (machine1.total - machine0.total)).toFixed(2),
+      cpu_bound_readings_per_s: Math.round(
+        (cpus().length * stored) / Object.values(cpu).reduce((x, y) => x + y, 0),
+      ),
+      // Latency while the fleet sends as fast as it can (a queue of every device's message in
+      // front of each probe).
+      saturated: { probes: saturated.length, p50_ms: pct(saturated, 50), p99_ms: pct(saturated, 99) },
+      login,
+    }
   }
-  for (const t0 = performance.now(); (await connected()) > 1 && performance.now() - t0 < 30_000;)
-    await new Promise((r) => setTimeout(r, 100))
-  // And the jobs behind the sink (rollups, rules) have caught up: `up` idle (under 10% of a
-  // core for two seconds in a row), so that the logins and the paced readings do not queue
-  // behind phase 1's backlog.
-  const settleStart = performance.now()
-  for (let idle = 0, cpu = cpuOfPid(pid); idle < 2 && performance.now() - settleStart < 120_000;) {
-    await new Promise((r) => setTimeout(r, 1000))
-    const now = cpuOfPid(pid)
-    idle = now - cpu < 0.1 ? idle + 1 : 0
-    cpu = now
-  }
-  const settleS = (performance.now() - settleStart) / 1000
 
-  // 2. Latency at a rate the pipeline sustains: the fleet paced at RATE readings/s (each device
-  // reports every D/RATE s), probes timed from publish to row as above.
-  const paced: number[] = []
-  let pacedStart = 0
-  let pacedCpu0 = 0
-  const pacedSummary = await simulate({
-    ...fleet,
-    readings: Math.max(1, Math.round((RATE * PACED_S) / D)),
-    intervalMs: (D * 1000) / RATE,
-    ratePerS: RATE,
-    connectTimeoutMs: 120_000,
-    onProgress: (done) => {
-      if (done === 0 || pacedStart) return
-      pacedStart = performance.now()
-      pacedCpu0 = cpuOfPid(pid)
-      probeLoop = probeRun(paced)
-    },
-  })
-  const pacedSend = (performance.now() - pacedStart) / 1000
-  probing = false
-  await probeLoop
-  const pacedCpu = cpuOfPid(pid) - pacedCpu0
-  while (rows() < stored + pacedSummary.acknowledged && performance.now() - begin < 900_000)
-    await new Promise((r) => setTimeout(r, 20))
-  const pacedStored = rows() - stored
+  /**
+   * Between phases: the fleet's connections are closed (else the bridge may still count them
+   * against its connection limit), and the jobs behind the sink (rollups, rules) have caught up:
+   * `up` idle (under 10% of a core for two seconds in a row), so that the next logins and
+   * readings do not queue behind this phase's backlog. Returns the seconds it took.
+   */
+  const settle = async (): Promise<number> => {
+    const connected = async () => {
+      const text = await (await fetch(`http://127.0.0.1:${up.listening.http}/metrics`)).text()
+      return text
+        .split('\n')
+        .filter((l) => l.startsWith('fleetstream_bridge_connections'))
+        .reduce((n, l) => n + Number(l.split(' ').pop()), 0)
+    }
+    const t0 = performance.now()
+    while ((await connected()) > 1 && performance.now() - t0 < 30_000) await sleep(100)
+    for (let idle = 0, cpu = cpuOfPid(pid); idle < 2 && performance.now() - t0 < 150_000;) {
+      await sleep(1000)
+      const now = cpuOfPid(pid)
+      idle = now - cpu < 0.1 ? idle + 1 : 0
+      cpu = now
+    }
+    return +((performance.now() - t0) / 1000).toFixed(1)
+  }
+
+  /**
+   * Phases 2 and 4, latency at a rate the pipeline sustains: the fleet paced at `rate` readings/s
+   * in messages of `batch` (each device reports every D·batch/rate s) for about PACED_S seconds,
+   * probes timed from publish to row.
+   */
+  const latency = async (batch: number, rate: number) => {
+    const settle_s = await settle()
+    const base = rows()
+    const probes: number[] = []
+    let start = 0
+    let cpu0 = 0
+    const summary = await simulate({
+      ...fleet,
+      batch,
+      readings: batch * Math.max(1, Math.round((rate * PACED_S) / D / batch)),
+      intervalMs: (D * 1000) / rate,
+      ratePerS: rate,
+      connectTimeoutMs: 120_000,
+      onProgress: (done) => {
+        if (done === 0 || start) return
+        start = performance.now()
+        cpu0 = cpuOfPid(pid)
+        probeLoop = probeRun(probes)
+      },
+    })
+    const send = (performance.now() - start) / 1000
+    probing = false
+    await probeLoop
+    const cpu = cpuOfPid(pid) - cpu0
+    const stored = (await waitForRows(base + summary.acknowledged, performance.now() + 300_000)) - base
+    return {
+      readings_per_message: batch,
+      offered_readings_per_s: rate,
+      sent_readings_per_s: Math.round(summary.sent / send),
+      acknowledged: summary.acknowledged,
+      stored,
+      rejected: summary.rejected,
+      unanswered: summary.unanswered,
+      settle_s,
+      login_s: +(summary.seconds - summary.sendSeconds).toFixed(1),
+      probes: probes.length,
+      p50_ms: pct(probes, 50),
+      p99_ms: pct(probes, 99),
+      max_ms: Math.round(Math.max(...probes)),
+      up_cpu_s: +cpu.toFixed(2),
+    }
+  }
+
+  // 1–2: one reading per message; 3–4: BATCH readings per message (the bridge's batch form).
+  const single = await throughput(1, R)
+  out({ phase: 'throughput', ...single })
+  const pacedSingle = await latency(1, RATE)
+  out({ phase: 'latency', ...pacedSingle })
+  const batched = await (async () => {
+    if (BATCH <= 1) return undefined
+    await settle()
+    const t = await throughput(BATCH, BATCH_READINGS)
+    out({ phase: 'batched throughput', ...t })
+    const l = await latency(BATCH, BATCH_RATE)
+    out({ phase: 'batched latency', ...l })
+    return { ...t, latency: l }
+  })()
   clearInterval(rssTimer)
   await probeClient.endAsync()
   const alerts = Number((db.prepare('SELECT count(*) AS n FROM alerts').get() as { n: number }).n)
   db.close()
   await up.close()
 
-  const cpuPhase1: Record<string, number> = {
-    up: cpuUp,
-    simulator: (simCpu.user + simCpu.system) / 1e6,
-    ...(cpuKafka === undefined ? {} : { kafka: cpuKafka }),
-  }
+  const { login, saturated, readings_per_s, readings_per_message: _one, ...phase1 } = single
   const result = {
     bench: 'up',
-    readings_per_s: Math.round(stored / seconds),
+    readings_per_s,
     // Latency at the paced rate; `saturated` has it while the fleet sends as fast as it can.
-    p50_ms: pct(paced, 50),
-    p99_ms: pct(paced, 99),
+    p50_ms: pacedSingle.p50_ms,
+    p99_ms: pacedSingle.p99_ms,
     goal: { readings_per_s: 20_000, p99_ms: 1000 },
-    latency: {
-      offered_readings_per_s: RATE,
-      sent_readings_per_s: Math.round(pacedSummary.sent / pacedSend),
-      acknowledged: pacedSummary.acknowledged,
-      stored: pacedStored,
-      rejected: pacedSummary.rejected,
-      settle_s: +settleS.toFixed(1),
-      login_s: +(pacedSummary.seconds - pacedSummary.sendSeconds).toFixed(1),
-      probes: paced.length,
-      p50_ms: pct(paced, 50),
-      p99_ms: pct(paced, 99),
-      max_ms: Math.round(Math.max(...paced)),
-      up_cpu_s: +pacedCpu.toFixed(2),
-    },
+    latency: pacedSingle,
     login_storm: { devices: D, ...login },
-    saturated: { probes: saturated.length, p50_ms: pct(saturated, 50), p99_ms: pct(saturated, 99) },
-    devices: D,
-    readings: D * R,
-    acknowledged: summary.acknowledged,
-    stored,
-    seconds: +seconds.toFixed(2),
+    saturated,
+    ...phase1,
     transport: ON_KAFKA ? 'kafka' : 'embedded log',
-    cpu_s: Object.fromEntries(Object.entries(cpuPhase1).map(([k, v]) => [k, +v.toFixed(2)])),
-    // Phase 1's CPU per stored reading, µs, and how busy the whole machine was meanwhile (1: both
-    // cores): when it is near 1, throughput is bounded by the sum of the per-reading costs, and
-    // `cpu_bound_readings_per_s` is what the cores could carry at those costs with nothing else.
-    cpu_us_per_reading: Object.fromEntries(
-      Object.entries(cpuPhase1).map(([k, v]) => [k, Math.round((v * 1e6) / stored)]),
-    ),
-    machine_busy: +((machine1.busy - machine0.busy) / (machine1.total - machine0.total)).toFixed(2),
-    cpu_bound_readings_per_s: Math.round(
-      (cpus().length * stored) / Object.values(cpuPhase1).reduce((a, b) => a + b, 0),
-    ),
     rss_mib: { up_idle: +rssIdle.toFixed(1), up_peak: +rssPeak.toFixed(1) },
     // Alerts the example rules raised over the whole run (rows of the store's alerts table): a
     // healthy simulated fleet raises few; each one costs the rules job, the alert consumer and the sink.
@@ -283,11 +358,15 @@ async function main(): Promise<void> {
     ...(peer && {
       peer,
       up_cpu_per_reading_vs_peer_broker: +(
-        cpuPhase1.up! /
-        stored /
+        single.cpu_s.up! /
+        single.stored /
         (peer.cpu_s.mosquitto / peer.acknowledged)
       ).toFixed(1),
     }),
+    // Phases 3–4: the same fleet sending BATCH readings per MQTT message (a JSON array), as
+    // devices that buffer readings do; the pipeline after the bridge is the same per reading.
+    ...(batched && { batched }),
+    up_settings: UP_SETTINGS,
     ...(Object.keys(UP_ENV).length > 0 && { up_env: UP_ENV }),
     ...(bystanders.length > 0 && { servers_running_beside: bystanders }),
     command: ON_KAFKA ? 'BENCH_KAFKA=1 npm run bench:up' : 'npm run bench:up',
@@ -313,7 +392,7 @@ const fleetOf = (devices: { deviceId: string; token: string }[], mqttUrl: string
   skewMs: 0,
   connectFirst: true,
 })
-/** Phase 1's sending (and the peer's): R readings per device, each as soon as the last is acknowledged. */
+/** The peer's sending, as phase 1's: R readings per device, each as soon as the last is acknowledged. */
 const FLAT_OUT = { connectTimeoutMs: 120_000, readings: R, intervalMs: 1000 }
 
 /**

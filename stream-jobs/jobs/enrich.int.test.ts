@@ -6,6 +6,7 @@ import type { InRecord } from '../../core/kafka/log'
 import type { Device } from '../../schemas/types.generated'
 import { collect, testKafkaLog, testLogger } from '../../test/kafka'
 import { uniqueName } from '../../test/servers'
+import { JobMetrics } from '../runtime/metrics'
 import { runJob } from '../runtime/runner'
 import { enrichJob, type UnknownDevicePolicy } from './enrich'
 
@@ -64,6 +65,7 @@ describe('stream-jobs > enrichment job on Kafka [kafka]', () => {
       producer.send(ds.map((d) => ({ topic: topics.devices, key: d.deviceId, value: deviceCodec.encode(d) })))
     const sendReadings = (rs: Telemetry[]) =>
       producer.send(rs.map((r) => ({ topic: topics.raw, key: r.deviceId, value: telemetry.encode(r) })))
+    const metrics = new JobMetrics()
     const job = await runJob(
       enrichJob({
         rawTopic: topics.raw,
@@ -80,6 +82,7 @@ describe('stream-jobs > enrichment job on Kafka [kafka]', () => {
         instanceId: 'a',
         changelogTopic: `${id}.enrich-changelog`,
         logger: testLogger('enrich-job'),
+        metrics,
       },
     )
     const decodeAll = (rs: InRecord[]) =>
@@ -104,7 +107,7 @@ describe('stream-jobs > enrichment job on Kafka [kafka]', () => {
       await producer.close()
       await log.close()
     }
-    return { topics, sendDevices, sendReadings, until, decodeAll, close, log }
+    return { topics, sendDevices, sendReadings, until, decodeAll, close, log, metrics }
   }
 
   it('adds registry data to readings, flags unknown devices, and applies registry updates without a restart', async () => {
@@ -153,6 +156,16 @@ describe('stream-jobs > enrichment job on Kafka [kafka]', () => {
         'FS_JOBS_UNKNOWN_DEVICE',
       ])
       expect(dlq.map((r) => r.key).sort()).toEqual(['ghost-1', 'ghost-2'])
+      // Counted by reason, and among the job's outputs by topic (after the commit: poll).
+      const value = async (name: string, labels: Record<string, string>) =>
+        (await t.metrics.registry.getSingleMetric(name)!.get()).values
+          .filter((v) => Object.entries(labels).every(([k, l]) => v.labels[k] === l))
+          .reduce((a, v) => a + v.value, 0)
+      const dropped = () =>
+        value('fleetstream_job_dropped_records_total', { reason: 'FS_JOBS_UNKNOWN_DEVICE' })
+      for (let i = 0; i < 50 && (await dropped()) < 2; i++) await new Promise((r) => setTimeout(r, 100))
+      expect(await dropped()).toBe(2)
+      expect(await value('fleetstream_job_records_out_total', { topic: t.topics.dlq })).toBe(2)
     } finally {
       await t.close()
     }

@@ -248,14 +248,25 @@ export async function runJob<S>(job: StreamJob<S>, log: EventLog, opts: RunOptio
     for (const c of steps) count(c.step)
   }
 
-  /** Metrics of a committed step. */
+  /**
+   * Metrics of a committed step. Outputs are tallied first and each counter is bumped once per
+   * label set: prom-client checks the labels on every `inc`, which once per record was ~1.5% of
+   * `up`'s main thread with 20,000 readings a second.
+   */
   function count(step: StepResult): void {
+    const out = new Map<string, number>()
+    const dropped = new Map<string, number>()
+    let late = 0
     for (const r of step.outputs) {
-      metrics.recordsOut.inc({ ...jl, topic: r.topic })
+      out.set(r.topic, (out.get(r.topic) ?? 0) + 1)
       const code = r.headers?.['fs-reason-code']
-      if (code === 'FS_JOBS_LATE') metrics.late.inc(jl)
-      else if (code !== undefined) metrics.dropped.inc({ ...jl, reason: code.toString() })
+      if (code === undefined) continue
+      if (code === 'FS_JOBS_LATE') late++
+      else dropped.set(code.toString(), (dropped.get(code.toString()) ?? 0) + 1)
     }
+    for (const [topic, n] of out) metrics.recordsOut.inc({ ...jl, topic }, n)
+    if (late) metrics.late.inc(jl, late)
+    for (const [reason, n] of dropped) metrics.dropped.inc({ ...jl, reason }, n)
     for (const [kind, n] of Object.entries(step.firings ?? {})) metrics.firings.inc({ ...jl, kind }, n)
   }
 

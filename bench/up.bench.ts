@@ -193,6 +193,19 @@ async function main(): Promise<void> {
     }
     return n
   }
+  /**
+   * Event time of a phase's readings, `intervalMs` apart per device, the first `back` intervals
+   * before now: after every reading of the phases before (a device's readings never go back in
+   * time from one phase to the next), and at least a second apart, whatever the pace: the
+   * example rate rule (5 °C/min between consecutive readings) reads a sensor's noise over less
+   * than a second as a fast change, and a healthy fleet should not raise alerts.
+   */
+  let lastTs = 0
+  const stamps = (intervalMs: number, readings: number, back: number) => {
+    const startTs = Math.max(Date.now() - back * intervalMs, lastTs + intervalMs)
+    lastTs = startTs + (readings - 1) * intervalMs
+    return { startTs, intervalMs }
+  }
   const broker = ON_KAFKA ? serverPid('kafka') : 0
   let rssPeak = 0
   const rssTimer = setInterval(() => (rssPeak = Math.max(rssPeak, rssMiB(pid))), 500)
@@ -218,7 +231,7 @@ async function main(): Promise<void> {
       ...fleet,
       batch,
       readings,
-      intervalMs: 1000,
+      ...stamps(1000, readings, readings - 1),
       connectTimeoutMs: 120_000,
       onProgress: (done) => {
         if (done === 0 || start) return
@@ -301,6 +314,7 @@ async function main(): Promise<void> {
    * probes timed from publish to row.
    */
   const latency = async (batch: number, rate: number) => {
+    const perDevice = batch * Math.max(1, Math.round((rate * PACED_S) / D / batch))
     const settle_s = await settle()
     const base = rows()
     const probes: number[] = []
@@ -309,8 +323,8 @@ async function main(): Promise<void> {
     const summary = await simulate({
       ...fleet,
       batch,
-      readings: batch * Math.max(1, Math.round((rate * PACED_S) / D / batch)),
-      intervalMs: (D * 1000) / rate,
+      readings: perDevice,
+      ...stamps(Math.max(1000, (D * 1000) / rate), perDevice, batch - 1),
       ratePerS: rate,
       connectTimeoutMs: 120_000,
       onProgress: (done) => {

@@ -2,10 +2,8 @@ import { execFileSync } from 'node:child_process'
 import { mkdirSync } from 'node:fs'
 import path from 'node:path'
 import { chromium, type Browser } from 'playwright-core'
-import { createDeviceStore } from '../bridge/auth'
-import { bridgeRoleConfig } from '../bridge/config'
 import { simulate } from '../simulator/simulate'
-import { startUp, type Up } from '../test/up-process'
+import { registerDevices, startUp, type Up } from '../test/up-process'
 import { tempDir } from '../test/tmp'
 
 const ARTIFACTS = path.resolve(__dirname, '../test-artifacts')
@@ -25,10 +23,7 @@ describe('api > web dashboard in headless Chromium', () => {
   it('shows the fleet, a chart with data, and a live alert; saves a screenshot', async () => {
     const dataDir = tempDir('fs-dash-')
     up = await startUp(dataDir)
-    const cfg = bridgeRoleConfig.parse({ bridge: { auth: { file: path.join(dataDir, 'devices.json') } } })
-    const store = createDeviceStore(cfg.bridge.auth)
-    const devices = await Promise.all(Array.from({ length: 8 }, (_, i) => store.add(`sim-${i}`)))
-    await store.close()
+    const devices = await registerDevices(dataDir, 'sim-', 8)
     const summary = await simulate({
       devices,
       transport: 'http',

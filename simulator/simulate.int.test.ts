@@ -1,11 +1,9 @@
 import { writeFileSync } from 'node:fs'
 import path from 'node:path'
 import Database from 'better-sqlite3'
-import { createDeviceStore } from '../bridge/auth'
-import { bridgeRoleConfig } from '../bridge/config'
 import { metricValue } from '../test/bridge-process'
 import { serverEnv, uniqueName } from '../test/servers'
-import { startUp, type Up } from '../test/up-process'
+import { registerDevices, startUp, type Up } from '../test/up-process'
 import { simulate } from './simulate'
 import { tempDir } from '../test/tmp'
 
@@ -41,12 +39,7 @@ describe.each([
       FLEETSTREAM_UP__RULES: rulesFile,
       FLEETSTREAM_JOBS__ALLOWED_LATENESS_MS: '600000',
     })
-    const cfg = bridgeRoleConfig.parse({ bridge: { auth: { file: path.join(dataDir, 'devices.json') } } })
-    const store = createDeviceStore(cfg.bridge.auth)
-    const devices: { deviceId: string; token: string }[] = []
-    for (let i = 0; i < 500; i += 10)
-      devices.push(...(await Promise.all(Array.from({ length: 10 }, (_, k) => store.add(`sim-${i + k}`)))))
-    await store.close()
+    const devices = await registerDevices(dataDir, 'sim-', 500)
 
     const summary = await simulate({
       devices,
@@ -156,10 +149,7 @@ describe('simulator > fleetstream up killed mid-stream', () => {
   it('loses nothing it acknowledged: after kill -9 and a restart every acknowledged reading is stored', async () => {
     const dataDir = tempDir('fs-sim-kill-')
     up = await startUp(dataDir)
-    const cfg = bridgeRoleConfig.parse({ bridge: { auth: { file: path.join(dataDir, 'devices.json') } } })
-    const store = createDeviceStore(cfg.bridge.auth)
-    const devices = await Promise.all(Array.from({ length: 40 }, (_, i) => store.add(`kill-${i}`)))
-    await store.close()
+    const devices = await registerDevices(dataDir, 'kill-', 40)
     const running = simulate({
       devices,
       transport: 'mqtt',
@@ -213,10 +203,7 @@ describe('simulator > MQTT messages of several readings', () => {
   it('sends batches as one message each; every reading acknowledged is a row', async () => {
     const dataDir = tempDir('fs-sim-batch-')
     up = await startUp(dataDir)
-    const cfg = bridgeRoleConfig.parse({ bridge: { auth: { file: path.join(dataDir, 'devices.json') } } })
-    const store = createDeviceStore(cfg.bridge.auth)
-    const devices = await Promise.all(Array.from({ length: 20 }, (_, i) => store.add(`batch-${i}`)))
-    await store.close()
+    const devices = await registerDevices(dataDir, 'batch-', 20)
     const received = async () =>
       metricValue(
         await (await fetch(`http://127.0.0.1:${up!.listening.http}/metrics`)).text(),

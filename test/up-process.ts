@@ -1,6 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { createWriteStream, readFileSync } from 'node:fs'
 import path from 'node:path'
+import { createDeviceStore } from '../bridge/auth'
+import { bridgeRoleConfig } from '../bridge/config'
 
 export interface Up {
   proc: ChildProcess
@@ -106,4 +108,29 @@ export function startUp(
     proc.stdout!.on('data', untilRunning)
     proc.once('exit', (code) => reject(new Error(`fleetstream up exited with ${code}`)))
   })
+}
+
+/**
+ * Registers `count` devices `<prefix>0…` in the device store of `up`'s data folder (the file
+ * store, as `up` uses it), ten at a time, and returns their credentials.
+ */
+export async function registerDevices(
+  dataDir: string,
+  prefix: string,
+  count: number,
+): Promise<{ deviceId: string; token: string }[]> {
+  const cfg = bridgeRoleConfig.parse({ bridge: { auth: { file: path.join(dataDir, 'devices.json') } } })
+  const store = createDeviceStore(cfg.bridge.auth)
+  const devices: { deviceId: string; token: string }[] = []
+  try {
+    for (let i = 0; i < count; i += 10)
+      devices.push(
+        ...(await Promise.all(
+          Array.from({ length: Math.min(10, count - i) }, (_, k) => store.add(`${prefix}${i + k}`)),
+        )),
+      )
+  } finally {
+    await store.close()
+  }
+  return devices
 }

@@ -225,6 +225,50 @@ describe('core > embedded log: durability and retention', () => {
     await a.close()
   })
 
+  // Writes already on their way to the journal when a segment fills land in the old segment;
+  // the new segment's checkpoint must come after them, not describe memory from before them.
+  describe('entries in flight when a segment rolls', () => {
+    const open = (d: string) =>
+      new EmbeddedEventLog({ dir: d, segmentBytes: 1, retainSegments: 1, logger: testLogger('embedded-log') })
+
+    it('a committed offset in flight is not set back by the checkpoint after a restart', async () => {
+      const d = dir()
+      const a = open(d)
+      await (await a.admin()).ensureTopics([{ name: 's', partitions: 1, replicationFactor: 1 }])
+      // Every write fills a segment (segmentBytes 1): the first of these two starts a roll
+      // while the second is still being written.
+      await Promise.all([
+        a.commitOffsets('g', [{ topic: 's', partition: 0, offset: '1' }]),
+        a.commitOffsets('g', [{ topic: 's', partition: 0, offset: '2' }]),
+      ])
+      expect(a.committedOffset('g', 's', 0)).toBe(2)
+      await a.close()
+      const b = open(d)
+      expect((await (await b.admin()).committedOffsets('g', 's')).get(0)).toBe('2')
+      await b.close()
+    })
+
+    it('a compacted record in flight survives the deletion of the segment it was written to', async () => {
+      const d = dir()
+      const a = open(d)
+      await (
+        await a.admin()
+      ).ensureTopics([{ name: 'c', partitions: 1, replicationFactor: 1, compacted: true }])
+      const p = await a.producer()
+      await Promise.all([
+        a.commitOffsets('g', [{ topic: 'c', partition: 0, offset: '0' }]),
+        p.send([{ topic: 'c', key: 'k', value: Buffer.from('in flight') }]),
+      ])
+      // retainSegments 1: the segment the record went to is gone after the roll.
+      await a.close()
+      const b = open(d)
+      const values: string[] = []
+      await b.readTopic('c', (r) => values.push(r.value!.toString()))
+      expect(values).toEqual(['in flight'])
+      await b.close()
+    })
+  })
+
   it('a newer transactional producer with the same id fences the older one', async () => {
     const a = new EmbeddedEventLog({ dir: dir(), logger: testLogger('embedded-log') })
     await (await a.admin()).ensureTopics([{ name: 'o', partitions: 1, replicationFactor: 1 }])

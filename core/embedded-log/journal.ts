@@ -175,7 +175,8 @@ export class Journal<E> {
     }
   }
 
-  private async drain(): Promise<void> {
+  /** Resolves once every entry appended so far is written (and its caller has been told). */
+  async drain(): Promise<void> {
     while (this.flushing || this.pending.length > 0) await new Promise((r) => setImmediate(r))
   }
 

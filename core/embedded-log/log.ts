@@ -288,6 +288,11 @@ export class EmbeddedEventLog implements EventLog {
 
   /** Starts a new segment with a checkpoint, compacts compacted topics, drops old segments. */
   private async roll(): Promise<void> {
+    // Entries already on their way (appended before this roll began; later writes wait for it)
+    // go to the old segment: they are applied before the checkpoint is taken, or it would
+    // describe memory from before them, and on a restart set their committed offsets back and,
+    // once their segment is deleted, lose their compacted records.
+    await this.journal.drain()
     const topics = [...this.topics.values()]
     const recs: Extract<Entry, { k: 'checkpoint' }>['recs'] = []
     for (const t of topics) {

@@ -74,6 +74,16 @@ describe('rules > engine > kinds', () => {
     expect(run(rule, series(metric, [...values])).short).toEqual(want)
   })
 
+  it('rate over minSpan: noise between readings a second apart is no rate; a ramp over the span is', () => {
+    // 60 s of a sensor wobbling 0.5 between readings (30/min from one reading to the next), then
+    // a rise of 0.5 a second.
+    const values = Array.from({ length: 100 }, (_, i) => (i < 60 ? 20 + (i % 2) * 0.5 : 20 + (i - 59) * 0.5))
+    const rule = { kind: 'rate', metric: 't', risePerMinute: 5 }
+    expect(run(rule, series('t', values)).short.slice(0, 2)).toEqual(['raised@1 30', 'cleared@2 -30'])
+    // Measured from 0, 30, 60 and 90 s: 0/min, 1/min, then (35.5 - 20.5) over 30 s.
+    expect(run({ ...rule, minSpan: '30s' }, series('t', values)).short).toEqual(['raised@90 30'])
+  })
+
   it('range limits from the device registry; no limits → not applicable', () => {
     const device: Device = {
       deviceId: 'd1',

@@ -32,7 +32,7 @@ export interface RuleDeviceState {
     reported: number | null
     lastEventTs: number
   } | null
-  /** rate: the previous reading. */
+  /** rate: the reading the last rate was measured from. */
   last?: { ts: number; value: number }
   /** anomaly (zscore): the most recent values, oldest first. */
   samples?: number[]
@@ -47,13 +47,14 @@ export type SignalMemory = Pick<RuleDeviceState, 'last' | 'samples' | 'ewma'>
 
 /**
  * The memory a rule judges by, as a key: rate and anomaly rules that watch the same metric the
- * same way (rate: the previous reading; zscore/EWMA: method and window) share one memory per
+ * same way (rate: the reading measured from, and minSpan; zscore/EWMA: method and window) share one memory per
  * device, fed once per reading, instead of one copy per rule. null for kinds that keep none
  * (absence keeps its last-seen time per rule: its alerts are raised without a reading, so a
  * shared time could not tell whose scope it came from).
  */
 export function memoryKeyOf(rule: Rule): string | null {
-  if (rule.kind === 'rate') return `rate\u0000${rule.metric}`
+  // minSpan only when set: the keys of rules written before it (kept in the job's state) hold.
+  if (rule.kind === 'rate') return `rate\u0000${rule.metric}${rule.minSpan ? `\u0000${rule.minSpan}` : ''}`
   if (rule.kind === 'anomaly') return `${rule.method}\u0000${rule.metric}\u0000${rule.window}`
   return null
 }
@@ -61,9 +62,10 @@ export function memoryKeyOf(rule: Rule): string | null {
 /** What a memory held before a reading, and the reading's value: what its rules judge by. */
 export interface Recalled {
   v: number
-  /** rate: the previous reading (undefined for the first); `stale` when this one is not newer. */
+  /** rate: the reading to measure from (undefined for the first); `skip` when this one is not
+   * newer, or not `minSpan` after it: no rate is judged. */
   prev?: { ts: number; value: number }
-  stale?: boolean
+  skip?: boolean
   /** anomaly: the baseline before this value. */
   mean?: number
   sd?: number
@@ -81,7 +83,8 @@ export function recall(rule: Rule, mem: SignalMemory, r: RuleReading): Recalled 
   if (v === undefined) return null
   if (rule.kind === 'rate') {
     const prev = mem.last
-    if (prev && r.ts <= prev.ts) return { v, prev, stale: true } // out of order: no rate
+    // Out of order, or too soon: no rate, and the reading to measure from stays.
+    if (prev && (r.ts <= prev.ts || r.ts - prev.ts < rule.minSpan)) return { v, prev, skip: true }
     mem.last = { ts: r.ts, value: v }
     return { v, prev }
   }
@@ -217,7 +220,7 @@ export function judge(
     }
     case 'rate': {
       const m = recalled === undefined ? recall(rule, st, r) : recalled
-      if (!m || m.stale || !m.prev) return SKIP
+      if (!m || m.skip || !m.prev) return SKIP
       const v = m.v
       const prev = m.prev
       const perMinute = ((v - prev.value) * 60_000) / (r.ts - prev.ts)

@@ -68,13 +68,17 @@ const range = z.strictObject({
   clearMargin: z.number().min(0).default(0),
 })
 
-/** Rate of change of `metric` per minute between consecutive readings. */
+/** Rate of change of `metric` per minute between readings at least `minSpan` apart. */
 const rate = z.strictObject({
   ...common,
   kind: z.literal('rate'),
   metric: metricName,
   risePerMinute: z.number().positive().optional(),
   fallPerMinute: z.number().positive().optional(),
+  /** Event time a rate is measured over, at least: a reading closer than this to the one the
+   * last rate was measured from is not judged (the alert holds), so a sensor's noise between
+   * readings a second apart does not read as a steep rate. 0: every pair of consecutive readings. */
+  minSpan: duration.default(0),
 })
 
 /** No reading from the device for `after` (event time): the device is offline; clears on data. */

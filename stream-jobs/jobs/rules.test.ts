@@ -1,7 +1,13 @@
 import { AvroCodec } from '../../core/envelope/codec'
 import { LocalSchemaRegistry } from '../../core/envelope/registry'
 import { createTelemetryCodec } from '../../core/envelope/telemetry'
-import { compileRule, evaluateReading, newRuleState, type CompiledRule } from '../../rules/engine'
+import {
+  compileRule,
+  evaluateReading,
+  memoryKeyOf,
+  newRuleState,
+  type CompiledRule,
+} from '../../rules/engine'
 import { ruleSchema } from '../../rules/schema'
 import type { Alert, Device, Telemetry } from '../../schemas/types.generated'
 import { telemetryRecords } from '../testing/telemetry-records'
@@ -30,6 +36,7 @@ const RULES = [
   rule({ id: 'q1', kind: 'rate', metric: 'm', risePerMinute: 30 }),
   rule({ id: 'q2', kind: 'rate', metric: 'm', risePerMinute: 60, fallPerMinute: 60 }),
   rule({ id: 'q3', kind: 'rate', metric: 'n', risePerMinute: 10 }),
+  rule({ id: 'q4', kind: 'rate', metric: 'm', risePerMinute: 30, minSpan: '25s' }),
   rule({ id: 't1', kind: 'threshold', metric: 'm', above: 90 }),
 ]
 
@@ -113,6 +120,7 @@ describe('stream-jobs > rules job > shared signal memories', () => {
       [
         'ewma\u0000m\u00008',
         'rate\u0000m',
+        'rate\u0000m\u000025000',
         'rate\u0000n',
         'zscore\u0000m\u00005',
         'zscore\u0000m\u00008',
@@ -140,10 +148,7 @@ describe('stream-jobs > rules job > shared signal memories', () => {
     const entry = decodeDeviceRules(step.changelog.get('rules\u0000b')!)
     const rulesOld: Record<string, object> = { ...entry.rules }
     for (const cr of RULES) {
-      const key = cr.rule.kind === 'rate' ? `rate\u0000${cr.rule.metric}` : null
-      const anomaly =
-        cr.rule.kind === 'anomaly' ? `${cr.rule.method}\u0000${cr.rule.metric}\u0000${cr.rule.window}` : null
-      const m = entry.memory[key ?? anomaly ?? '']
+      const m = entry.memory[memoryKeyOf(cr.rule) ?? '']
       if (m) rulesOld[cr.rule.id] = { ...(rulesOld[cr.rule.id] ?? {}), ...m }
     }
     j.restore(old, 'rules\u0000b', Buffer.from(JSON.stringify({ tenant: null, rules: rulesOld })))

@@ -63,6 +63,11 @@ export function registerSimulateCommands(program: Command): void {
     .option('--skew <f>', 'fraction of devices whose clock is off by up to --skew-ms', fraction, 0)
     .option('--skew-ms <ms>', 'clock skew', '60000')
     .option('--bad <f>', 'fraction of readings sent as payloads the bridge must refuse (HTTP)', fraction, 0)
+    .option(
+      '--retries <n>',
+      'MQTT: times a device reconnects and sends a message again when its connection is lost or the message is not acknowledged in 30 s',
+      '3',
+    )
     .option('--prefix <p>', 'device id prefix', 'sim-')
     .option('--data <dir>', 'the data folder of `fleetstream up` (its device store)')
     .option('-c, --config <file>', 'YAML configuration file (bridge.auth: where devices are registered)')
@@ -89,6 +94,9 @@ export function registerSimulateCommands(program: Command): void {
       }
       const rate = o.rate === undefined ? undefined : Number(o.rate)
       if (rate !== undefined && !(rate > 0)) throw new Error(`--rate must be a number > 0, got ${o.rate}`)
+      const retries = Number(o.retries)
+      if (!Number.isInteger(retries) || retries < 0)
+        throw new Error(`--retries must be a whole number >= 0, got ${o.retries}`)
       const summary = await simulate({
         devices,
         transport: o.transport === 'http' ? 'http' : 'mqtt',
@@ -102,6 +110,7 @@ export function registerSimulateCommands(program: Command): void {
         faults,
         lateMs: Number(o.lateMs),
         skewMs: Number(o.skewMs),
+        retries,
         onProgress: (done, total) => {
           const pct = Math.floor((done / total) * 100)
           if (pct === lastPct) return

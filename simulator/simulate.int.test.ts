@@ -1,4 +1,5 @@
 import { writeFileSync } from 'node:fs'
+import { connect, createServer, type Socket } from 'node:net'
 import path from 'node:path'
 import Database from 'better-sqlite3'
 import { metricValue } from '../test/bridge-process'
@@ -238,5 +239,117 @@ describe('simulator > MQTT messages of several readings', () => {
     db.close()
     expect(stored).toHaveLength(620)
     expect(new Set(stored.map((r) => `${r.d}/${r.seq}`)).size).toBe(620)
+  }, 120_000)
+})
+
+/**
+ * A TCP proxy in front of an MQTT listener that cuts each client's first connection right
+ * after passing on its `cutAfter`-th PUBLISH: the message arrives, its PUBACK never does.
+ * Each QoS 1 publish here goes alone (the simulator waits for its ack), so a chunk from the
+ * client that starts with a PUBLISH fixed header (0x32) is one.
+ */
+async function cuttingProxy(target: number, cutAfter: number) {
+  const cut = new Set<string>()
+  const sockets = new Set<Socket>()
+  let connections = 0
+  const server = createServer((client) => {
+    connections++
+    const upstream = connect(target, '127.0.0.1')
+    for (const s of [client, upstream]) {
+      sockets.add(s)
+      s.on('error', () => undefined)
+      s.on('close', () => (client.destroy(), upstream.destroy()))
+    }
+    let id: string | undefined
+    let publishes = 0
+    let severed = false
+    client.on('data', (chunk: Buffer) => {
+      // CONNECT: the client id is the first field of the payload (MQTT 3.1.1, "MQTT" + level 4).
+      if (chunk[0] === 0x10 && id === undefined) {
+        let i = 1
+        while (chunk[i]! & 0x80) i++
+        const at = i + 1 + 10
+        id = chunk.subarray(at + 2, at + 2 + chunk.readUInt16BE(at)).toString()
+      }
+      upstream.write(chunk)
+      if (chunk[0] === 0x32 && ++publishes === cutAfter && id && !cut.has(id)) {
+        cut.add(id)
+        severed = true // nothing from the broker reaches this client any more: its PUBACK is lost
+        setImmediate(() => client.destroy())
+      }
+    })
+    upstream.on('data', (chunk: Buffer) => {
+      if (!severed) client.write(chunk)
+    })
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  return {
+    url: `mqtt://127.0.0.1:${(server.address() as { port: number }).port}`,
+    cut,
+    connections: () => connections,
+    stop: async () => {
+      for (const s of sockets) s.destroy()
+      await new Promise((r) => server.close(r))
+    },
+  }
+}
+
+describe('simulator > devices whose connection is lost', () => {
+  let up: Up | undefined
+  afterAll(async () => {
+    await up?.close()
+  })
+
+  it('reconnect and send the unacknowledged message again; the bridge keeps one copy', async () => {
+    const dataDir = tempDir('fs-sim-lost-')
+    up = await startUp(dataDir)
+    const devices = await registerDevices(dataDir, 'lost-', 10)
+    const proxy = await cuttingProxy(up.listening.mqtt, 2)
+    const metric = async (name: string, labels?: Record<string, string>) =>
+      metricValue(await (await fetch(`http://127.0.0.1:${up!.listening.http}/metrics`)).text(), name, labels)
+    const before = {
+      received: await metric('fleetstream_bridge_received_total', { source: 'mqtt' }),
+      duplicates: await metric('fleetstream_bridge_duplicates_dropped_total'),
+    }
+    try {
+      const summary = await simulate({
+        devices,
+        transport: 'mqtt',
+        httpUrl: '',
+        mqttUrl: proxy.url,
+        readings: 6,
+        intervalMs: 1000,
+        batch: 1,
+        concurrency: 10,
+        faults: { outOfOrder: 0, late: 0, offline: 0, skew: 0, bad: 0 },
+        lateMs: 0,
+        skewMs: 0,
+      })
+      expect(proxy.cut.size).toBe(10)
+      expect(proxy.connections()).toBe(20)
+      expect(summary).toMatchObject({
+        sent: 60,
+        acknowledged: 60,
+        unanswered: 0,
+        reconnects: 10,
+        rejected: {},
+      })
+    } finally {
+      await proxy.stop()
+    }
+    // Each device's second reading arrived twice: once before the cut, once again after it.
+    expect((await metric('fleetstream_bridge_received_total', { source: 'mqtt' })) - before.received).toBe(70)
+    expect((await metric('fleetstream_bridge_duplicates_dropped_total')) - before.duplicates).toBe(10)
+    const db = new Database(path.join(dataDir, 'fleetstream.db'), { readonly: true, fileMustExist: true })
+    const rows = () =>
+      db.prepare("SELECT device_id AS d, seq FROM telemetry WHERE device_id LIKE 'lost-%'").all() as {
+        d: string
+        seq: number
+      }[]
+    for (let i = 0; i < 300 && rows().length < 60; i++) await new Promise((r) => setTimeout(r, 100))
+    const stored = rows()
+    db.close()
+    expect(stored).toHaveLength(60)
+    expect(new Set(stored.map((r) => `${r.d}/${r.seq}`)).size).toBe(60)
   }, 120_000)
 })

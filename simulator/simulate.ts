@@ -65,6 +65,14 @@ export interface SimulateOptions {
   connectFirst?: boolean
   /** MQTT: how long a device waits for its CONNACK before counting as refused (default 30 s). */
   connectTimeoutMs?: number
+  /**
+   * MQTT: when a device's connection is lost (the bridge pushing back closes it, a restart) or
+   * a message gets no PUBACK in 30 s, the device reconnects, after 0.25, 0.5, 1, 2… s, and sends
+   * that message again, as real devices do (the bridge drops the copies it already has), up to
+   * this many times for one message (default 3); then it gives up, and the rest of its readings
+   * are counted unanswered. 0: no reconnecting.
+   */
+  retries?: number
   onProgress?: (done: number, total: number) => void
 }
 
@@ -76,6 +84,8 @@ export interface Summary {
   rejected: Record<string, number>
   /** Sent but neither acknowledged nor refused (connection lost, timeout). */
   unanswered: number
+  /** MQTT: connections made again after one was lost (see `retries`). */
+  reconnects: number
   offlineDevices: number
   /** From the first reading sent to the last answer (with connectFirst: after every login). */
   sendSeconds: number
@@ -112,6 +122,8 @@ export async function simulate(o: SimulateOptions): Promise<Summary> {
   const rand = prng(o.seed ?? 1)
   if (o.ratePerS !== undefined && !(o.ratePerS > 0))
     throw new Error(`ratePerS must be > 0, got ${o.ratePerS}`)
+  if (o.retries !== undefined && !(Number.isInteger(o.retries) && o.retries >= 0))
+    throw new Error(`retries must be a whole number >= 0, got ${o.retries}`)
   // Paced, a message's last reading is stamped (about) when it is sent: a device reports what it
   // has measured. Otherwise the last reading is stamped now.
   const startTs =
@@ -123,6 +135,7 @@ export async function simulate(o: SimulateOptions): Promise<Summary> {
     acknowledged: 0,
     rejected: {},
     unanswered: 0,
+    reconnects: 0,
     offlineDevices: 0,
     faults: { outOfOrder: 0, late: 0, skewedDevices: 0, bad: 0 },
     seconds: 0,
@@ -227,12 +240,12 @@ export async function simulate(o: SimulateOptions): Promise<Summary> {
 
   const viaMqtt = async (index: number, readings: Planned[]) => {
     const d = o.devices[index]!
-    let client: MqttClient | undefined
-    try {
-      // allowRetries false: without it, mqtt.js's connectAsync never settles when the socket
-      // closes before a CONNACK (a busy broker, the connect timeout) and reconnecting is off,
-      // which held up the whole fleet at its connect barrier (a bench run hung this way).
-      client = await mqtt.connectAsync(
+    // allowRetries false: without it, mqtt.js's connectAsync never settles when the socket
+    // closes before a CONNACK (a busy broker, the connect timeout) and reconnecting is off,
+    // which held up the whole fleet at its connect barrier (a bench run hung this way).
+    // mqtt.js's own reconnecting is off: the device decides (below) when to connect again.
+    const connect = () =>
+      mqtt.connectAsync(
         o.mqttUrl,
         {
           clientId: d.deviceId,
@@ -243,6 +256,13 @@ export async function simulate(o: SimulateOptions): Promise<Summary> {
         },
         false,
       )
+    /** Resolves when the connection closes: a lost connection fails what is in flight. */
+    const closed = (c: MqttClient) => new Promise<'lost'>((resolve) => c.once('close', () => resolve('lost')))
+    const end = (c: MqttClient) =>
+      Promise.race([c.endAsync(true).catch(() => undefined), new Promise((r) => setTimeout(r, 1000).unref())])
+    let client: MqttClient | undefined
+    try {
+      client = await connect()
     } catch {
       refuse('MQTT_CONNECT', readings.length)
       done += readings.length
@@ -251,34 +271,53 @@ export async function simulate(o: SimulateOptions): Promise<Summary> {
     }
     await barrier()
     sendStart ||= Date.now()
-    // A lost connection fails what is in flight (mqtt.js would keep it for a reconnect).
-    const lost = new Promise<'lost'>((resolve) => client!.once('close', () => resolve('lost')))
-    try {
-      for (const { at, group } of groups(readings, o.batch)) {
-        await turn(index, at)
-        s.sent += group.length
-        const body = JSON.stringify(group.length === 1 ? group[0]!.body : group.map((g) => g.body))
+    let lost = closed(client)
+    let gaveUp = false
+    const retries = o.retries ?? 3
+    /** Publishes one message, reconnecting and sending it again as needed: whether it was acked. */
+    const deliver = async (body: string): Promise<boolean> => {
+      for (let attempt = 0; attempt <= retries; attempt++) {
+        if (attempt > 0) {
+          await new Promise((r) => setTimeout(r, Math.min(5_000, 250 * 2 ** (attempt - 1))))
+          await end(client!)
+          try {
+            client = await connect()
+          } catch {
+            continue
+          }
+          lost = closed(client)
+          s.reconnects++
+        }
         try {
-          const acked = await Promise.race([
-            client
+          const answer = await Promise.race([
+            client!
               .publishAsync(`devices/${d.deviceId}/telemetry`, body, { qos: 1 })
               .then(() => 'acked' as const),
             lost,
             new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 30_000).unref()),
           ])
-          if (acked === 'acked') s.acknowledged += group.length
-          else s.unanswered += group.length
+          if (answer === 'acked') return true
         } catch {
+          // refused by the client (closed while publishing): as lost
+        }
+      }
+      return false
+    }
+    try {
+      for (const { at, group } of groups(readings, o.batch)) {
+        if (!gaveUp) await turn(index, at)
+        s.sent += group.length
+        const body = JSON.stringify(group.length === 1 ? group[0]!.body : group.map((g) => g.body))
+        if (!gaveUp && (await deliver(body))) s.acknowledged += group.length
+        else {
           s.unanswered += group.length
+          gaveUp = true
         }
         done += group.length
         progress()
       }
     } finally {
-      await Promise.race([
-        client.endAsync(true).catch(() => undefined),
-        new Promise((r) => setTimeout(r, 1000).unref()),
-      ])
+      await end(client)
     }
   }
 

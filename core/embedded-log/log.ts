@@ -50,6 +50,30 @@ class Partition {
     for (const w of this.waiters) w()
     this.waiters.clear()
   }
+  /** Adds records (in offset order) where their offsets belong; offsets already held are kept. */
+  merge(rs: Rec[]): void {
+    const old = this.records
+    if (old.length === 0 || rs[0]!.offset > old[old.length - 1]!.offset) {
+      for (const r of rs) old.push(r)
+      return
+    }
+    const out: Rec[] = []
+    let i = 0
+    let j = 0
+    while (i < old.length || j < rs.length) {
+      const a = old[i]
+      const b = rs[j]
+      if (b === undefined || (a !== undefined && a.offset <= b.offset)) {
+        out.push(a!)
+        i++
+        if (b !== undefined && a!.offset === b.offset) j++
+      } else {
+        out.push(b)
+        j++
+      }
+    }
+    this.records = out
+  }
 }
 
 interface TopicState {
@@ -240,11 +264,17 @@ export class EmbeddedEventLog implements EventLog {
             if (p && p.next < n) p.next = n
           })
         }
+        // A checkpoint's records are older than the entries of the segments before it (it holds
+        // what was live in the segments deleted at its roll): merged in by offset.
+        const byPartition = new Map<Partition, Rec[]>()
         for (const [t, pi, offset, key, value, headers, timestamp] of e.recs) {
           const p = this.topics.get(t)?.partitions[pi]
-          if (!p || p.indexOf(offset) < p.records.length) continue
-          p.records.push({ offset, key, value, headers, timestamp, seg })
+          if (!p) continue
+          let rs = byPartition.get(p)
+          if (!rs) byPartition.set(p, (rs = []))
+          rs.push({ offset, key, value, headers, timestamp, seg })
         }
+        for (const [p, rs] of byPartition) p.merge(rs)
         for (const [g, t, p, off] of e.offs) this.setCommitted(g, t, p, off)
         return []
       }
@@ -286,7 +316,13 @@ export class EmbeddedEventLog implements EventLog {
     return metas
   }
 
-  /** Starts a new segment with a checkpoint, compacts compacted topics, drops old segments. */
+  /**
+   * Starts a new segment with a checkpoint, compacts compacted topics, drops old segments. The
+   * checkpoint holds the topics' end offsets, every committed offset, and of the compacted
+   * topics only the live records of the segments this roll deletes: the others are still in
+   * the segments kept (read back on open, in order, with the checkpoints). Writing every live
+   * record at each roll (10-13 MB at 10,000 devices) held all writes for 80-700 ms a roll.
+   */
   private async roll(): Promise<void> {
     // Entries already on their way (appended before this roll began; later writes wait for it)
     // go to the old segment: they are applied before the checkpoint is taken, or it would
@@ -294,6 +330,9 @@ export class EmbeddedEventLog implements EventLog {
     // once their segment is deleted, lose their compacted records.
     await this.journal.drain()
     const topics = [...this.topics.values()]
+    const next = this.journal.current() + 1
+    const oldest = this.keepFrom([...this.journal.segments(), next], topics)
+    const moved: Rec[] = []
     const recs: Extract<Entry, { k: 'checkpoint' }>['recs'] = []
     for (const t of topics) {
       if (!t.compacted) continue
@@ -301,7 +340,11 @@ export class EmbeddedEventLog implements EventLog {
         const latest = new Map<string | null, Rec>()
         for (const r of p.records) latest.set(r.key, r)
         p.records = [...latest.values()].filter((r) => r.value !== null).sort((a, b) => a.offset - b.offset)
-        for (const r of p.records) recs.push([t.name, i, r.offset, r.key, r.value, r.headers, r.timestamp])
+        for (const r of p.records)
+          if (r.seg < oldest) {
+            moved.push(r)
+            recs.push([t.name, i, r.offset, r.key, r.value, r.headers, r.timestamp])
+          }
       })
     }
     const offs: JOff[] = []
@@ -320,9 +363,19 @@ export class EmbeddedEventLog implements EventLog {
       offs,
       recs,
     })
+    for (const r of moved) r.seg = seg
+    for (const s of this.journal.segments()) if (s < oldest) this.journal.remove(s)
     for (const t of topics)
-      if (t.compacted) for (const p of t.partitions) for (const r of p.records) r.seg = seg
-    const segs = this.journal.segments()
+      if (!t.compacted)
+        for (const p of t.partitions) {
+          let i = 0
+          while (i < p.records.length && p.records[i]!.seg < oldest) i++
+          if (i > 0) p.records = p.records.slice(i)
+        }
+  }
+
+  /** The oldest segment to keep once a roll has started segment `segs`' last. */
+  private keepFrom(segs: number[], topics: TopicState[]): number {
     const keep = this.o.retainSegments ?? 4
     const cap = Math.max(keep, this.o.maxRetainSegments ?? 64)
     let oldest = segs[Math.max(0, segs.length - keep)]!
@@ -350,14 +403,7 @@ export class EmbeddedEventLog implements EventLog {
       )
       oldest = floor
     }
-    for (const s of segs) if (s < oldest) this.journal.remove(s)
-    for (const t of topics)
-      if (!t.compacted)
-        for (const p of t.partitions) {
-          let i = 0
-          while (i < p.records.length && p.records[i]!.seg < oldest) i++
-          if (i > 0) p.records = p.records.slice(i)
-        }
+    return oldest
   }
 
   private partitionOf(r: OutRecord, t: TopicState): number {

@@ -195,6 +195,21 @@ describe('simulator > fleetstream up killed mid-stream', () => {
   }, 180_000)
 })
 
+/** Waits (up to 30 s) for `n` rows of the devices named `prefix…` in `up`'s store: each (device, seq) once. */
+async function expectStoredOnce(dataDir: string, prefix: string, n: number): Promise<void> {
+  const db = new Database(path.join(dataDir, 'fleetstream.db'), { readonly: true, fileMustExist: true })
+  const rows = () =>
+    db.prepare('SELECT device_id AS d, seq FROM telemetry WHERE device_id LIKE ?').all(`${prefix}%`) as {
+      d: string
+      seq: number
+    }[]
+  for (let i = 0; i < 300 && rows().length < n; i++) await new Promise((r) => setTimeout(r, 100))
+  const stored = rows()
+  db.close()
+  expect(stored).toHaveLength(n)
+  expect(new Set(stored.map((r) => `${r.d}/${r.seq}`)).size).toBe(n)
+}
+
 describe('simulator > MQTT messages of several readings', () => {
   let up: Up | undefined
   afterAll(async () => {
@@ -228,17 +243,7 @@ describe('simulator > MQTT messages of several readings', () => {
     })
     expect(summary).toMatchObject({ sent: 620, acknowledged: 620, unanswered: 0, rejected: {} })
     expect((await received()) - before).toBe(20 * 7)
-    const db = new Database(path.join(dataDir, 'fleetstream.db'), { readonly: true, fileMustExist: true })
-    const rows = () =>
-      db.prepare("SELECT device_id AS d, seq FROM telemetry WHERE device_id LIKE 'batch-%'").all() as {
-        d: string
-        seq: number
-      }[]
-    for (let i = 0; i < 300 && rows().length < 620; i++) await new Promise((r) => setTimeout(r, 100))
-    const stored = rows()
-    db.close()
-    expect(stored).toHaveLength(620)
-    expect(new Set(stored.map((r) => `${r.d}/${r.seq}`)).size).toBe(620)
+    await expectStoredOnce(dataDir, 'batch-', 620)
   }, 120_000)
 })
 
@@ -340,16 +345,6 @@ describe('simulator > devices whose connection is lost', () => {
     // Each device's second reading arrived twice: once before the cut, once again after it.
     expect((await metric('fleetstream_bridge_received_total', { source: 'mqtt' })) - before.received).toBe(70)
     expect((await metric('fleetstream_bridge_duplicates_dropped_total')) - before.duplicates).toBe(10)
-    const db = new Database(path.join(dataDir, 'fleetstream.db'), { readonly: true, fileMustExist: true })
-    const rows = () =>
-      db.prepare("SELECT device_id AS d, seq FROM telemetry WHERE device_id LIKE 'lost-%'").all() as {
-        d: string
-        seq: number
-      }[]
-    for (let i = 0; i < 300 && rows().length < 60; i++) await new Promise((r) => setTimeout(r, 100))
-    const stored = rows()
-    db.close()
-    expect(stored).toHaveLength(60)
-    expect(new Set(stored.map((r) => `${r.d}/${r.seq}`)).size).toBe(60)
+    await expectStoredOnce(dataDir, 'lost-', 60)
   }, 120_000)
 })

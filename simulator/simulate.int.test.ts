@@ -195,6 +195,15 @@ describe('simulator > fleetstream up killed mid-stream', () => {
   }, 180_000)
 })
 
+/** One value of `up`'s Prometheus metrics, read now. */
+async function upMetric(up: Up, name: string, labels?: Record<string, string>): Promise<number> {
+  return metricValue(
+    await (await fetch(`http://127.0.0.1:${up.listening.http}/metrics`)).text(),
+    name,
+    labels,
+  )
+}
+
 /** Waits (up to 30 s) for `n` rows of the devices named `prefix…` in `up`'s store: each (device, seq) once. */
 async function expectStoredOnce(dataDir: string, prefix: string, n: number): Promise<void> {
   const db = new Database(path.join(dataDir, 'fleetstream.db'), { readonly: true, fileMustExist: true })
@@ -220,12 +229,7 @@ describe('simulator > MQTT messages of several readings', () => {
     const dataDir = tempDir('fs-sim-batch-')
     up = await startUp(dataDir)
     const devices = await registerDevices(dataDir, 'batch-', 20)
-    const received = async () =>
-      metricValue(
-        await (await fetch(`http://127.0.0.1:${up!.listening.http}/metrics`)).text(),
-        'fleetstream_bridge_received_total',
-        { source: 'mqtt' },
-      )
+    const received = () => upMetric(up!, 'fleetstream_bridge_received_total', { source: 'mqtt' })
     const before = await received()
     const summary = await simulate({
       devices,
@@ -310,8 +314,7 @@ describe('simulator > devices whose connection is lost', () => {
     up = await startUp(dataDir)
     const devices = await registerDevices(dataDir, 'lost-', 10)
     const proxy = await cuttingProxy(up.listening.mqtt, 2)
-    const metric = async (name: string, labels?: Record<string, string>) =>
-      metricValue(await (await fetch(`http://127.0.0.1:${up!.listening.http}/metrics`)).text(), name, labels)
+    const metric = (name: string, labels?: Record<string, string>) => upMetric(up!, name, labels)
     const before = {
       received: await metric('fleetstream_bridge_received_total', { source: 'mqtt' }),
       duplicates: await metric('fleetstream_bridge_duplicates_dropped_total'),

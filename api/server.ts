@@ -36,7 +36,7 @@ export interface ApiOptions {
   /** Counters of the pipeline's stages (received, rejected, dead letters, rows…), for the dashboard. */
   pipelineStats?: () => Promise<Record<string, number>>
   /** Other roles' metrics served with the API's on `/metrics` (`fleetstream up`: one process, one endpoint). */
-  metricsRegistries?: () => Registry[]
+  metricsRegistries?: () => Registry[] | Promise<Registry[]>
   /** How often the live alert stream looks for changes. */
   alertPollMs?: number
   now?: () => number
@@ -219,7 +219,7 @@ export async function buildApi(o: ApiOptions): Promise<{ app: FastifyInstance; r
     }
   })
   app.get('/metrics', { schema: { hide: true } }, async (_req, reply) => {
-    const all = o.metricsRegistries ? Registry.merge([registry, ...o.metricsRegistries()]) : registry
+    const all = o.metricsRegistries ? Registry.merge([registry, ...(await o.metricsRegistries())]) : registry
     reply.header('Content-Type', all.contentType)
     return all.metrics()
   })

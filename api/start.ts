@@ -18,7 +18,7 @@ export interface ApiParts {
   /** The process's schema registry client (default: one made from `schemaRegistry`). */
   registry?: SchemaRegistry
   pipelineStats?: () => Promise<Record<string, number>>
-  metricsRegistries?: () => Registry[]
+  metricsRegistries?: () => Registry[] | Promise<Registry[]>
 }
 
 /** A listening API and how to stop it (the store and the log stay the caller's). */

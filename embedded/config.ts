@@ -28,6 +28,11 @@ export const upConfig = z.strictObject({
    * latency. 0: take each record as it comes.
    */
   fetchLingerMs: z.number().int().min(0).max(1_000).default(20),
+  /**
+   * Run the stream jobs (enrich, rollup, rules) on a worker thread of their own, beside the
+   * bridge, the embedded log and the sink on the main thread (see embedded/jobs-thread.ts).
+   */
+  jobsThread: z.boolean().default(false),
 })
 
 /** Configuration of `fleetstream up`: every role's section, one process. */

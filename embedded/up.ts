@@ -26,6 +26,7 @@ import { jobRegistry, startRegisteredJob } from '../stream-jobs/registry'
 import { JobMetrics } from '../stream-jobs/runtime/metrics'
 import type { Registry } from 'prom-client'
 import type { UpRoleConfig } from './config'
+import { startJobsThread, UP_JOBS } from './jobs-thread'
 
 /** What `fleetstream up` started: where it listens, the demo credentials, how to stop it. */
 export interface RunningUp {
@@ -148,23 +149,34 @@ export async function startUp(config: UpRoleConfig, logger: Logger): Promise<Run
     ])
     await registryProducer.close()
 
-    // Stream jobs: one metrics registry (every series is labelled with its job).
-    const jobMetrics = new JobMetrics()
-    const registries: Registry[] = [jobMetrics.registry]
-    for (const name of ['enrich', 'rollup', 'rules']) {
-      const entry = jobRegistry.find((j) => j.name === name)!
-      const running = await startRegisteredJob(entry, cfg, {
-        log,
-        logger,
-        metrics: jobMetrics,
-        onFatal: () => {
-          logger.error('a stream job stopped for good; stopping', { job: name })
-          process.exitCode = 1
-          void close()
-        },
-      })
-      closers.push(() => running.close())
+    // Stream jobs: one metrics registry (every series is labelled with its job), here or on
+    // the jobs thread.
+    const onJobFatal = (job: string) => {
+      logger.error('a stream job stopped for good; stopping', { job })
+      process.exitCode = 1
+      void close()
     }
+    const registries: Registry[] = []
+    let jobsRegistry: (() => Promise<Registry>) | undefined
+    if (cfg.up.jobsThread) {
+      const jobs = await startJobsThread(cfg, log, logger, onJobFatal)
+      closers.push(() => jobs.close())
+      jobsRegistry = () => jobs.metrics()
+    } else {
+      const jobMetrics = new JobMetrics()
+      registries.push(jobMetrics.registry)
+      for (const name of UP_JOBS) {
+        const entry = jobRegistry.find((j) => j.name === name)!
+        const running = await startRegisteredJob(entry, cfg, {
+          log,
+          logger,
+          metrics: jobMetrics,
+          onFatal: () => onJobFatal(name),
+        })
+        closers.push(() => running.close())
+      }
+    }
+    const allRegistries = async () => (jobsRegistry ? [...registries, await jobsRegistry()] : registries)
 
     // Alert consumer (log), sink, API.
     const alertMetrics = new AlertMetrics()
@@ -199,8 +211,8 @@ export async function startUp(config: UpRoleConfig, logger: Logger): Promise<Run
       store,
       logger,
       registry,
-      pipelineStats: () => pipelineCounters(registries),
-      metricsRegistries: () => registries,
+      pipelineStats: async () => pipelineCounters(await allRegistries()),
+      metricsRegistries: allRegistries,
     })
     closers.push(() => api.close())
     const apiPort = api.port

@@ -3,9 +3,9 @@
  * batches by the main thread, answering with where each record landed or why it failed.
  */
 import { parentPort, workerData } from 'node:worker_threads'
-import Transport from 'winston-transport'
 import type { KafkaConfig } from '../config/schema'
-import { createLogger, redact } from '../logging/logger'
+import { createLogger } from '../logging/logger'
+import { ToMainThread } from '../logging/thread-transport'
 import { KafkaEventLog } from './kafkajs-log'
 import type { Producer } from './log'
 import { unpackRecords } from './record-pack'
@@ -15,16 +15,8 @@ const port = parentPort!
 const { kafka, debug } = workerData as { kafka: KafkaConfig; debug: boolean }
 const post = (m: FromThread, transfer: ArrayBuffer[] = []) => port.postMessage(m, transfer)
 
-/** Log lines go to the main thread's logger (its transports, levels and redaction). */
-class ToMainThread extends Transport {
-  override log(info: Record<string, unknown>, done: () => void): void {
-    const { level, message, ...fields } = info
-    post({ type: 'log', level: String(level), message: String(message), fields: redact(fields) as object })
-    done()
-  }
-}
-
-const logger = createLogger({ level: debug ? 'debug' : 'info', transports: [new ToMainThread()] })
+// Log lines go to the main thread's logger (its transports, levels and redaction).
+const logger = createLogger({ level: debug ? 'debug' : 'info', transports: [new ToMainThread(post)] })
 const log = new KafkaEventLog(kafka, logger)
 let producer: Producer | undefined
 

@@ -11,6 +11,7 @@ import { Worker } from 'node:worker_threads'
 import type { KafkaConfig } from '../config/schema'
 import { LogError } from '../errors'
 import type { Logger } from '../logging/logger'
+import type { ThreadLogLine } from '../logging/thread-transport'
 import type { OutRecord, Producer, RecordMeta } from './log'
 import { packRecords } from './record-pack'
 
@@ -22,7 +23,7 @@ export type FromThread =
   | { type: 'ready' }
   | { type: 'sent'; id: number; partitions: Int32Array; offsets: BigInt64Array }
   | { type: 'failed'; id: number; message: string; retriable: boolean }
-  | { type: 'log'; level: string; message: string; fields: object }
+  | ThreadLogLine
 
 interface Pending {
   records: readonly OutRecord[]

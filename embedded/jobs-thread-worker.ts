@@ -1,17 +1,21 @@
 /**
- * The jobs thread (see jobs-thread.ts): the enrich, rollup and rules jobs, each as `up` would
- * start it on the main thread, over the main thread's embedded log or a Kafka client of its own.
+ * The jobs thread (see jobs-thread.ts): the enrich, rollup and rules jobs and the sink, each as
+ * `up` would start it on the main thread, over the main thread's embedded log or a Kafka client
+ * of its own.
  */
 import { parentPort, workerData } from 'node:worker_threads'
+import { Registry } from 'prom-client'
+import { SinkMetrics } from '../consumers/sinks/metrics'
+import { createSchemaRegistry } from '../core/envelope/telemetry'
 import { KafkaEventLog } from '../core/kafka/kafkajs-log'
 import type { EventLog } from '../core/kafka/log'
 import { ThreadEventLog } from '../core/kafka/log-thread'
 import { createLogger } from '../core/logging/logger'
 import { ToMainThread } from '../core/logging/thread-transport'
-import { jobRegistry, startRegisteredJob } from '../stream-jobs/registry'
 import { JobMetrics } from '../stream-jobs/runtime/metrics'
 import type { UpRoleConfig } from './config'
-import { UP_JOBS, type FromJobs, type ToJobs } from './jobs-thread'
+import type { FromJobs, ToJobs } from './jobs-thread'
+import { startUpJobs, startUpSink, type Started } from './roles'
 
 const port = parentPort!
 const { cfg } = workerData as { cfg: UpRoleConfig }
@@ -19,8 +23,9 @@ const post = (m: FromJobs) => port.postMessage(m)
 const logger = createLogger({ ...cfg.log, transports: [new ToMainThread(post)] })
 // On Kafka the thread has its own client; on the embedded log, the main thread's log.
 const log: EventLog = cfg.up.kafka ? new KafkaEventLog(cfg.kafka, logger) : new ThreadEventLog(port)
-const metrics = new JobMetrics()
-const running: { close(): Promise<void> }[] = []
+const jobMetrics = new JobMetrics()
+const sinkMetrics = new SinkMetrics()
+const running: Started[] = []
 
 async function close(): Promise<void> {
   for (const r of running.reverse())
@@ -34,22 +39,16 @@ async function close(): Promise<void> {
 port.on('message', (m: ToJobs & { lt?: string }) => {
   if (m.lt !== undefined) return // the log's own
   if (m.type === 'metrics')
-    void metrics.registry.getMetricsAsJSON().then((json) => post({ type: 'metrics', id: m.id, json }))
+    // Merged at each request: roles add metrics to their registries as they start (the rules').
+    void Registry.merge([jobMetrics.registry, sinkMetrics.registry])
+      .getMetricsAsJSON()
+      .then((json) => post({ type: 'metrics', id: m.id, json }))
   else if (m.type === 'close') void close()
 })
 
 async function start(): Promise<void> {
-  for (const name of UP_JOBS) {
-    const entry = jobRegistry.find((j) => j.name === name)!
-    running.push(
-      await startRegisteredJob(entry, cfg, {
-        log,
-        logger,
-        metrics,
-        onFatal: () => post({ type: 'fatal', job: name }),
-      }),
-    )
-  }
+  running.push(...(await startUpJobs(cfg, log, logger, jobMetrics, (job) => post({ type: 'fatal', job }))))
+  running.push(await startUpSink(cfg, log, logger, sinkMetrics, createSchemaRegistry(cfg.schemaRegistry)))
 }
 
 start().then(

@@ -17,9 +17,6 @@ import type { Logger } from '../core/logging/logger'
 import type { ThreadLogLine } from '../core/logging/thread-transport'
 import type { UpRoleConfig } from './config'
 
-/** The stream jobs `up` runs, in this order. */
-export const UP_JOBS = ['enrich', 'rollup', 'rules'] as const
-
 /** Messages from the jobs thread (besides the log's own). */
 export type FromJobs =
   | ThreadLogLine

@@ -8,10 +8,13 @@ const MIN = 60_000
 // `fleetstream up` on its embedded defaults — no Kafka, no database server: the embedded log
 // and SQLite, in one process — and the same roles on the real Kafka (`--kafka`): one contract,
 // two transports. Readings in over HTTP and MQTT → rows out of the query API.
+// The jobs run on their own thread by default (`up.jobsThread`); the third row runs them on
+// the main thread.
 describe.each([
-  ['the embedded log', () => undefined],
-  ['Kafka [kafka]', () => ({ brokers: serverEnv().FS_KAFKA_BROKERS, prefix: uniqueName('up') })],
-])('embedded > fleetstream up on %s, SQLite store', (_title, kafka) => {
+  ['the embedded log', () => undefined, {}],
+  ['Kafka [kafka]', () => ({ brokers: serverEnv().FS_KAFKA_BROKERS, prefix: uniqueName('up') }), {}],
+  ['the embedded log, jobs on the main thread', () => undefined, { FLEETSTREAM_UP__JOBS_THREAD: 'false' }],
+])('embedded > fleetstream up on %s, SQLite store', (_title, kafka, env: Record<string, string>) => {
   const dataDir = tempDir('fs-up-')
   const transport = kafka()
   const T0 = Math.floor(Date.now() / MIN) * MIN - 10 * MIN
@@ -39,7 +42,7 @@ describe.each([
   })
 
   it('stores what devices send over HTTP and MQTT, rolls it up, and keeps it across a restart', async () => {
-    up = await startUp(dataDir, transport)
+    up = await startUp(dataDir, transport, env)
     const auth = `Basic ${Buffer.from(`${up.demo.deviceId}:${up.demo.token}`).toString('base64')}`
     // 120 readings over HTTP, one per 5 s of event time (10 minutes), in batches of 20.
     for (let b = 0; b < 6; b++) {
@@ -119,7 +122,7 @@ describe.each([
 
     // Restart on the same data directory: nothing is lost, nothing is written twice.
     await up.close()
-    up = await startUp(dataDir, transport)
+    up = await startUp(dataDir, transport, env)
     expect(await readings()).toHaveLength(150)
     const res = await fetch(`http://127.0.0.1:${up.listening.http}/v1/telemetry`, {
       method: 'POST',

@@ -8,9 +8,7 @@ import { startBridge } from '../bridge/index'
 import { runAlertConsumer } from '../consumers/alerts/deliver'
 import { logSink } from '../consumers/alerts/log-sink'
 import { AlertMetrics } from '../consumers/alerts/metrics'
-import { sinkCodecs, sinkFor, sinkInputs } from '../consumers/sinks/cli'
 import { SinkMetrics } from '../consumers/sinks/metrics'
-import { runSink } from '../consumers/sinks/runtime'
 import { EmbeddedEventLog } from '../core/embedded-log/log'
 import { AvroCodec } from '../core/envelope/codec'
 import { createSchemaRegistry } from '../core/envelope/telemetry'
@@ -22,11 +20,11 @@ import { assetPath } from '../core/paths'
 import { loadRuleFiles } from '../rules/loader'
 import { publishRules } from '../rules/publish'
 import type { Alert, Device, RuleDefinition } from '../schemas/types.generated'
-import { jobRegistry, startRegisteredJob } from '../stream-jobs/registry'
 import { JobMetrics } from '../stream-jobs/runtime/metrics'
 import type { Registry } from 'prom-client'
 import type { UpRoleConfig } from './config'
-import { startJobsThread, UP_JOBS } from './jobs-thread'
+import { startJobsThread } from './jobs-thread'
+import { startUpJobs, startUpSink } from './roles'
 
 /** What `fleetstream up` started: where it listens, the demo credentials, how to stop it. */
 export interface RunningUp {
@@ -149,36 +147,30 @@ export async function startUp(config: UpRoleConfig, logger: Logger): Promise<Run
     ])
     await registryProducer.close()
 
-    // Stream jobs: one metrics registry (every series is labelled with its job), here or on
-    // the jobs thread.
+    // Stream jobs and the sink: here, or on a thread of their own (their metrics with them).
     const onJobFatal = (job: string) => {
       logger.error('a stream job stopped for good; stopping', { job })
       process.exitCode = 1
       void close()
     }
     const registries: Registry[] = []
-    let jobsRegistry: (() => Promise<Registry>) | undefined
+    let threadRegistry: (() => Promise<Registry>) | undefined
     if (cfg.up.jobsThread) {
       const jobs = await startJobsThread(cfg, log, logger, onJobFatal)
       closers.push(() => jobs.close())
-      jobsRegistry = () => jobs.metrics()
+      threadRegistry = () => jobs.metrics()
     } else {
       const jobMetrics = new JobMetrics()
-      registries.push(jobMetrics.registry)
-      for (const name of UP_JOBS) {
-        const entry = jobRegistry.find((j) => j.name === name)!
-        const running = await startRegisteredJob(entry, cfg, {
-          log,
-          logger,
-          metrics: jobMetrics,
-          onFatal: () => onJobFatal(name),
-        })
-        closers.push(() => running.close())
-      }
+      const sinkMetrics = new SinkMetrics()
+      registries.push(jobMetrics.registry, sinkMetrics.registry)
+      for (const job of await startUpJobs(cfg, log, logger, jobMetrics, onJobFatal))
+        closers.push(() => job.close())
+      const sink = await startUpSink(cfg, log, logger, sinkMetrics, registry)
+      closers.push(() => sink.close())
     }
-    const allRegistries = async () => (jobsRegistry ? [...registries, await jobsRegistry()] : registries)
+    const allRegistries = async () => (threadRegistry ? [...registries, await threadRegistry()] : registries)
 
-    // Alert consumer (log), sink, API.
+    // Alert consumer (log), API.
     const alertMetrics = new AlertMetrics()
     registries.push(alertMetrics.registry)
     const alerts = await runAlertConsumer(log, logSink(logger), {
@@ -191,19 +183,6 @@ export async function startUp(config: UpRoleConfig, logger: Logger): Promise<Run
       logger,
     })
     closers.push(() => alerts.close())
-    const sinkMetrics = new SinkMetrics()
-    registries.push(sinkMetrics.registry)
-    const sink = await runSink(log, sinkFor(cfg.up.store, cfg), {
-      groupId: `${cfg.sinks.applicationId}-sink-${cfg.up.store}`,
-      inputs: sinkInputs(cfg),
-      deadletterTopic: cfg.topics.deadletter,
-      codecs: await sinkCodecs(registry),
-      retry: cfg.sinks.retry,
-      logger,
-      metrics: sinkMetrics,
-      concurrency: cfg.sinks.concurrency,
-    })
-    closers.push(() => sink.close())
     const store = readStoreFor(cfg)
     closers.push(() => store.close())
     const api = await startApi(cfg, {

@@ -67,6 +67,7 @@ export const jobRegistry: JobEntry[] = [
         lateTopic: cfg.topics.late,
         deadletterTopic: cfg.topics.deadletter,
         allowedLatenessMs: j.allowedLatenessMs,
+        maxFiringsPerStep: j.rollup.maxFiringsPerStep,
         time: {
           outOfOrdernessMs: j.outOfOrdernessMs,
           idleTimeoutMs: j.idleTimeoutMs,

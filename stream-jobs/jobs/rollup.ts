@@ -13,6 +13,7 @@ import {
 import {
   advance,
   fire,
+  hasDue,
   newWindowState,
   openWindowCount,
   restoreKey,
@@ -43,6 +44,9 @@ export interface RollupJobOptions {
   lateTopic: string
   deadletterTopic: string
   allowedLatenessMs: number
+  /** At most this many windows fired in one step (per input partition); the rest in the next
+   * steps (see `fire`). Default: no limit. */
+  maxFiringsPerStep?: number
   time: WatermarkOptions
   telemetry: AvroCodec<Telemetry>
   rollup: AvroCodec<Rollup>
@@ -56,6 +60,9 @@ export interface RollupState {
   metrics: Map<string, Set<string>>
   /** Per device, its (device, metric) changelog keys written before version 2, to delete. */
   legacy: Map<string, string[]>
+  /** A batch was processed since the last tick: readings are flowing, so the tick fires no
+   * more than a step does. A tick on an idle partition fires whatever is due. */
+  busy: boolean
 }
 
 type Firings = NonNullable<StepResult['firings']>
@@ -81,6 +88,7 @@ export function rollupJob(o: RollupJobOptions): StreamJob<RollupState> {
     ),
     metrics: new Map(),
     legacy: new Map(),
+    busy: false,
   })
   const metricsOf = (state: RollupState, deviceId: string): Set<string> => {
     let ms = state.metrics.get(deviceId)
@@ -119,9 +127,13 @@ export function rollupJob(o: RollupJobOptions): StreamJob<RollupState> {
     outputs: OutRecord[],
     changed: Set<string>,
     firings: Firings = {},
+    limit = o.maxFiringsPerStep ?? Number.POSITIVE_INFINITY,
   ): StepResult => {
+    let budget = limit
     state.windows.forEach((ws, i) => {
-      for (const r of fire(ws, state.wm.watermark, changed)) emit(outputs, firings, o.outputs[i]!, r)
+      const fired = fire(ws, state.wm.watermark, changed, Math.max(0, budget))
+      budget -= fired.length
+      for (const r of fired) emit(outputs, firings, o.outputs[i]!, r)
     })
     const devices = new Set<string>()
     for (const key of changed) {
@@ -207,6 +219,7 @@ export function rollupJob(o: RollupJobOptions): StreamJob<RollupState> {
       const outputs: OutRecord[] = []
       const firings: Firings = {}
       const changed = new Set<string>()
+      state.busy = true
       for (const r of records) {
         const decoded = await decodeReading(r, now, readingCheck)
         if ('dead' in decoded) {
@@ -242,8 +255,11 @@ export function rollupJob(o: RollupJobOptions): StreamJob<RollupState> {
     tick(state, now) {
       const before = state.wm.watermark
       state.wm = watermarkAt(state.wm, now, o.time)
-      if (state.wm.watermark === before) return { outputs: [], changelog: new Map() }
-      return finish(state, [], new Set())
+      const due = state.windows.some((ws) => hasDue(ws, state.wm.watermark))
+      const busy = state.busy
+      state.busy = false
+      if (state.wm.watermark === before && !due) return { outputs: [], changelog: new Map() }
+      return finish(state, [], new Set(), {}, busy ? undefined : Number.POSITIVE_INFINITY)
     },
     watermark: (state) => state.wm.watermark,
     stateSize: (state) => state.windows.reduce((n, ws) => n + openWindowCount(ws), 0),

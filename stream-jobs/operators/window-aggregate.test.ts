@@ -1,7 +1,15 @@
 import fc from 'fast-check'
 import { WindowTestDriver } from '../testing/window-driver'
 import { aggregateOf, combine, type Aggregate } from './aggregate'
-import { advance, fire, newWindowState, restoreKey, snapshotKey, type WindowResult } from './window-aggregate'
+import {
+  advance,
+  fire,
+  hasDue,
+  newWindowState,
+  restoreKey,
+  snapshotKey,
+  type WindowResult,
+} from './window-aggregate'
 import { windowsFor } from './windows'
 
 const MIN = 60_000
@@ -293,5 +301,31 @@ describe('stream-jobs > windows > tumbling fast path', () => {
       }),
       { numRuns: 300 },
     )
+  })
+})
+
+describe('stream-jobs > windows > fire with a limit', () => {
+  it('fires at most `limit` a call and the rest in later calls, each once, as one call would', () => {
+    const make = () => {
+      const ws = newWindowState({ spec: { kind: 'tumbling', sizeMs: 60_000 }, allowedLatenessMs: 10_000 })
+      for (let k = 0; k < 7; k++) advance(ws, { key: `k${k}`, ts: 1_000 * k, value: k }, 0)
+      return ws
+    }
+    const all = fire(make(), 65_000)
+    const ws = make()
+    const parts: WindowResult[][] = []
+    while (hasDue(ws, 65_000)) {
+      const changed = new Set<string>()
+      parts.push(fire(ws, 65_000, changed, 3))
+      expect([...changed].sort()).toEqual(parts[parts.length - 1]!.map((r) => r.key).sort())
+      if (parts.length > 10) break
+    }
+    expect(parts.map((p) => p.length)).toEqual([3, 3, 1])
+    expect(parts.flat()).toEqual(all)
+    // Kept for their lateness, then forgotten; nothing fires twice.
+    expect(fire(ws, 65_000, undefined, 3)).toEqual([])
+    expect(hasDue(ws, 69_999)).toBe(false)
+    expect(fire(ws, 70_000, undefined, 3)).toEqual([])
+    expect(ws.keys.size).toBe(0)
   })
 })

@@ -1,4 +1,4 @@
-import { sinkCodecs, sinkFor, sinkInputs } from '../consumers/sinks/cli'
+import { sinkCodecs, sinkConcurrency, sinkFor, sinkInputs } from '../consumers/sinks/cli'
 import type { SinkMetrics } from '../consumers/sinks/metrics'
 import { runSink } from '../consumers/sinks/runtime'
 import type { SchemaRegistry } from '../core/envelope/registry'
@@ -48,6 +48,6 @@ export async function startUpSink(
     retry: cfg.sinks.retry,
     logger,
     metrics,
-    concurrency: cfg.sinks.concurrency,
+    concurrency: sinkConcurrency(cfg.up.store, cfg),
   })
 }

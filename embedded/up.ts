@@ -68,7 +68,7 @@ function relocate(cfg: UpRoleConfig): UpRoleConfig {
   return {
     ...cfg,
     bridge: { ...cfg.bridge, auth: { ...cfg.bridge.auth, file: inData(cfg.bridge.auth.file) } },
-    sinks: { ...cfg.sinks, sqlite: { file: inData(cfg.sinks.sqlite.file) } },
+    sinks: { ...cfg.sinks, sqlite: { ...cfg.sinks.sqlite, file: inData(cfg.sinks.sqlite.file) } },
     api: { ...cfg.api, keysFile: inData(cfg.api.keysFile), store: cfg.up.store },
   }
 }

@@ -44,6 +44,11 @@ export function sinkFor(store: string, cfg: SinksRoleConfig): Sink {
   ])
 }
 
+/** Batches a sink writes at once: SQLite's own setting (it commits them together), else `sinks.concurrency`. */
+export function sinkConcurrency(store: string, cfg: SinksRoleConfig): number {
+  return store === 'sqlite' ? cfg.sinks.sqlite.concurrency : cfg.sinks.concurrency
+}
+
 /** The topics a sink reads, from `sinks.store` and `sinks.input`. */
 export function sinkInputs(cfg: SinksRoleConfig): { topic: string; kind: SinkKind }[] {
   const t = cfg.topics
@@ -108,7 +113,7 @@ export function registerSinkCommands(program: Command): void {
         retry: cfg.sinks.retry,
         logger,
         metrics,
-        concurrency: cfg.sinks.concurrency,
+        concurrency: sinkConcurrency(store, cfg),
       })
       ready = true
       process.stdout.write(

@@ -52,6 +52,12 @@ export const sinksConfig = z.strictObject({
     .strictObject({
       /** The embedded store's database file (`:memory:` for none). */
       file: z.string().min(1).default('data/fleetstream.db'),
+      /**
+       * Batches written at once (instead of `sinks.concurrency`): the writer thread commits the
+       * batches that arrive together in one transaction, one fsync (sqliteRequestLoop). `up` at
+       * 15,000 readings/s, 60-s probe runs: p99 413 and 426 ms with 8, 623 and 738 with 2.
+       */
+      concurrency: z.number().int().min(1).max(64).default(8),
     })
     .prefault({}),
   metrics: z

@@ -2,7 +2,13 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { SinkWriteError } from './sink'
-import { openSqlite, sqliteWorkerExecutor } from './sqlite'
+import {
+  openSqlite,
+  sqliteExecutor,
+  sqliteRequestLoop,
+  sqliteWorkerExecutor,
+  type SqliteReply,
+} from './sqlite'
 
 describe('consumers > sinks > sqlite on its writer thread', () => {
   const file = () => path.join(mkdtempSync(path.join(tmpdir(), 'fs-sqlite-thread-')), 'x.db')
@@ -68,5 +74,70 @@ describe('consumers > sinks > sqlite on its writer thread', () => {
     } finally {
       await x.close()
     }
+  })
+})
+
+describe('consumers > sinks > sqlite writer loop: bulks that arrive together commit together', () => {
+  const setup = () => {
+    const f = path.join(mkdtempSync(path.join(tmpdir(), 'fs-sqlite-loop-')), 'x.db')
+    const db = openSqlite(f)
+    db.exec('CREATE TABLE t (k TEXT PRIMARY KEY)')
+    const replies: SqliteReply[] = []
+    let wake = () => {}
+    const send = sqliteRequestLoop(sqliteExecutor(db), (r) => {
+      replies.push(r)
+      wake()
+    })
+    const answered = (n: number) =>
+      new Promise<void>((resolve) => {
+        wake = () => replies.length >= n && resolve()
+        wake()
+      })
+    const bulk = (id: number, ...keys: string[]) =>
+      send({ id, kind: 'bulk', text: 'INSERT INTO t (k) VALUES (?)', params: keys.map((k) => [k]) })
+    const keys = () => (db.prepare('SELECT k FROM t ORDER BY k').pluck().all() as string[]).join(',')
+    return { db, replies, send, answered, bulk, keys }
+  }
+
+  it('answers each bulk, in order, once the one transaction they share is committed', async () => {
+    const { db, replies, send, answered, bulk, keys } = setup()
+    bulk(1, 'a', 'b')
+    bulk(2, 'c')
+    bulk(3, 'd', 'e')
+    send({ id: 4, kind: 'query', text: 'SELECT count(*) AS n FROM t', params: [] })
+    bulk(5, 'f')
+    await answered(5)
+    expect(replies).toEqual([
+      { id: 1, rows: [], together: 3 },
+      { id: 2, rows: [], together: 3 },
+      { id: 3, rows: [], together: 3 },
+      { id: 4, rows: [{ n: 5 }] },
+      { id: 5, rows: [], together: 1 },
+    ])
+    // Bulks sent after those were answered start a new transaction.
+    bulk(6, 'g')
+    bulk(7, 'h')
+    await answered(7)
+    expect(replies.slice(5)).toEqual([
+      { id: 6, rows: [], together: 2 },
+      { id: 7, rows: [], together: 2 },
+    ])
+    expect(keys()).toBe('a,b,c,d,e,f,g,h')
+    db.close()
+  })
+
+  it('runs each alone when their transaction fails: only the failing one hears of it', async () => {
+    const { db, replies, answered, bulk, keys } = setup()
+    bulk(1, 'a')
+    bulk(2, 'b', 'b') // a duplicate key: this bulk fails, all of it
+    bulk(3, 'c')
+    await answered(3)
+    expect(replies).toEqual([
+      { id: 1, rows: [], together: 1 },
+      { id: 2, error: { message: expect.stringMatching(/UNIQUE constraint failed: t.k/), retriable: false } },
+      { id: 3, rows: [], together: 1 },
+    ])
+    expect(keys()).toBe('a,c')
+    db.close()
   })
 })

@@ -10,7 +10,7 @@
  */
 import path from 'node:path'
 import { Worker } from 'node:worker_threads'
-import { AggregatorRegistry, type Registry } from 'prom-client'
+import { AggregatorRegistry, Registry } from 'prom-client'
 import { serveEventLog } from '../core/kafka/log-thread'
 import type { EventLog } from '../core/kafka/log'
 import type { Logger } from '../core/logging/logger'
@@ -96,8 +96,17 @@ export async function startJobsThread(
   return {
     metrics: () =>
       new Promise<Registry>((resolve) => {
+        // A thread that is stopping (or too busy to answer in 5 s) shows no metrics this time.
+        if (closing) return resolve(new Registry())
         const id = nextId++
-        asked.set(id, (json) => resolve(AggregatorRegistry.aggregate([json as never])))
+        const timer = setTimeout(() => {
+          asked.delete(id)
+          resolve(new Registry())
+        }, 5_000)
+        asked.set(id, (json) => {
+          clearTimeout(timer)
+          resolve(AggregatorRegistry.aggregate([json as never]))
+        })
         post({ type: 'metrics', id })
       }),
     async close() {
@@ -108,7 +117,8 @@ export async function startJobsThread(
         worker.once('exit', () => resolve())
       })
       post({ type: 'close' })
-      await closed
+      // The jobs close within seconds; a thread that does not is stopped all the same.
+      await Promise.race([closed, new Promise((r) => setTimeout(r, 30_000).unref())])
       await served.stop()
       await worker.terminate()
     },

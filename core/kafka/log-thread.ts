@@ -284,6 +284,8 @@ export function serveEventLog(log: EventLog, channel: Channel): { stop(): Promis
         return op(m)
       })
       .then(
+        // What crosses back: a handle (number), record metadata or names (arrays), offsets (Maps);
+        // anything else an op returns is of no use to the caller, and might not clone.
         (value) =>
           m.id > 0 &&
           post({

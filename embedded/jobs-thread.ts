@@ -8,8 +8,7 @@
  * Kafka the thread has a client of its own.
  * Their metrics live in the worker's registry, read on request.
  */
-import path from 'node:path'
-import { Worker } from 'node:worker_threads'
+import { startWorker } from '../core/threads'
 import { AggregatorRegistry, Registry } from 'prom-client'
 import { serveEventLog } from '../core/kafka/log-thread'
 import type { EventLog } from '../core/kafka/log'
@@ -36,14 +35,6 @@ export interface JobsThread {
   close(): Promise<void>
 }
 
-function spawn(workerData: object): Worker {
-  if (__filename.endsWith('.ts')) {
-    const entry = path.join(__dirname, 'jobs-thread-worker.ts')
-    return new Worker(`require('tsx/cjs'); require(${JSON.stringify(entry)})`, { eval: true, workerData })
-  }
-  return new Worker(path.join(__dirname, 'jobs-thread-worker.js'), { workerData })
-}
-
 /**
  * Starts the enrich, rollup and rules jobs on a worker thread, over `log`; resolves once they
  * run. `onFatal`: a job stopped for good (its consumer crashed), or the thread died.
@@ -54,7 +45,7 @@ export async function startJobsThread(
   logger: Logger,
   onFatal: (job: string) => void,
 ): Promise<JobsThread> {
-  const worker = spawn({ cfg })
+  const worker = startWorker(__filename, 'jobs-thread-worker', { cfg })
   const served = cfg.up.kafka ? { stop: async () => {} } : serveEventLog(log, worker)
   const asked = new Map<number, (json: object[]) => void>()
   let nextId = 1

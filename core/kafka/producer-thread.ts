@@ -6,8 +6,8 @@
  * it; `send` resolves with the same record metadata, and fails the same way (LogError), as
  * the in-thread producer of KafkaEventLog.
  */
-import path from 'node:path'
-import { Worker } from 'node:worker_threads'
+import type { Worker } from 'node:worker_threads'
+import { startWorker } from '../threads'
 import type { KafkaConfig } from '../config/schema'
 import { LogError } from '../errors'
 import type { Logger } from '../logging/logger'
@@ -29,15 +29,6 @@ interface Pending {
   records: readonly OutRecord[]
   resolve: (m: RecordMeta[]) => void
   reject: (e: unknown) => void
-}
-
-/** Starts the worker from compiled JavaScript, or from the TypeScript sources through tsx. */
-function spawn(workerData: object): Worker {
-  if (__filename.endsWith('.ts')) {
-    const entry = path.join(__dirname, 'producer-thread-worker.ts')
-    return new Worker(`require('tsx/cjs'); require(${JSON.stringify(entry)})`, { eval: true, workerData })
-  }
-  return new Worker(path.join(__dirname, 'producer-thread-worker.js'), { workerData })
 }
 
 /** A producer on its own thread. */
@@ -66,7 +57,7 @@ export async function threadedProducer(kafka: KafkaConfig, logger: Logger): Prom
 
   const start = (): Promise<Worker> =>
     new Promise<Worker>((resolve, reject) => {
-      const w = spawn(workerData)
+      const w = startWorker(__filename, 'producer-thread-worker', workerData)
       let ready = false
       let gone = false
       const died = (why: string) => {

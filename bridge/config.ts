@@ -86,6 +86,14 @@ export const bridgeConfig = z.strictObject({
       maxConnections: z.number().int().min(1).default(20_000),
       connectTimeoutMs: z.number().int().min(100).default(10_000),
       /**
+       * MQTT connections handled at once between accept and CONNACK; more wait, unread, in
+       * arrival order (bridge/mqtt/login-gate.ts), so a login storm does not hold up the
+       * acknowledgements of the devices already connected.
+       */
+      maxLoginsInFlight: z.number().int().min(1).default(64),
+      /** A login's place among them is freed after this long even without a CONNACK (a client that sends nothing). */
+      maxLoginHoldMs: z.number().int().min(1).default(2000),
+      /**
        * Connections the kernel queues for the MQTT and HTTP listeners before the bridge accepts
        * them (Linux caps it at net.core.somaxconn). With Node's default of 511, 10,000 devices
        * connecting at once overflowed the queue: the dropped connections were retried by the

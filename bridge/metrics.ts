@@ -45,6 +45,8 @@ export class BridgeMetrics {
   }
   /** Read when scraped: records waiting for or in a Kafka write. */
   bufferedRecords: () => number = () => 0
+  /** Set by the embedded MQTT broker: connections waiting at its login gate. */
+  loginsWaiting: () => number = () => 0
   readonly received = new Counter({
     name: 'fleetstream_bridge_received_total',
     help: 'Messages received',
@@ -125,6 +127,12 @@ export class BridgeMetrics {
     help: 'Connected MQTT clients',
     labelNames: ['transport'],
     registers: [this.registry],
+  })
+  readonly loginsQueued = new Gauge({
+    name: 'fleetstream_bridge_logins_waiting',
+    help: 'MQTT connections waiting at the login gate (limits.maxLoginsInFlight)',
+    registers: [this.registry],
+    collect: readGauge(() => this.loginsWaiting()),
   })
   readonly buffered = new Gauge({
     name: 'fleetstream_bridge_buffered_records',

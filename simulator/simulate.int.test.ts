@@ -4,7 +4,7 @@ import path from 'node:path'
 import Database from 'better-sqlite3'
 import { metricValue } from '../test/bridge-process'
 import { serverEnv, uniqueName } from '../test/servers'
-import { registerDevices, startUp, type Up } from '../test/up-process'
+import { registerDevices, startUp, upMetric, type Up } from '../test/up-process'
 import { simulate } from './simulate'
 import { tempDir } from '../test/tmp'
 
@@ -194,15 +194,6 @@ describe('simulator > fleetstream up killed mid-stream', () => {
     db.close()
   }, 180_000)
 })
-
-/** One value of `up`'s Prometheus metrics, read now. */
-async function upMetric(up: Up, name: string, labels?: Record<string, string>): Promise<number> {
-  return metricValue(
-    await (await fetch(`http://127.0.0.1:${up.listening.http}/metrics`)).text(),
-    name,
-    labels,
-  )
-}
 
 /** Waits (up to 30 s) for `n` rows of the devices named `prefix…` in `up`'s store: each (device, seq) once. */
 async function expectStoredOnce(dataDir: string, prefix: string, n: number): Promise<void> {

@@ -3,6 +3,7 @@ import { createWriteStream, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { createDeviceStore } from '../bridge/auth'
 import { bridgeRoleConfig } from '../bridge/config'
+import { metricValue } from './bridge-process'
 
 export interface Up {
   proc: ChildProcess
@@ -133,4 +134,13 @@ export async function registerDevices(
     await store.close()
   }
   return devices
+}
+
+/** One value of `up`'s Prometheus metrics, read now. */
+export async function upMetric(up: Up, name: string, labels?: Record<string, string>): Promise<number> {
+  return metricValue(
+    await (await fetch(`http://127.0.0.1:${up.listening.http}/metrics`)).text(),
+    name,
+    labels,
+  )
 }

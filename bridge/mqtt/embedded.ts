@@ -1,11 +1,6 @@
 import { readFileSync } from 'node:fs'
 import type { IncomingMessage } from 'node:http'
-import {
-  createServer as createNetServer,
-  type AddressInfo,
-  type Server as NetServer,
-  type Socket,
-} from 'node:net'
+import { createServer as createNetServer, Socket, type AddressInfo, type Server as NetServer } from 'node:net'
 import { createServer as createTlsServer } from 'node:tls'
 import type { Duplex } from 'node:stream'
 // aedes is ESM-only; Node ≥ 20.19 loads it through require(). This module is therefore never
@@ -15,6 +10,7 @@ import { WebSocketServer, createWebSocketStream } from 'ws'
 import type { DeviceIdentity } from '../auth/credentials'
 import type { AdapterDeps } from '../registry'
 import { PushbackError, RateLimitError } from '../errors'
+import { LoginGate } from './login-gate'
 import { PacketSizeGuard } from './packet-guard'
 
 /** aedes's CONNACK return codes (MQTT 3.1.1 §3.2.2.3). */
@@ -33,7 +29,7 @@ export interface EmbeddedMqtt {
   close(): Promise<void>
 }
 
-type IdentifiedClient = Client & { fsIdentity?: DeviceIdentity }
+type IdentifiedClient = Client & { fsIdentity?: DeviceIdentity; fsRelease?: () => void }
 
 function authError(message: string, code: number): Error & { returnCode: number } {
   return Object.assign(new Error(message), { returnCode: code })
@@ -163,9 +159,28 @@ export async function startEmbeddedMqtt(deps: AdapterDeps): Promise<EmbeddedMqtt
   })
   broker.on('connectionError', (_client, err) => log.debug('connection error', { error: err.message }))
 
+  // A login holds its slot until its CONNACK is written or its connection closes.
+  const gate = new LoginGate(limits.maxLoginsInFlight, limits.maxLoginHoldMs)
+  broker.on('connackSent', (_packet, client) => (client as IdentifiedClient).fsRelease?.())
+  metrics.loginsWaiting = () => gate.queued
+
   const handle = (transport: string) => (conn: Socket | Duplex, req?: IncomingMessage) => {
     metrics.connections.inc({ transport })
-    conn.once('close', () => metrics.connections.dec({ transport }))
+    let release: (() => void) | undefined
+    const withdraw = gate.enter((r) => {
+      release = r
+      if (conn.destroyed) return r()
+      const client = admit(conn, req) as IdentifiedClient
+      client.fsRelease = r
+    })
+    conn.once('close', () => {
+      metrics.connections.dec({ transport })
+      withdraw()
+      release?.()
+    })
+  }
+
+  const admit = (conn: Socket | Duplex, req?: IncomingMessage): Client => {
     const guarded = new PacketSizeGuard(conn, limits.maxPayloadBytes * 4, (declared) => {
       metrics.authFailures.inc({ source: 'mqtt', reason: 'packet_too_large' })
       void pipeline.refuse(
@@ -182,11 +197,13 @@ export async function startEmbeddedMqtt(deps: AdapterDeps): Promise<EmbeddedMqtt
       )
     })
     guarded.on('error', () => undefined)
-    broker.handle(guarded, req)
+    if (conn instanceof Socket) conn.resume()
+    return broker.handle(guarded, req)
   }
 
   const servers: { close(cb: () => void): void }[] = []
-  const tcp: NetServer = createNetServer(handle('tcp'))
+  // Paused: a connection waiting at the login gate is not read.
+  const tcp: NetServer = createNetServer({ pauseOnConnect: true }, handle('tcp'))
   tcp.maxConnections = limits.maxConnections + 100
   await new Promise<void>((resolve, reject) => {
     tcp.once('error', reject)

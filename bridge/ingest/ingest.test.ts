@@ -113,6 +113,66 @@ describe('bridge > ingest > sequence accounting', () => {
   })
 })
 
+/** The window as a list, each reading an entry: what SequenceTracker's ring must answer like. */
+class ReferenceWindow {
+  private readonly ring: ({ ts: number; seq: number; write: Promise<unknown> | null } | undefined)[] = []
+  private next = 0
+  constructor(private readonly window: number) {}
+  private find(ts: number, seq: number) {
+    return this.ring.find((r) => r?.ts === ts && r.seq === seq)
+  }
+  /** Whether (ts, seq) is in the window; remembered if not. */
+  seen(ts: number, seq: number, write: Promise<unknown> | null): boolean {
+    if (this.find(ts, seq)) return true
+    this.ring[this.next] = { ts, seq, write }
+    this.next = (this.next + 1) % this.window
+    return false
+  }
+  firstCopy(ts: number, seq: number) {
+    return this.find(ts, seq)?.write ?? null
+  }
+  written(ts: number, seq: number, write: Promise<unknown>) {
+    const r = this.find(ts, seq)
+    if (r?.write === write) r.write = null
+  }
+  forget(ts: number, seq: number) {
+    const i = this.ring.findIndex((r) => r?.ts === ts && r.seq === seq)
+    if (i !== -1) this.ring[i] = undefined
+  }
+}
+
+describe('bridge > ingest > duplicate window', () => {
+  it.each([1, 5, 16, 40, 100])(
+    'answers as a plain list of the last %i readings would, through growth and wrap-around',
+    (window) => {
+      // A small LCG: the same "random" readings each run.
+      let x = 12345 + window
+      const rand = (n: number) => ((x = (x * 1103515245 + 12345) % 2 ** 31), (x >>> 16) % n)
+      const t = new SequenceTracker(window)
+      const ref = new ReferenceWindow(window)
+      const writes = [Promise.resolve(1), Promise.resolve(2), Promise.resolve(3)]
+      for (let i = 0; i < 3000; i++) {
+        // Few distinct seqs and ts: restarted counts, resends and chains of the same seq.
+        const seq = rand(8)
+        const ts = 1000 + rand(8)
+        const op = rand(10)
+        if (op < 7) {
+          const w = writes[rand(3)]!
+          const verdict = t.observe('d', ts, seq, w)
+          expect(verdict === 'duplicate').toBe(ref.seen(ts, seq, w))
+        } else if (op === 7) {
+          t.forget('d', ts, seq)
+          ref.forget(ts, seq)
+        } else if (op === 8) {
+          const w = writes[rand(3)]!
+          t.written('d', ts, seq, w)
+          ref.written(ts, seq, w)
+        } else expect(t.firstCopy('d', ts, seq)).toBe(ref.firstCopy(ts, seq))
+      }
+    },
+  )
+})
+
 describe('bridge > ingest > schema drift', () => {
   it('learns from the first reading and reports new names and type changes', () => {
     const d = new DriftTracker()

@@ -450,7 +450,9 @@ async function mosquittoPeer(devices: { deviceId: string; token: string }[]) {
   }
   const exe = bin ?? ['/usr/sbin/mosquitto', '/usr/bin/mosquitto'].find((f) => existsSync(f))!
   const dir = mkdtempSync(path.join(tmpdir(), 'fs-bench-mosquitto-'))
-  const port = 20_000 + Math.floor(Math.random() * 20_000)
+  // Below Linux's ephemeral ports (32768–60999): the fleet's 10,000 closed connections leave
+  // their ports in TIME-WAIT, and a port among them failed the broker's bind once.
+  const port = 20_000 + Math.floor(Math.random() * 12_000)
   const conf = path.join(dir, 'mosquitto.conf')
   writeFileSync(
     conf,

@@ -65,7 +65,7 @@ export function registerSimulateCommands(program: Command): void {
     .option('--bad <f>', 'fraction of readings sent as payloads the bridge must refuse (HTTP)', fraction, 0)
     .option(
       '--retries <n>',
-      'MQTT: times a device reconnects and sends a message again when its connection is lost or the message is not acknowledged in 30 s',
+      'times a device sends a message again: MQTT, reconnecting when its connection is lost or the message is not acknowledged in 30 s; HTTP, after a 429/503 with Retry-After',
       '3',
     )
     .option('--prefix <p>', 'device id prefix', 'sim-')

@@ -342,3 +342,54 @@ describe('simulator > devices whose connection is lost', () => {
     await expectStoredOnce(dataDir, 'lost-', 60)
   }, 120_000)
 })
+
+describe('simulator > HTTP devices over the rate limit', () => {
+  let up: Up | undefined
+  afterAll(async () => {
+    await up?.close()
+  })
+
+  it('wait as Retry-After says and send again; the bridge counts each refusal', async () => {
+    const dataDir = tempDir('fs-sim-retry-')
+    // One message a second per device, no burst: a device's second message at once is refused
+    // (429, Retry-After: 1).
+    up = await startUp(dataDir, undefined, {
+      FLEETSTREAM_BRIDGE__LIMITS__RATE_PER_DEVICE: '1',
+      FLEETSTREAM_BRIDGE__LIMITS__BURST_PER_DEVICE: '1',
+    })
+    const devices = await registerDevices(dataDir, 'retry-', 5)
+    const limited = () => upMetric(up!, 'fleetstream_bridge_rate_limited_total', { source: 'http' })
+    const run = (retries: number, startTs: number) =>
+      simulate({
+        devices,
+        transport: 'http',
+        httpUrl: `http://127.0.0.1:${up!.listening.http}`,
+        mqttUrl: '',
+        readings: 3,
+        intervalMs: 1000,
+        batch: 1,
+        concurrency: 5,
+        faults: { outOfOrder: 0, late: 0, offline: 0, skew: 0, bad: 0 },
+        lateMs: 0,
+        skewMs: 0,
+        startTs,
+        retries,
+      })
+    const before = await limited()
+    const summary = await run(3, Date.now() - 60_000)
+    expect(summary).toMatchObject({ sent: 15, acknowledged: 15, rejected: {}, unanswered: 0 })
+    // Each device's second and third message came too soon at least once.
+    expect(summary.retried).toBeGreaterThanOrEqual(10)
+    expect((await limited()) - before).toBe(summary.retried)
+    await expectStoredOnce(dataDir, 'retry-', 15)
+
+    // Without retries, the refusals are the summary's.
+    await new Promise((r) => setTimeout(r, 1100)) // the devices' tokens refill
+    const mid = await limited()
+    const refused = await run(0, Date.now() - 30_000)
+    expect(refused.retried).toBe(0)
+    expect(refused.rejected.FS_BRIDGE_RATE).toBeGreaterThanOrEqual(10)
+    expect(refused.acknowledged + refused.rejected.FS_BRIDGE_RATE!).toBe(15)
+    expect((await limited()) - mid).toBe(refused.rejected.FS_BRIDGE_RATE)
+  }, 120_000)
+})

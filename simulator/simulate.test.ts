@@ -1,6 +1,6 @@
 import { createServer, type Server, type Socket } from 'node:net'
 import { createServer as createHttpServer } from 'node:http'
-import { simulate, type SimulateOptions } from './simulate'
+import { retryAfterMs, simulate, type SimulateOptions } from './simulate'
 
 /** A TCP peer that is not a working MQTT broker: it closes each connection, or never answers. */
 async function badPeer(behaviour: 'close' | 'silent'): Promise<{ url: string; stop: () => Promise<void> }> {
@@ -151,5 +151,19 @@ describe('simulator > ratePerS paces the fleet', () => {
     await expect(simulate({ ...fleet('mqtt://127.0.0.1:1'), ratePerS: 0 })).rejects.toThrow(
       'ratePerS must be > 0, got 0',
     )
+  })
+})
+
+describe('simulator > Retry-After', () => {
+  it('reads seconds or an HTTP date, caps the wait at 30 s, and ignores what it cannot read', () => {
+    const now = Date.parse('2026-11-28T12:00:00Z')
+    expect(retryAfterMs('2', now)).toBe(2000)
+    expect(retryAfterMs('0', now)).toBe(0)
+    expect(retryAfterMs('Sat, 28 Nov 2026 12:00:05 GMT', now)).toBe(5000)
+    expect(retryAfterMs('Sat, 28 Nov 2026 11:59:00 GMT', now)).toBe(0)
+    expect(retryAfterMs('3600', now)).toBe(30_000)
+    expect(retryAfterMs(null, now)).toBeUndefined()
+    expect(retryAfterMs('', now)).toBeUndefined()
+    expect(retryAfterMs('soon', now)).toBeUndefined()
   })
 })

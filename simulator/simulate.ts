@@ -70,7 +70,9 @@ export interface SimulateOptions {
    * a message gets no PUBACK in 30 s, the device reconnects, after 0.25, 0.5, 1, 2… s, and sends
    * that message again, as real devices do (the bridge drops the copies it already has), up to
    * this many times for one message (default 3); then it gives up, and the rest of its readings
-   * are counted unanswered. 0: no reconnecting.
+   * are counted unanswered. HTTP: a message answered 429 or 503 with a `Retry-After` (the
+   * bridge's rate limit and pushback) is sent again after that wait, up to this many times;
+   * then the refusal counts under `rejected`. 0: neither.
    */
   retries?: number
   onProgress?: (done: number, total: number) => void
@@ -86,6 +88,9 @@ export interface Summary {
   unanswered: number
   /** MQTT: connections made again after one was lost (see `retries`). */
   reconnects: number
+  /** HTTP: messages sent again after a 429 or 503 with Retry-After (each refusal is counted by
+   * the bridge too: its refusals are `retried` plus those under `rejected`). */
+  retried: number
   offlineDevices: number
   /** From the first reading sent to the last answer (with connectFirst: after every login). */
   sendSeconds: number
@@ -136,6 +141,7 @@ export async function simulate(o: SimulateOptions): Promise<Summary> {
     rejected: {},
     unanswered: 0,
     reconnects: 0,
+    retried: 0,
     offlineDevices: 0,
     faults: { outOfOrder: 0, late: 0, skewedDevices: 0, bad: 0 },
     seconds: 0,
@@ -205,6 +211,8 @@ export async function simulate(o: SimulateOptions): Promise<Summary> {
   }
   const refuse = (code: string, n = 1) => (s.rejected[code] = (s.rejected[code] ?? 0) + n)
 
+  const retries = o.retries ?? 3
+
   const viaHttp = async (index: number, readings: Planned[]) => {
     const d = o.devices[index]!
     sendStart ||= Date.now()
@@ -213,25 +221,37 @@ export async function simulate(o: SimulateOptions): Promise<Summary> {
       await turn(index, at)
       s.sent += group.length
       const body = group[0]!.bad ? (group[0]!.body as string) : JSON.stringify(group.map((g) => g.body))
-      try {
-        const res = await fetch(`${o.httpUrl}/v1/telemetry`, {
-          method: 'POST',
-          headers: { Authorization: auth, 'Content-Type': 'application/json' },
-          body,
-          signal: AbortSignal.timeout(30_000),
-        })
-        const json = (await res.json().catch(() => ({}))) as {
-          accepted?: number
-          duplicates?: number
-          rejected?: { code: string }[]
-          error?: { code: string }
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const res = await fetch(`${o.httpUrl}/v1/telemetry`, {
+            method: 'POST',
+            headers: { Authorization: auth, 'Content-Type': 'application/json' },
+            body,
+            signal: AbortSignal.timeout(30_000),
+          })
+          const json = (await res.json().catch(() => ({}))) as {
+            accepted?: number
+            duplicates?: number
+            rejected?: { code: string }[]
+            error?: { code: string }
+          }
+          const wait =
+            res.status === 429 || res.status === 503
+              ? retryAfterMs(res.headers.get('retry-after'))
+              : undefined
+          if (wait !== undefined && attempt < retries) {
+            s.retried++
+            await new Promise((r) => setTimeout(r, wait))
+            continue
+          }
+          if (json.accepted !== undefined) {
+            s.acknowledged += json.accepted + (json.duplicates ?? 0)
+            for (const r of json.rejected ?? []) refuse(r.code)
+          } else refuse(json.error?.code ?? `HTTP_${res.status}`, group.length)
+        } catch {
+          s.unanswered += group.length
         }
-        if (json.accepted !== undefined) {
-          s.acknowledged += json.accepted + (json.duplicates ?? 0)
-          for (const r of json.rejected ?? []) refuse(r.code)
-        } else refuse(json.error?.code ?? `HTTP_${res.status}`, group.length)
-      } catch {
-        s.unanswered += group.length
+        break
       }
       done += group.length
       progress()
@@ -273,7 +293,6 @@ export async function simulate(o: SimulateOptions): Promise<Summary> {
     sendStart ||= Date.now()
     let lost = closed(client)
     let gaveUp = false
-    const retries = o.retries ?? 3
     /** Publishes one message, reconnecting and sending it again as needed: whether it was acked. */
     const deliver = async (body: string): Promise<boolean> => {
       for (let attempt = 0; attempt <= retries; attempt++) {
@@ -335,4 +354,12 @@ export async function simulate(o: SimulateOptions): Promise<Summary> {
   s.sendSeconds = (Date.now() - (sendStart || started)) / 1000
   progress()
   return s
+}
+
+/** A Retry-After header's wait (RFC 9110: seconds or an HTTP date), capped at 30 s; undefined if absent or unreadable. */
+export function retryAfterMs(header: string | null, now = Date.now()): number | undefined {
+  if (header === null || header.trim() === '') return undefined
+  const seconds = Number(header)
+  const ms = Number.isFinite(seconds) ? seconds * 1000 : Date.parse(header) - now
+  return Number.isNaN(ms) ? undefined : Math.min(30_000, Math.max(0, ms))
 }

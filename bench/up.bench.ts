@@ -15,8 +15,8 @@
  *      each device reports every devices/rate s) for about BENCH_PACED_S seconds (default 20);
  *   3–4. the same two with BENCH_BATCH readings per message (default 10; 1 skips them; the
  *      bridge's batch form, a JSON array), BENCH_BATCH_READINGS per device (default 50) in 3 and
- *      paced at BENCH_BATCH_RATE readings/s (default 15,000: a rate it sustains; at 20,000 it
- *      falls behind, README) in 4: devices that buffer readings.
+ *      paced at BENCH_BATCH_RATE readings/s (default 15,000; at 20,000 it keeps up, with a
+ *      standing queue: README) in 4: devices that buffer readings.
  * Latency, in all: a probe device publishes one reading every 50 ms (not waiting for the ones
  * before); the time from each publish to its row appearing in SQLite (polled every 2 ms). The top-level
  * readings_per_s, p50/p99 are phases 1 and 2's; phase 1's latency (a queue of 10,000 devices'

@@ -159,7 +159,7 @@ export async function startEmbeddedMqtt(deps: AdapterDeps): Promise<EmbeddedMqtt
   })
   broker.on('connectionError', (_client, err) => log.debug('connection error', { error: err.message }))
 
-  // A login holds its slot until its CONNACK is written or its connection closes.
+  // A login holds its slot until its CONNACK is written, its connection closes, or maxLoginHoldMs.
   const gate = new LoginGate(limits.maxLoginsInFlight, limits.maxLoginHoldMs)
   broker.on('connackSent', (_packet, client) => (client as IdentifiedClient).fsRelease?.())
   metrics.loginsWaiting = () => gate.queued

@@ -141,6 +141,55 @@ describe('core > event log across threads', () => {
     await admin.close()
   })
 
+  it('a transaction crosses once, at commit: all of it or, on any error, none of it', async () => {
+    const admin = await log.admin()
+    await admin.ensureTopics([
+      { name: 'in', partitions: 1, replicationFactor: 1 },
+      { name: 'out', partitions: 1, replicationFactor: 1 },
+    ])
+    const calls: string[] = []
+    const post = log.post.bind(log)
+    log.post = (m, transfer) => {
+      if (m.lt === 'call') calls.push(m.op)
+      post(m, transfer)
+    }
+    const tp = await log.transactionalProducer('job-1')
+    const tx = await tp.begin()
+    await tx.send([{ topic: 'out', key: 'a', value: Buffer.from('1') }])
+    await tx.send([{ topic: 'out', key: 'b', value: Buffer.from('2') }])
+    await tx.sendOffsets('g', [{ topic: 'in', partition: 0, offset: '7' }])
+    expect(calls).toEqual(['transactionalProducer'])
+    await tx.commit()
+    expect(calls).toEqual(['transactionalProducer', 'transaction'])
+    await expect(tx.send([])).rejects.toThrow(/ended/)
+
+    // A record for a partition that does not exist: the commit fails, the good record and the
+    // offsets with it are not written; abort afterwards has nothing left to undo.
+    const bad = await tp.begin()
+    await bad.send([{ topic: 'out', key: 'c', value: Buffer.from('3') }])
+    await bad.send([{ topic: 'out', key: 'd', value: null, partition: 4 }])
+    await bad.sendOffsets('g', [{ topic: 'in', partition: 0, offset: '9' }])
+    await expect(bad.commit()).rejects.toThrow(LogError)
+    await bad.abort()
+    // Nothing sent before an abort crosses at all.
+    const dropped = await tp.begin()
+    await dropped.send([{ topic: 'out', key: 'e', value: Buffer.from('5') }])
+    await dropped.abort()
+    expect(calls.filter((c) => c === 'transaction')).toHaveLength(2)
+
+    // A newer producer with the same id fences this one, at its commit.
+    const stale = await tp.begin()
+    await stale.send([{ topic: 'out', key: 'f', value: Buffer.from('6') }])
+    await log.transactionalProducer('job-1')
+    await expect(stale.commit()).rejects.toThrow(/fenced/)
+
+    const keys: (string | null)[] = []
+    await log.readPartition('out', 0, (r) => keys.push(r.key))
+    expect(keys).toEqual(['a', 'b'])
+    expect((await admin.committedOffsets('g', 'in')).get(0)).toBe('7')
+    await admin.close()
+  })
+
   it('reads a topic of more records than one message carries, in order', async () => {
     const admin = await log.admin()
     await admin.ensureTopics([{ name: 'big', partitions: 1, replicationFactor: 1 }])

@@ -199,18 +199,16 @@ export function serveEventLog(log: EventLog, channel: Channel): { stop(): Promis
     producer: async () => keep(await log.producer()),
     send: (m) => get<Producer>(m.h).send(unpackRecords(Buffer.from(m.packed!))),
     transactionalProducer: async (m) => keep(await log.transactionalProducer(m.args[0] as string)),
-    begin: async (m) => keep(await get<TransactionalProducer>(m.h).begin()),
-    txSend: (m) => get<Transaction>(m.h).send(unpackRecords(Buffer.from(m.packed!))),
-    txOffsets: (m) =>
-      get<Transaction>(m.h).sendOffsets(
-        m.args[0] as string,
-        m.args[1] as PartitionOffset[],
-        m.args[2] as GroupMember | undefined,
-      ),
-    txEnd: async (m) => {
-      const tx = get<Transaction>(m.h)
-      objects.delete(m.h!)
-      await (m.args[0] === 'commit' ? tx.commit() : tx.abort())
+    transaction: async (m) => {
+      const tx = await get<TransactionalProducer>(m.h).begin()
+      try {
+        if (m.packed) await tx.send(unpackRecords(Buffer.from(m.packed)))
+        for (const o of m.args as TxOffsets[]) await tx.sendOffsets(o.groupId, o.offsets, o.member)
+        await tx.commit()
+      } catch (err) {
+        await tx.abort().catch(() => undefined)
+        throw err
+      }
     },
     consumer: (m) => openConsumer(m.args[0] as ConsumerOptions),
     run: (m) => run(m.h!),
@@ -315,6 +313,53 @@ export function serveEventLog(log: EventLog, channel: Channel): { stop(): Promis
 }
 
 /** The worker's end: an EventLog whose calls the thread at the other end carries out. */
+/** Offsets a transaction commits for a group, as they cross. */
+interface TxOffsets {
+  groupId: string
+  offsets: PartitionOffset[]
+  member: GroupMember | undefined
+}
+
+/**
+ * A transaction on the worker's side: its records and offsets are kept here and cross once, at
+ * `commit`, where the log's thread begins, writes, commits (or aborts on any error) in one call.
+ * One message each way instead of four round trips (begin, send, offsets, commit), each of which
+ * waited for the log's thread to be free (in `up` the main thread, busy with the bridge). A
+ * transaction is all or nothing, so an error its records or offsets would have raised at `send`
+ * raises at `commit` instead; `abort` before `commit` has nothing to undo.
+ */
+class DeferredTransaction implements Transaction {
+  private readonly records: OutRecord[] = []
+  private readonly offsets: TxOffsets[] = []
+  private ended = false
+
+  constructor(private readonly run: (records: OutRecord[], offsets: TxOffsets[]) => Promise<unknown>) {}
+
+  private open(): void {
+    if (this.ended) throw new LogError('the transaction has ended', { retriable: false })
+  }
+
+  async send(records: OutRecord[]): Promise<void> {
+    this.open()
+    for (const r of records) this.records.push(r)
+  }
+
+  async sendOffsets(groupId: string, offsets: PartitionOffset[], member?: GroupMember): Promise<void> {
+    this.open()
+    this.offsets.push({ groupId, offsets, member })
+  }
+
+  async commit(): Promise<void> {
+    this.open()
+    this.ended = true
+    await this.run(this.records, this.offsets)
+  }
+
+  async abort(): Promise<void> {
+    this.ended = true
+  }
+}
+
 export class ThreadEventLog implements EventLog {
   private next = 1
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>()
@@ -386,17 +431,10 @@ export class ThreadEventLog implements EventLog {
   async transactionalProducer(transactionalId: string): Promise<TransactionalProducer> {
     const h = await this.call<number>('transactionalProducer', undefined, [transactionalId])
     return {
-      begin: async () => {
-        const t = await this.call<number>('begin', h)
-        return {
-          send: async (records) => {
-            if (records.length > 0) await this.call('txSend', t, [], packOut(records))
-          },
-          sendOffsets: (groupId, offsets, member) => this.call('txOffsets', t, [groupId, offsets, member]),
-          commit: () => this.call('txEnd', t, ['commit']),
-          abort: () => this.call('txEnd', t, ['abort']),
-        }
-      },
+      begin: async () =>
+        new DeferredTransaction((records, offsets) =>
+          this.call('transaction', h, offsets, records.length > 0 ? packOut(records) : undefined),
+        ),
       close: () => this.call('close', h),
     }
   }

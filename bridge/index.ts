@@ -30,11 +30,20 @@ export interface IngestCore {
   close(): Promise<void>
 }
 
+/** How a process runs the bridge. */
+export interface BridgeOptions {
+  /** The event log to write to (`up`'s embedded log); a Kafka client of its own otherwise. */
+  log?: EventLog
+  /** Whether the bridge's registry has the process metrics (CPU, memory, open files, handles),
+   * prefixed `fleetstream_bridge_`. Default true; `up` serves one set for its one process. */
+  processMetrics?: boolean
+}
+
 /** Builds the ingest core: ensures the raw and dead-letter topics, connects the idempotent producer. */
 export async function createIngestCore(
   cfg: BridgeRoleConfig,
   logger: Logger,
-  opts: { log?: EventLog } = {},
+  opts: BridgeOptions = {},
 ): Promise<IngestCore> {
   const b = cfg.bridge
   const log = opts.log ?? new KafkaEventLog(cfg.kafka, logger)
@@ -52,7 +61,7 @@ export async function createIngestCore(
     b.writer.producerThread && log instanceof KafkaEventLog
       ? await threadedProducer(cfg.kafka, logger)
       : await log.producer()
-  const metrics = new BridgeMetrics()
+  const metrics = new BridgeMetrics(opts.processMetrics ?? true)
   const writer = new DurableWriter(producer, {
     ...b.writer,
     onBatch: (_n, seconds) => metrics.produceLatency.observe(seconds),
@@ -89,7 +98,7 @@ export async function createIngestCore(
 export async function startBridge(
   cfg: BridgeRoleConfig,
   logger: Logger,
-  opts: { log?: EventLog } = {},
+  opts: BridgeOptions = {},
 ): Promise<RunningBridge> {
   const b = cfg.bridge
   const core = await createIngestCore(cfg, logger, opts)

@@ -119,6 +119,9 @@ describe.each([
     expect(total('fleetstream_rules_evaluations_total')).toBeGreaterThan(0)
     expect(total('fleetstream_sink_rows_total')).toBeGreaterThanOrEqual(150)
     expect(metrics).toContain('fleetstream_api_requests_total')
+    // One set of process metrics for the one process (each set lists every socket's handle per scrape).
+    expect(metrics.match(/^process_open_fds \d+$/gm)).toHaveLength(1)
+    expect(metrics).not.toMatch(/^fleetstream_bridge_process_/m)
 
     // Restart on the same data directory: nothing is lost, nothing is written twice.
     await up.close()

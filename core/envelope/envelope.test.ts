@@ -161,6 +161,25 @@ describe('core > envelope > local registry', () => {
     expect(await c2.decode(c1.encode(v1Value))).toEqual({ ...v1Value, site: null })
   })
 
+  it('a projection reads only its fields, of records written with this schema or a newer one', async () => {
+    const reg = new LocalSchemaRegistry()
+    const c1 = await AvroCodec.create<Telemetry>(reg, TELEMETRY_SUBJECT, base)
+    const v2 = {
+      ...base,
+      fields: [...base.fields, { name: 'site', type: ['null', 'string'], default: null }],
+    }
+    const c2 = await AvroCodec.create<Telemetry & { site: string | null }>(reg, TELEMETRY_SUBJECT, v2)
+    const p = c1.projection(['deviceId', 'ts', 'metrics'])
+    const want = { deviceId: v1Value.deviceId, ts: v1Value.ts, metrics: v1Value.metrics }
+    expect(await p.decode(c1.encode(v1Value))).toEqual(want)
+    expect(await p.decode(v1Bytes)).toEqual(want)
+    expect(await p.decode(c2.encode({ ...v1Value, site: 'plant-3' }))).toEqual(want)
+    // The same refusals as the whole codec's.
+    await expect(p.decode(v1Bytes.subarray(0, v1Bytes.length - 3))).rejects.toBeInstanceOf(EnvelopeError)
+    await expect(p.decode(encodeWire(999, Buffer.from([0])))).rejects.toBeInstanceOf(SchemaError)
+    expect(() => c1.projection(['deviceId', 'site' as keyof Telemetry])).toThrow(/has no field site/)
+  })
+
   it('refuses an incompatible new version', async () => {
     const reg = new LocalSchemaRegistry()
     const broken = { ...base, fields: [...base.fields, { name: 'site', type: 'string' }] }

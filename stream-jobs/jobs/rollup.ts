@@ -170,7 +170,8 @@ export function rollupJob(o: RollupJobOptions): StreamJob<RollupState> {
   const readingCheck = {
     job: 'rollup',
     deadletterTopic: o.deadletterTopic,
-    telemetry: o.telemetry,
+    // The three fields the job reads; the others (meta above all: a map of strings) are skipped.
+    telemetry: o.telemetry.projection(['deviceId', 'ts', 'metrics']),
     time: o.time,
   }
   const emit = (outputs: OutRecord[], firings: Firings, out: RollupOutput, r: WindowResult) => {

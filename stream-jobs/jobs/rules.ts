@@ -136,7 +136,8 @@ export function rulesJob(o: RulesJobOptions): StreamJob<RulesState> {
   const readingCheck = {
     job: 'rules',
     deadletterTopic: o.deadletterTopic,
-    telemetry: o.telemetry,
+    // What a condition reads (ConditionInput); seq, receivedAt and source are skipped.
+    telemetry: o.telemetry.projection(['deviceId', 'tenant', 'ts', 'metrics', 'meta']),
     time: o.time,
   }
   const alertRecord = (a: Alert): OutRecord => {

@@ -29,12 +29,15 @@ export const upConfig = z.strictObject({
    */
   fetchLingerMs: z.number().int().min(0).max(1_000).default(20),
   /**
-   * Run the stream jobs (enrich, rollup, rules) on a worker thread of their own, beside the
-   * bridge, the embedded log and the sink on the main thread (see embedded/jobs-thread.ts).
-   * bench:up with it (from without it, same code): 22,153 readings/s in messages of 10 (19,396),
-   * p99 479 ms at 2,000 readings/s (815). false: everything on the main thread.
+   * Worker threads for the stream jobs and the sink, beside the bridge and the embedded log on
+   * the main thread (embedded/jobs-thread.ts). 2 (default): enrich and the sink — the path from
+   * a device to its row — on one, rollup and rules on the other, so that neither waits behind
+   * the other's batches. bench:up, same code, two runs each (1 → 2): 19,532 → 22,442 and
+   * 17,210 → 20,708 readings/s in messages of 10; at 20,000/s p50 3,224 → 2,438 and 1,481 →
+   * 879 ms. 1: all four on one thread (before it, with everything on the main thread: 19,396 →
+   * 22,153 readings/s, p99 815 → 479 ms at 2,000/s). 0: everything on the main thread.
    */
-  jobsThread: z.boolean().default(true),
+  jobsThreads: z.union([z.literal(0), z.literal(1), z.literal(2)]).default(2),
 })
 
 /** Configuration of `fleetstream up`: every role's section, one process. */

@@ -1,7 +1,7 @@
 /**
- * The jobs thread (see jobs-thread.ts): the enrich, rollup and rules jobs and the sink, each as
- * `up` would start it on the main thread, over the main thread's embedded log or a Kafka client
- * of its own.
+ * A jobs thread (see jobs-thread.ts): the roles it was given among the enrich, rollup and rules
+ * jobs and the sink, each as `up` would start it on the main thread, over the main thread's
+ * embedded log or a Kafka client of its own.
  */
 import { parentPort, workerData } from 'node:worker_threads'
 import { Registry } from 'prom-client'
@@ -15,10 +15,10 @@ import { ToMainThread } from '../core/logging/thread-transport'
 import { JobMetrics } from '../stream-jobs/runtime/metrics'
 import type { UpRoleConfig } from './config'
 import type { FromJobs, ToJobs } from './jobs-thread'
-import { startUpJobs, startUpSink, type Started } from './roles'
+import { startUpJobs, startUpSink, type Started, type UpRole } from './roles'
 
 const port = parentPort!
-const { cfg } = workerData as { cfg: UpRoleConfig }
+const { cfg, roles } = workerData as { cfg: UpRoleConfig; roles: UpRole[] }
 const post = (m: FromJobs) => port.postMessage(m)
 const logger = createLogger({ ...cfg.log, transports: [new ToMainThread(post)] })
 // On Kafka the thread has its own client; on the embedded log, the main thread's log.
@@ -47,8 +47,10 @@ port.on('message', (m: ToJobs & { lt?: string }) => {
 })
 
 async function start(): Promise<void> {
-  running.push(...(await startUpJobs(cfg, log, logger, jobMetrics, (job) => post({ type: 'fatal', job }))))
-  running.push(await startUpSink(cfg, log, logger, sinkMetrics, createSchemaRegistry(cfg.schemaRegistry)))
+  const onFatal = (job: string) => post({ type: 'fatal', job })
+  running.push(...(await startUpJobs(cfg, log, logger, jobMetrics, onFatal, roles)))
+  if (roles.includes('sink'))
+    running.push(await startUpSink(cfg, log, logger, sinkMetrics, createSchemaRegistry(cfg.schemaRegistry)))
 }
 
 start().then(

@@ -6,7 +6,11 @@
  * bridge and the embedded log instead of in turn with them. The log stays on the main thread
  * (the bridge appends to it); the jobs reach it through a ThreadEventLog (log-thread.ts). On
  * Kafka the thread has a client of its own.
- * Their metrics live in the worker's registry, read on request.
+ * By default `up` runs two such threads (`up.jobsThreads`, embedded/roles.ts THREAD_ROLES): enrich
+ * and the sink on one, rollup and rules on the other. On one thread a reading waited for its
+ * enrichment behind the other jobs' batches: a worker's event loop runs one batch at a time,
+ * while the OS shares the cores between threads in slices of milliseconds.
+ * Their metrics live in the worker's registries, read on request.
  */
 import { startWorker } from '../core/threads'
 import { AggregatorRegistry, Registry } from 'prom-client'
@@ -15,6 +19,7 @@ import type { EventLog } from '../core/kafka/log'
 import type { Logger } from '../core/logging/logger'
 import type { ThreadLogLine } from '../core/logging/thread-transport'
 import type { UpRoleConfig } from './config'
+import type { UpRole } from './roles'
 
 /** Messages from the jobs thread (besides the log's own). */
 export type FromJobs =
@@ -28,15 +33,20 @@ export type FromJobs =
 /** Messages to the jobs thread (besides the log's own). */
 export type ToJobs = { type: 'metrics'; id: number } | { type: 'close' }
 
-/** The jobs thread as `up` holds it. */
+/** A jobs thread as `up` holds it. */
 export interface JobsThread {
-  /** The jobs' metrics as they are now (a copy of the worker's registry). */
-  metrics(): Promise<Registry>
+  /** Its roles' metrics as they are now (the worker's registries, as JSON; [] when it does not answer). */
+  metrics(): Promise<object[]>
   close(): Promise<void>
 }
 
+/** The metrics of several jobs threads in one registry (the same metric of two threads is summed). */
+export async function threadsRegistry(threads: JobsThread[]): Promise<Registry> {
+  return AggregatorRegistry.aggregate((await Promise.all(threads.map((t) => t.metrics()))) as never)
+}
+
 /**
- * Starts the enrich, rollup and rules jobs on a worker thread, over `log`; resolves once they
+ * Starts `roles` (stream jobs, the sink) on a worker thread, over `log`; resolves once they
  * run. `onFatal`: a job stopped for good (its consumer crashed), or the thread died.
  */
 export async function startJobsThread(
@@ -44,8 +54,9 @@ export async function startJobsThread(
   log: EventLog,
   logger: Logger,
   onFatal: (job: string) => void,
+  roles: UpRole[],
 ): Promise<JobsThread> {
-  const worker = startWorker(__filename, 'jobs-thread-worker', { cfg })
+  const worker = startWorker(__filename, 'jobs-thread-worker', { cfg, roles })
   const served = cfg.up.kafka ? { stop: async () => {} } : serveEventLog(log, worker)
   const asked = new Map<number, (json: object[]) => void>()
   let nextId = 1
@@ -86,17 +97,17 @@ export async function startJobsThread(
 
   return {
     metrics: () =>
-      new Promise<Registry>((resolve) => {
+      new Promise<object[]>((resolve) => {
         // A thread that is stopping (or too busy to answer in 5 s) shows no metrics this time.
-        if (closing) return resolve(new Registry())
+        if (closing) return resolve([])
         const id = nextId++
         const timer = setTimeout(() => {
           asked.delete(id)
-          resolve(new Registry())
+          resolve([])
         }, 5_000)
         asked.set(id, (json) => {
           clearTimeout(timer)
-          resolve(AggregatorRegistry.aggregate([json as never]))
+          resolve(json)
         })
         post({ type: 'metrics', id })
       }),

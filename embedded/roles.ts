@@ -16,16 +16,32 @@ export interface Started {
 /** The stream jobs `up` runs, in this order. */
 export const UP_JOBS = ['enrich', 'rollup', 'rules'] as const
 
-/** Starts `up`'s stream jobs over `log`, each as `fleetstream job <name>` would. */
+/** What `up` runs over its log besides the bridge, the alert consumer and the API. */
+export type UpRole = (typeof UP_JOBS)[number] | 'sink'
+
+/**
+ * The roles of each worker thread, by `up.jobsThreads`. With two, the path from a device to its
+ * row (enrich, then the sink) has a thread to itself, and the rollup and rules jobs another.
+ */
+export const THREAD_ROLES: Record<1 | 2, UpRole[][]> = {
+  1: [['enrich', 'rollup', 'rules', 'sink']],
+  2: [
+    ['enrich', 'sink'],
+    ['rollup', 'rules'],
+  ],
+}
+
+/** Starts `up`'s stream jobs among `roles` over `log`, each as `fleetstream job <name>` would. */
 export async function startUpJobs(
   cfg: UpRoleConfig,
   log: EventLog,
   logger: Logger,
   metrics: JobMetrics,
   onFatal: (job: string) => void,
+  roles: readonly UpRole[] = UP_JOBS,
 ): Promise<Started[]> {
   const started: Started[] = []
-  for (const name of UP_JOBS) {
+  for (const name of UP_JOBS.filter((j) => roles.includes(j))) {
     const entry = jobRegistry.find((j) => j.name === name)!
     started.push(await startRegisteredJob(entry, cfg, { log, logger, metrics, onFatal: () => onFatal(name) }))
   }

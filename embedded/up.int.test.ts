@@ -8,12 +8,13 @@ const MIN = 60_000
 // `fleetstream up` on its embedded defaults — no Kafka, no database server: the embedded log
 // and SQLite, in one process — and the same roles on the real Kafka (`--kafka`): one contract,
 // two transports. Readings in over HTTP and MQTT → rows out of the query API.
-// The jobs run on their own thread by default (`up.jobsThread`); the third row runs them on
-// the main thread.
+// The jobs and the sink run on two threads of their own by default (`up.jobsThreads`); the last
+// rows run them on one, and on the main thread.
 describe.each([
   ['the embedded log', () => undefined, {}],
   ['Kafka [kafka]', () => ({ brokers: serverEnv().FS_KAFKA_BROKERS, prefix: uniqueName('up') }), {}],
-  ['the embedded log, jobs on the main thread', () => undefined, { FLEETSTREAM_UP__JOBS_THREAD: 'false' }],
+  ['the embedded log, one jobs thread', () => undefined, { FLEETSTREAM_UP__JOBS_THREADS: '1' }],
+  ['the embedded log, jobs on the main thread', () => undefined, { FLEETSTREAM_UP__JOBS_THREADS: '0' }],
 ])('embedded > fleetstream up on %s, SQLite store', (_title, kafka, env: Record<string, string>) => {
   const dataDir = tempDir('fs-up-')
   const transport = kafka()

@@ -23,8 +23,8 @@ import type { Alert, Device, RuleDefinition } from '../schemas/types.generated'
 import { JobMetrics } from '../stream-jobs/runtime/metrics'
 import type { Registry } from 'prom-client'
 import type { UpRoleConfig } from './config'
-import { startJobsThread } from './jobs-thread'
-import { startUpJobs, startUpSink } from './roles'
+import { startJobsThread, threadsRegistry, type JobsThread } from './jobs-thread'
+import { startUpJobs, startUpSink, THREAD_ROLES } from './roles'
 
 /** What `fleetstream up` started: where it listens, the demo credentials, how to stop it. */
 export interface RunningUp {
@@ -155,10 +155,14 @@ export async function startUp(config: UpRoleConfig, logger: Logger): Promise<Run
     }
     const registries: Registry[] = []
     let threadRegistry: (() => Promise<Registry>) | undefined
-    if (cfg.up.jobsThread) {
-      const jobs = await startJobsThread(cfg, log, logger, onJobFatal)
-      closers.push(() => jobs.close())
-      threadRegistry = () => jobs.metrics()
+    if (cfg.up.jobsThreads > 0) {
+      const threads: JobsThread[] = []
+      for (const roles of THREAD_ROLES[cfg.up.jobsThreads as 1 | 2]) {
+        const thread = await startJobsThread(cfg, log, logger, onJobFatal, roles)
+        threads.push(thread)
+        closers.push(() => thread.close())
+      }
+      threadRegistry = () => threadsRegistry(threads)
     } else {
       const jobMetrics = new JobMetrics()
       const sinkMetrics = new SinkMetrics()

@@ -312,7 +312,6 @@ export function serveEventLog(log: EventLog, channel: Channel): { stop(): Promis
   }
 }
 
-/** The worker's end: an EventLog whose calls the thread at the other end carries out. */
 /** Offsets a transaction commits for a group, as they cross. */
 interface TxOffsets {
   groupId: string
@@ -360,6 +359,7 @@ class DeferredTransaction implements Transaction {
   }
 }
 
+/** The worker's end: an EventLog whose calls the thread at the other end carries out. */
 export class ThreadEventLog implements EventLog {
   private next = 1
   private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>()

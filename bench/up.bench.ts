@@ -27,7 +27,7 @@
  * to `up`. One JSON object per line on stdout; bench/results/up.json.
  */
 import { execFileSync, spawn } from 'node:child_process'
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, tmpdir } from 'node:os'
 import path from 'node:path'
 import Database from 'better-sqlite3'
@@ -376,6 +376,8 @@ async function main(): Promise<void> {
   const alerts = Number((db.prepare('SELECT count(*) AS n FROM alerts').get() as { n: number }).n)
   db.close()
   await up.close()
+  // The run's journal and store (~450 MB): a machine that benchmarks again does not keep them.
+  rmSync(dataDir, { recursive: true, force: true })
 
   const { login, saturated, readings_per_s, readings_per_message: _one, ...phase1 } = single
   const result = {

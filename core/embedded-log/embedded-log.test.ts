@@ -2,7 +2,15 @@ import { appendFileSync, readdirSync, statSync } from 'node:fs'
 import path from 'node:path'
 import { eventLogContract } from '../../test/log-contract'
 import { testLogger } from '../../test/kafka'
-import type { InRecord } from '../kafka/log'
+import type { InRecord, OutRecord, RecordBatch, Transaction } from '../kafka/log'
+import { partitionForKey } from '../kafka/murmur2'
+import {
+  isPackable,
+  packRecords,
+  takesPacked,
+  unpackInRecords,
+  type PackedSender,
+} from '../kafka/record-pack'
 import { Journal } from './journal'
 import { EmbeddedEventLog } from './log'
 import { tempDir } from '../../test/tmp'
@@ -341,6 +349,96 @@ describe('core > embedded log: durability and retention', () => {
     await a.readTopic('o', () => n++)
     expect(n).toBe(0)
     await a.close()
+  })
+})
+
+describe('core > embedded log: records packed as they cross threads', () => {
+  const sent: OutRecord[] = [
+    { topic: 'in', key: 'dev-1', value: Buffer.from('a'), headers: { t: 'text', b: Buffer.from([0, 255]) } },
+    { topic: 'in', key: 'gerät-ü', value: Buffer.from('b'), timestamp: 1_700_000_000_000 },
+    { topic: 'in', key: null, value: Buffer.from('c') },
+    { topic: 'in', key: '', value: null },
+    { topic: 'table', key: 'k', value: Buffer.from('d'), partition: 1 },
+  ]
+
+  it('writes a transaction sent packed as it came: partitions by key as Kafka, timestamps, headers; all or nothing', async () => {
+    const d = dir()
+    const log = new EmbeddedEventLog({ dir: d, logger: testLogger('embedded-log') })
+    await (
+      await log.admin()
+    ).ensureTopics([
+      { name: 'in', partitions: 6, replicationFactor: 1 },
+      { name: 'table', partitions: 2, replicationFactor: 1, compacted: true },
+    ])
+    const tx = await (await log.transactionalProducer('w')).begin()
+    expect(takesPacked(tx)).toBe(true)
+    const before = Date.now()
+    await (tx as Transaction & PackedSender).sendPacked(packRecords(sent))
+    await tx.sendOffsets('g', [{ topic: 'in', partition: 0, offset: '3' }])
+    await tx.commit()
+    const read = async (l: EmbeddedEventLog) => {
+      const got: InRecord[] = []
+      await l.readTopic('in', (r) => got.push(r))
+      await l.readTopic('table', (r) => got.push(r))
+      return new Map(got.map((r) => [r.key, r]))
+    }
+    const got = await read(log)
+    expect(got.size).toBe(5)
+    for (const key of ['dev-1', 'gerät-ü', '']) expect(got.get(key)!.partition).toBe(partitionForKey(key, 6))
+    expect(got.get('dev-1')!.headers).toEqual({ t: Buffer.from('text'), b: Buffer.from([0, 255]) })
+    expect(got.get('dev-1')!.timestamp).toBeGreaterThanOrEqual(before)
+    expect(got.get('gerät-ü')!.timestamp).toBe(1_700_000_000_000)
+    expect(got.get('')!.value).toBeNull()
+    expect(got.get(null)!.value).toEqual(Buffer.from('c'))
+    expect(got.get('k')).toMatchObject({ topic: 'table', partition: 1, value: Buffer.from('d') })
+    expect(log.committedOffset('g', 'in', 0)).toBe(3)
+
+    // A partition the topic lacks fails the whole transaction: nothing of it is written.
+    const bad = await (await log.transactionalProducer('w2')).begin()
+    await (bad as Transaction & PackedSender).sendPacked(
+      packRecords([
+        { topic: 'in', key: 'x', value: Buffer.from('x') },
+        { topic: 'in', key: 'y', value: null, partition: 9 },
+      ]),
+    )
+    await bad.sendOffsets('g', [{ topic: 'in', partition: 0, offset: '9' }])
+    await expect(bad.commit()).rejects.toThrow('topic in has no partition 9')
+    expect((await read(log)).has('x')).toBe(false)
+    expect(log.committedOffset('g', 'in', 0)).toBe(3)
+    await log.close()
+
+    const again = new EmbeddedEventLog({ dir: d, logger: testLogger('embedded-log') })
+    expect([...(await read(again)).values()]).toEqual([...got.values()])
+    await again.close()
+  })
+
+  it('hands a batch over as its stored bytes: unpacked, the same records the handler reads', async () => {
+    const log = new EmbeddedEventLog({ dir: dir(), fsync: false, logger: testLogger('embedded-log') })
+    await (
+      await log.admin()
+    ).ensureTopics([
+      { name: 'in', partitions: 2, replicationFactor: 1 },
+      { name: 'table', partitions: 2, replicationFactor: 1, compacted: true },
+    ])
+    await (await log.producer()).send(sent)
+    const batches: RecordBatch[] = []
+    let done!: () => void
+    const all = new Promise<void>((r) => (done = r))
+    const c = await log.consumer({ groupId: 'g', topics: ['in'], fromBeginning: true, concurrency: 2 })
+    void c.run(async (b) => {
+      batches.push(b)
+      if (batches.reduce((n, x) => n + x.records.length, 0) === 4) done()
+    })
+    await all
+    await c.close()
+    for (const b of batches) {
+      expect(isPackable(b)).toBe(true)
+      if (!isPackable(b)) continue
+      const { packed, offsets } = b.pack()
+      expect(unpackInRecords(Buffer.from(packed), offsets)).toEqual(b.records)
+      expect(b.records.every((r) => r.topic === 'in' && r.partition === b.partition)).toBe(true)
+    }
+    await log.close()
   })
 })
 

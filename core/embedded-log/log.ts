@@ -15,18 +15,30 @@ import type {
   Transaction,
   TransactionalProducer,
 } from '../kafka/log'
-import { partitionForKey } from '../kafka/murmur2'
+import { murmur2, toPositive } from '../kafka/murmur2'
 import type { Logger } from '../logging/logger'
-import { packRecords, unpackRecords } from '../kafka/record-pack'
+import {
+  keyRange,
+  layoutOf,
+  packRecords,
+  packRefs,
+  readInRecord,
+  unpackRecords,
+  type PackableBatch,
+  type PackedLayout,
+  type PackedRef,
+} from '../kafka/record-pack'
 import { Journal, msgpackCodec, type JournalCodec } from './journal'
 
-/** One stored record; `seg` is the journal segment that holds it. */
-interface Rec {
+/**
+ * One stored record, held in place in the packed buffer it was written in (record-pack.ts:
+ * the buffer a worker thread's transaction sent, or the one a send was packed into for the
+ * journal); `seg` is the journal segment that holds it. Not an object per key, value and
+ * headers each: the records are read (and handed to a worker thread, copied as they are) only
+ * when consumed.
+ */
+interface Rec extends PackedRef {
   offset: number
-  key: string | null
-  value: Buffer | null
-  headers: Record<string, Buffer>
-  timestamp: number
   seg: number
 }
 
@@ -82,18 +94,14 @@ interface TopicState {
   partitions: Partition[]
 }
 
-/** A record as journaled: its partition and timestamp decided, headers as bytes. */
-interface JRec extends OutRecord {
-  partition: number
-  timestamp: number
-  headers: Record<string, Buffer>
-}
 /** [group, topic, partition, offset] */
 type JOff = [string, string, number, number]
 type Entry =
   | { k: 'topic'; name: string; partitions: number; compacted: boolean }
   | { k: 'delete'; names: string[] }
-  | { k: 'batch'; recs: JRec[]; offs: JOff[] }
+  /** Records packed (record-pack.ts) with their partitions and timestamps decided; `layout`
+   * (not journaled) where each is, when the writer has read it already. */
+  | { k: 'batch'; packed: Buffer | undefined; offs: JOff[]; layout?: PackedLayout }
   | {
       k: 'checkpoint'
       topics: { name: string; compacted: boolean; next: number[] }[]
@@ -125,27 +133,9 @@ export interface EmbeddedLogOptions {
   logger: Logger
 }
 
-/** Records without headers (most: changelog entries, readings) share one frozen empty object,
- * instead of an object and two arrays each that live as long as the record is retained. */
-const NO_HEADERS: Record<string, Buffer> = Object.freeze({}) as Record<string, Buffer>
-
-const toHeaders = (h: OutRecord['headers']): Record<string, Buffer> => {
-  let out: Record<string, Buffer> | undefined
-  for (const k in h) {
-    const v = h[k]!
-    ;(out ??= {})[k] = Buffer.isBuffer(v) ? v : Buffer.from(v)
-  }
-  return out ?? NO_HEADERS
-}
-
-const copyHeaders = (h: NonNullable<OutRecord['headers']>): Record<string, Buffer> => {
-  const out: Record<string, Buffer> = {}
-  for (const k in h) out[k] = Buffer.from(h[k]!)
-  return out
-}
-
 /** First byte of a binary batch entry; msgpack entries (maps) never start with it. */
 const BINARY_BATCH = 0x01
+const NO_RECORDS = packRecords([])
 
 /**
  * Journal entries: batches (every produce, transaction and offset commit: the hot path) as
@@ -160,7 +150,7 @@ function entryCodec(): JournalCodec<Entry> {
   return {
     encode(e) {
       if (e.k !== 'batch') return msgpack.encode(e)
-      const recs = packRecords(e.recs)
+      const recs = e.packed ?? NO_RECORDS
       const head = Buffer.allocUnsafe(5)
       head[0] = BINARY_BATCH
       head.writeUInt32LE(recs.length, 1)
@@ -168,7 +158,8 @@ function entryCodec(): JournalCodec<Entry> {
     },
     decode(payload) {
       if (payload[0] !== BINARY_BATCH) {
-        const e = msgpack.decode(payload) as Entry | { k: 'batch'; recs: unknown[][]; offs: JOff[] }
+        const e = msgpack.decode(payload) as
+          Exclude<Entry, { k: 'batch' }> | { k: 'batch'; recs: unknown[][]; offs: JOff[] }
         if (e.k !== 'batch') return e
         const recs = (
           e.recs as [string, number, string | null, Buffer | null, Record<string, Buffer>, number][]
@@ -180,20 +171,16 @@ function entryCodec(): JournalCodec<Entry> {
           headers,
           timestamp,
         }))
-        return { k: 'batch', recs, offs: e.offs }
+        return { k: 'batch', packed: packRecords(recs), offs: e.offs }
       }
       const n = payload.readUInt32LE(1)
-      // Copies: views would keep the whole segment file read on open alive for as long as any
+      // A copy: a view would keep the whole segment file read on open alive for as long as any
       // one of its records is.
-      const recs = unpackRecords(payload.subarray(5, 5 + n)).map((r): JRec => ({
-        topic: r.topic,
-        partition: r.partition!,
-        key: r.key,
-        value: r.value && Buffer.from(r.value),
-        headers: r.headers ? copyHeaders(r.headers) : NO_HEADERS,
-        timestamp: r.timestamp!,
-      }))
-      return { k: 'batch', recs, offs: msgpack.decode(payload.subarray(5 + n)) as JOff[] }
+      return {
+        k: 'batch',
+        packed: Buffer.from(payload.subarray(5, 5 + n)),
+        offs: msgpack.decode(payload.subarray(5 + n)) as JOff[],
+      }
     },
   }
 }
@@ -267,29 +254,46 @@ export class EmbeddedEventLog implements EventLog {
         // A checkpoint's records are older than the entries of the segments before it (it holds
         // what was live in the segments deleted at its roll): merged in by offset.
         const byPartition = new Map<Partition, Rec[]>()
-        for (const [t, pi, offset, key, value, headers, timestamp] of e.recs) {
+        const packed = packRecords(
+          e.recs.map(([topic, partition, , key, value, headers, timestamp]) => ({
+            topic,
+            partition,
+            key,
+            value,
+            headers,
+            timestamp,
+          })),
+        )
+        const l = layoutOf(packed)
+        e.recs.forEach(([t, pi, offset], i) => {
           const p = this.topics.get(t)?.partitions[pi]
-          if (!p) continue
+          if (!p) return
           let rs = byPartition.get(p)
           if (!rs) byPartition.set(p, (rs = []))
-          rs.push({ offset, key, value, headers, timestamp, seg })
-        }
+          rs.push({ buf: packed, at: l.start[i]!, end: l.end[i]!, offset, seg })
+        })
         for (const [p, rs] of byPartition) p.merge(rs)
         for (const [g, t, p, off] of e.offs) this.setCommitted(g, t, p, off)
         return []
       }
       case 'batch': {
         const metas: RecordMeta[] = []
-        for (const { topic: t, partition: pi, key, value, headers, timestamp } of e.recs) {
-          const topic = this.topics.get(t)
-          const p = topic?.partitions[pi]
+        const buf = e.packed
+        const l = buf && (e.layout ?? layoutOf(buf))
+        const touched = new Set<Partition>()
+        for (let i = 0; l && i < l.count; i++) {
+          const t = l.topics[l.topic[i]!]!
+          const at = l.start[i]!
+          const pi = buf.readInt32LE(at + 2)
+          const p = this.topics.get(t)?.partitions[pi]
           if (!p) continue
           const offset = p.next++
-          p.records.push({ offset, key, value, headers, timestamp, seg })
+          p.records.push({ buf, at, end: l.end[i]!, offset, seg })
+          touched.add(p)
           metas.push({ topic: t, partition: pi, offset: String(offset) })
         }
         for (const [g, t, p, off] of e.offs) this.setCommitted(g, t, p, off)
-        if (this.opened) for (const r of e.recs) this.topics.get(r.topic)?.partitions[r.partition]?.wake()
+        if (this.opened) for (const p of touched) p.wake()
         return metas
       }
     }
@@ -338,12 +342,16 @@ export class EmbeddedEventLog implements EventLog {
       if (!t.compacted) continue
       t.partitions.forEach((p, i) => {
         const latest = new Map<string | null, Rec>()
-        for (const r of p.records) latest.set(r.key, r)
-        p.records = [...latest.values()].filter((r) => r.value !== null).sort((a, b) => a.offset - b.offset)
+        for (const r of p.records) latest.set(keyOf(r), r)
+        p.records = [...latest.values()].filter((r) => !tombstone(r)).sort((a, b) => a.offset - b.offset)
+        // The live records move to a buffer of their own: each would otherwise keep the whole
+        // buffer it was written in (a transaction's, mostly of other topics' records) alive.
+        rehome(p.records)
         for (const r of p.records)
           if (r.seg < oldest) {
             moved.push(r)
-            recs.push([t.name, i, r.offset, r.key, r.value, r.headers, r.timestamp])
+            const x = readInRecord(r, t.name, r.offset)
+            recs.push([t.name, i, r.offset, x.key, x.value, x.headers, x.timestamp])
           }
       })
     }
@@ -406,34 +414,36 @@ export class EmbeddedEventLog implements EventLog {
     return oldest
   }
 
-  private partitionOf(r: OutRecord, t: TopicState): number {
-    if (r.partition !== undefined) {
-      if (r.partition < 0 || r.partition >= t.partitions.length)
-        throw new LogError(`topic ${t.name} has no partition ${r.partition}`, { retriable: false })
-      return r.partition
+  /**
+   * Decides, in place, the partition (murmur2 of the key bytes, as Kafka's default partitioner;
+   * round-robin without a key) and the timestamp (now) of each packed record that has none,
+   * creating the topics it names that do not exist yet; refuses a partition the topic lacks.
+   */
+  private async prepare(packed: Buffer): Promise<PackedLayout> {
+    const l = layoutOf(packed)
+    for (const name of l.topics)
+      if (!this.topics.has(name))
+        await this.ensure([{ name, partitions: this.o.defaultPartitions ?? 6, replicationFactor: 1 }])
+    const now = Date.now()
+    for (let i = 0; i < l.count; i++) {
+      const t = this.topic(l.topics[l.topic[i]!]!)
+      const n = t.partitions.length
+      const at = l.start[i]!
+      const partition = packed.readInt32LE(at + 2)
+      if (partition === -1) {
+        const [ks, ke] = keyRange({ buf: packed, at, end: l.end[i]! })
+        packed.writeInt32LE(ks <= ke ? toPositive(murmur2(packed, ks, ke)) % n : this.rr++ % n, at + 2)
+      } else if (partition < 0 || partition >= n)
+        throw new LogError(`topic ${t.name} has no partition ${partition}`, { retriable: false })
+      if (Number.isNaN(packed.readDoubleLE(at + 6))) packed.writeDoubleLE(now, at + 6)
     }
-    if (r.key !== null) return partitionForKey(r.key, t.partitions.length)
-    return this.rr++ % t.partitions.length
+    return l
   }
 
-  private async toJournal(records: OutRecord[]): Promise<JRec[]> {
-    const out: JRec[] = []
-    for (const r of records) {
-      if (!this.topics.has(r.topic))
-        await this.ensure([
-          { name: r.topic, partitions: this.o.defaultPartitions ?? 6, replicationFactor: 1 },
-        ])
-      const t = this.topic(r.topic)
-      out.push({
-        topic: r.topic,
-        partition: this.partitionOf(r, t),
-        key: r.key,
-        value: r.value,
-        headers: toHeaders(r.headers),
-        timestamp: r.timestamp ?? Date.now(),
-      })
-    }
-    return out
+  /** Writes packed records (and offsets) as one journal entry: all or none. */
+  private async writePacked(packed: Buffer | undefined, offs: JOff[]): Promise<RecordMeta[]> {
+    const layout = packed && (await this.prepare(packed))
+    return this.write({ k: 'batch', packed, offs, layout })
   }
 
   private async ensure(specs: TopicSpec[]): Promise<string[]> {
@@ -455,10 +465,10 @@ export class EmbeddedEventLog implements EventLog {
   async producer(): Promise<Producer> {
     this.open()
     return {
-      send: async (records) =>
-        records.length ? this.write({ k: 'batch', recs: await this.toJournal(records), offs: [] }) : [],
+      send: async (records) => (records.length ? this.writePacked(packRecords(records), []) : []),
+      sendPacked: (packed: Buffer) => this.writePacked(packed, []),
       close: async () => {},
-    }
+    } as Producer
   }
 
   async transactionalProducer(transactionalId: string): Promise<TransactionalProducer> {
@@ -470,6 +480,7 @@ export class EmbeddedEventLog implements EventLog {
     return {
       begin: async (): Promise<Transaction> => {
         const recs: OutRecord[] = []
+        const packs: Buffer[] = []
         const offs: JOff[] = []
         let done = false
         const check = () => {
@@ -479,19 +490,30 @@ export class EmbeddedEventLog implements EventLog {
               retriable: false,
             })
         }
-        return {
-          send: async (rs) => {
+        return <Transaction>{
+          send: async (rs: OutRecord[]) => {
             check()
-            recs.push(...rs)
+            for (const r of rs) recs.push(r)
           },
-          sendOffsets: async (groupId, offsets) => {
+          sendPacked: async (packed: Buffer) => {
+            check()
+            packs.push(packed)
+          },
+          sendOffsets: async (groupId: string, offsets: PartitionOffset[]) => {
             check()
             for (const o of offsets) offs.push([groupId, o.topic, o.partition, Number(o.offset)])
           },
           commit: async () => {
             check()
             done = true
-            await this.write({ k: 'batch', recs: await this.toJournal(recs), offs })
+            // Records sent packed (from a worker thread) are written as they came, if alone.
+            const packed =
+              packs.length === 1 && recs.length === 0
+                ? packs[0]
+                : recs.length + packs.length > 0
+                  ? packRecords([...recs, ...packs.flatMap((b) => unpackRecords(b))])
+                  : undefined
+            await this.writePacked(packed, offs)
           },
           abort: async () => {
             done = true
@@ -542,7 +564,7 @@ export class EmbeddedEventLog implements EventLog {
   commitOffsets(groupId: string, offsets: PartitionOffset[]): Promise<unknown> {
     return this.write({
       k: 'batch',
-      recs: [],
+      packed: undefined,
       offs: offsets.map((o) => [groupId, o.topic, o.partition, Number(o.offset)]),
     })
   }
@@ -562,7 +584,7 @@ export class EmbeddedEventLog implements EventLog {
   async readPartition(topic: string, partition: number, onRecord: (r: InRecord) => void): Promise<void> {
     this.open()
     for (const r of this.fetch(topic, partition, 0, Number.MAX_SAFE_INTEGER))
-      onRecord(inRecord(topic, partition, r))
+      onRecord(readInRecord(r, topic, r.offset))
   }
 
   async readTopic(topic: string, onRecord: (r: InRecord) => void): Promise<void> {
@@ -591,15 +613,56 @@ export class EmbeddedEventLog implements EventLog {
   }
 }
 
-const inRecord = (topic: string, partition: number, r: Rec): InRecord => ({
-  topic,
-  partition,
-  offset: String(r.offset),
-  key: r.key,
-  value: r.value,
-  headers: r.headers,
-  timestamp: r.timestamp,
-})
+/** The key of a stored record (compaction keeps the latest record per key). */
+function keyOf(r: Rec): string | null {
+  const [s, e] = keyRange(r)
+  return s <= e ? r.buf.toString('utf8', s, e) : null
+}
+
+/** Whether a stored record is a tombstone (a null value: compaction drops its key). */
+function tombstone(r: Rec): boolean {
+  const [s, e] = keyRange(r)
+  return r.buf.readInt32LE(s <= e ? e : r.at + 18) < 0
+}
+
+/** Moves records into one new buffer of their own, bytes as they are. */
+function rehome(recs: Rec[]): void {
+  let size = 0
+  for (const r of recs) size += r.end - r.at
+  const buf = Buffer.allocUnsafeSlow(size)
+  let at = 0
+  for (const r of recs) {
+    const n = r.buf.copy(buf, at, r.at, r.end)
+    r.buf = buf
+    r.at = at
+    r.end = at += n
+  }
+}
+
+/**
+ * A batch handed to a consumer: its records are read from their packed bytes when the handler
+ * first asks for them, and handed to a worker thread (`pack`) as those bytes, copied as they
+ * are, without being read at all.
+ */
+class EmbeddedBatch implements RecordBatch, PackableBatch {
+  private read: InRecord[] | undefined
+
+  constructor(
+    readonly topic: string,
+    readonly partition: number,
+    private readonly recs: Rec[],
+  ) {}
+
+  get records(): InRecord[] {
+    return (this.read ??= this.recs.map((r) => readInRecord(r, this.topic, r.offset)))
+  }
+
+  pack(): { packed: ArrayBuffer; offsets: Float64Array } {
+    const offsets = new Float64Array(this.recs.length)
+    for (let i = 0; i < this.recs.length; i++) offsets[i] = this.recs[i]!.offset
+    return { packed: packRefs(this.topic, this.recs).buffer as ArrayBuffer, offsets }
+  }
+}
 
 /** One member of a group: its fetch loop over the partitions the group gave it. */
 class Member {
@@ -691,7 +754,7 @@ class Member {
           const recs = this.log.fetch(t, p, pos, this.log.maxBatch)
           if (recs.length === 0) continue
           started = true
-          const batch: RecordBatch = { topic: t, partition: p, records: recs.map((r) => inRecord(t, p, r)) }
+          const batch = new EmbeddedBatch(t, p, recs)
           const run = this.handler(batch, ctx).then(
             () => {
               this.failures.delete(tp)

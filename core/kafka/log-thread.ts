@@ -24,7 +24,7 @@ import type {
   Transaction,
   TransactionalProducer,
 } from './log'
-import { packRecords, unpackRecords } from './record-pack'
+import { isPackable, packRecords, takesPacked, unpackInRecords, unpackRecords } from './record-pack'
 
 /** Either end of the channel: a Worker, or a worker's parentPort. */
 export interface Channel {
@@ -80,34 +80,20 @@ const toWire = (err: unknown): WireError => ({
 })
 const fromWire = (e: WireError) => new LogError(e.message, { retriable: e.retriable })
 
-function packIn(records: readonly InRecord[]): Packed {
-  const offsets = new Float64Array(records.length)
-  const out: OutRecord[] = records.map((r, i) => {
-    offsets[i] = Number(r.offset)
-    return {
-      topic: r.topic,
-      key: r.key,
-      value: r.value,
-      headers: r.headers,
-      timestamp: r.timestamp,
-      partition: r.partition,
-    }
-  })
-  const packed = packRecords(out)
-  return { packed: packed.buffer as ArrayBuffer, offsets }
+/** A batch's records packed: as the embedded log hands them over (copied as they are, not
+ * read), or packed from the records themselves (a consumed record is a record to pack). */
+function packBatch(batch: RecordBatch): Packed {
+  if (isPackable(batch)) return batch.pack()
+  return packIn(batch.records)
 }
 
-function unpackIn(p: Packed): InRecord[] {
-  return unpackRecords(Buffer.from(p.packed)).map((r, i) => ({
-    topic: r.topic,
-    partition: r.partition!,
-    offset: String(p.offsets[i]),
-    key: r.key,
-    value: r.value,
-    headers: (r.headers ?? {}) as Record<string, Buffer>,
-    timestamp: r.timestamp!,
-  }))
+function packIn(records: readonly InRecord[]): Packed {
+  const offsets = new Float64Array(records.length)
+  for (let i = 0; i < records.length; i++) offsets[i] = Number(records[i]!.offset)
+  return { packed: packRecords(records).buffer as ArrayBuffer, offsets }
 }
+
+const unpackIn = (p: Packed): InRecord[] => unpackInRecords(Buffer.from(p.packed), p.offsets)
 
 const packOut = (records: readonly OutRecord[]): ArrayBuffer => packRecords(records).buffer as ArrayBuffer
 
@@ -163,7 +149,7 @@ export function serveEventLog(log: EventLog, channel: Channel): { stop(): Promis
         new Promise<void>((resolve, reject) => {
           const bid = next++
           batches.set(bid, { ctx, resolve, reject })
-          const p = packIn(batch.records)
+          const p = packBatch(batch)
           post(
             {
               lt: 'batch',
@@ -197,12 +183,19 @@ export function serveEventLog(log: EventLog, channel: Channel): { stop(): Promis
 
   const ops: Record<string, (m: Extract<ToOwner, { lt: 'call' }>) => unknown> = {
     producer: async () => keep(await log.producer()),
-    send: (m) => get<Producer>(m.h).send(unpackRecords(Buffer.from(m.packed!))),
+    send: (m) => {
+      const producer = get<Producer>(m.h)
+      const packed = Buffer.from(m.packed!)
+      return takesPacked(producer) ? producer.sendPacked(packed) : producer.send(unpackRecords(packed))
+    },
     transactionalProducer: async (m) => keep(await log.transactionalProducer(m.args[0] as string)),
     transaction: async (m) => {
       const tx = await get<TransactionalProducer>(m.h).begin()
       try {
-        if (m.packed) await tx.send(unpackRecords(Buffer.from(m.packed)))
+        if (m.packed) {
+          const packed = Buffer.from(m.packed)
+          await (takesPacked(tx) ? tx.sendPacked(packed) : tx.send(unpackRecords(packed)))
+        }
         for (const o of m.args as TxOffsets[]) await tx.sendOffsets(o.groupId, o.offsets, o.member)
         await tx.commit()
       } catch (err) {

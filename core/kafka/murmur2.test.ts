@@ -15,6 +15,15 @@ describe('core > kafka > murmur2', () => {
     expect(murmur2(bytes)).toBe(expected)
   })
 
+  it('hashes a range of a buffer as it hashes the bytes of that range', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 40 }), fc.nat(40), fc.nat(40), (bytes, a, b) => {
+        const [s, e] = [Math.min(a, b, bytes.length), Math.min(Math.max(a, b), bytes.length)]
+        expect(murmur2(bytes, s, e)).toBe(murmur2(bytes.slice(s, e)))
+      }),
+    )
+  })
+
   it('toPositive clears the sign bit as Java does (not Math.abs)', () => {
     expect(toPositive(-2147483648)).toBe(0)
     expect(toPositive(-1)).toBe(2147483647)

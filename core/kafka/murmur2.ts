@@ -2,15 +2,16 @@
  * Kafka's murmur2, exactly as the Java client's `Utils.murmur2` computes it, so that a record
  * keyed by device id lands on the same partition whether Java, Flink, Kafka Streams or
  * fleetstream produced it. Integer arithmetic is 32-bit (Math.imul, `>>>`), as in Java.
+ * `start`/`end` hash a range of `data` (a key inside a packed buffer) without a view of it.
  */
-export function murmur2(data: Uint8Array): number {
-  const length = data.length
+export function murmur2(data: Uint8Array, start = 0, end = data.length): number {
+  const length = end - start
   const m = 0x5bd1e995
   const r = 24
   let h = (0x9747b28c ^ length) | 0
   const length4 = length >>> 2
   for (let i = 0; i < length4; i++) {
-    const i4 = i * 4
+    const i4 = start + i * 4
     let k =
       (data[i4]! & 0xff) |
       ((data[i4 + 1]! & 0xff) << 8) |
@@ -23,7 +24,7 @@ export function murmur2(data: Uint8Array): number {
     h ^= k
   }
   // Java's `switch (length % 4)` with fall-through, written as cascading ifs.
-  const tail = length & ~3
+  const tail = start + (length & ~3)
   const rem = length & 3
   if (rem === 3) h ^= (data[tail + 2]! & 0xff) << 16
   if (rem >= 2) h ^= (data[tail + 1]! & 0xff) << 8

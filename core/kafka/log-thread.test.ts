@@ -201,4 +201,47 @@ describe('core > event log across threads', () => {
     await log.readTopic('big', (r) => keys.push(r.key!))
     expect(keys).toEqual(Array.from({ length: 4_500 }, (_, i) => String(i)))
   })
+
+  it("sends a batch the consumer's assignment only when it changed; the worker's copy follows rebalances", async () => {
+    const inner = new EmbeddedEventLog({ dir: tempDir('fs-log-thread-'), logger: testLogger('log-thread') })
+    const { port1, port2 } = new MessageChannel()
+    const batches: Record<string, unknown>[] = []
+    const post = port1.postMessage.bind(port1)
+    port1.postMessage = (
+      m: Record<string, unknown>,
+      transfer?: Parameters<MessagePort['postMessage']>[1],
+    ) => {
+      if (m.lt === 'batch') batches.push(m)
+      post(m, transfer)
+    }
+    const served = new ServedLog(inner, [port1, port2], serveEventLog(inner, port1))
+    try {
+      const admin = await served.admin()
+      await admin.ensureTopics([{ name: 't', partitions: 2, replicationFactor: 1 }])
+      const p = await served.producer()
+      const got: string[] = []
+      const c1 = await served.consumer({ groupId: 'g', topics: ['t'], fromBeginning: true })
+      void c1.run(async (b) => {
+        for (const r of b.records) got.push(r.key!)
+      })
+      for (let i = 0; i < 10; i++) {
+        await p.send([{ topic: 't', partition: i % 2, key: `k${i}`, value: null }])
+        await new Promise((r) => setTimeout(r, 5))
+      }
+      while (got.length < 10) await new Promise((r) => setTimeout(r, 10))
+      expect(batches.length).toBeGreaterThan(1)
+      // The assignment crossed in its own message, before any batch.
+      expect(batches.filter((m) => 'assignment' in m)).toHaveLength(0)
+      expect(c1.assignment()).toEqual(new Map([['t', [0, 1]]]))
+      const c2 = await served.consumer({ groupId: 'g', topics: ['t'], fromBeginning: true })
+      while (c1.assignment().get('t')?.length !== 1) await new Promise((r) => setTimeout(r, 10))
+      expect(c1.assignment().get('t')).toHaveLength(1)
+      await c2.close()
+      await c1.close()
+      await p.close()
+      await admin.close()
+    } finally {
+      await served.close()
+    }
+  })
 })

@@ -5,7 +5,7 @@
  * they use any EventLog. Records cross packed into one transferred buffer per batch
  * (record-pack.ts: a Buffer handed to postMessage would copy the whole pool slab it is a view
  * of). What the interface reads synchronously (a consumer's assignment and membership) the
- * worker keeps a copy of, sent with every assignment and every batch.
+ * worker keeps a copy of, sent with every assignment and with every batch when it has changed.
  */
 import { FleetError, LogError } from '../errors'
 import type {
@@ -59,9 +59,8 @@ type ToWorker =
       bid: number
       topic: string
       partition: number
-      assignment: Map<string, number[]>
-      member: GroupMember | undefined
-    } & Packed)
+    } & ({ same: true } | { assignment: Map<string, number[]>; member: GroupMember | undefined }) &
+      Packed)
   | {
       lt: 'assign'
       h: number
@@ -97,6 +96,14 @@ const unpackIn = (p: Packed): InRecord[] => unpackInRecords(Buffer.from(p.packed
 
 const packOut = (records: readonly OutRecord[]): ArrayBuffer => packRecords(records).buffer as ArrayBuffer
 
+/** Per consumer: the partitions the worker paused, the assignment it has not yet taken, and
+ * the assignment and membership it was last sent. */
+interface Gate {
+  paused: Set<string>
+  held: string[] | undefined
+  sent?: [Map<string, number[]>, GroupMember | undefined]
+}
+
 /** How many records one `records` message carries while a partition or topic is read. */
 const READ_CHUNK = 2_000
 
@@ -107,8 +114,7 @@ const READ_CHUNK = 2_000
 export function serveEventLog(log: EventLog, channel: Channel): { stop(): Promise<void> } {
   const objects = new Map<number, unknown>()
   const batches = new Map<number, { ctx: BatchContext; resolve: () => void; reject: (e: Error) => void }>()
-  /** Per consumer: the partitions the worker paused, and the assignment it has not yet taken. */
-  const consumers = new Map<number, { paused: Set<string>; held: string[] | undefined }>()
+  const consumers = new Map<number, Gate>()
   let next = 1
   const post = (m: ToWorker, transfer: ArrayBuffer[] = []) => channel.postMessage(m, transfer)
   const keep = (o: unknown): number => {
@@ -123,7 +129,7 @@ export function serveEventLog(log: EventLog, channel: Channel): { stop(): Promis
 
   const openConsumer = async (opts: ConsumerOptions): Promise<number> => {
     const h = next++
-    const gate = { paused: new Set<string>(), held: undefined as string[] | undefined }
+    const gate: Gate = { paused: new Set<string>(), held: undefined }
     consumers.set(h, gate)
     const consumer = await log.consumer({
       ...opts,
@@ -135,7 +141,9 @@ export function serveEventLog(log: EventLog, channel: Channel): { stop(): Promis
         const all = [...assignment].flatMap(([t, ps]) => ps.map((p) => `${t}/${p}`))
         for (const [t, ps] of assignment) consumer.pause(t, ps)
         gate.held = all
-        post({ lt: 'assign', h, assignment, member: consumer.member(), rejoined })
+        const member = consumer.member()
+        gate.sent = [assignment, member]
+        post({ lt: 'assign', h, assignment, member, rejoined })
       },
     })
     objects.set(h, consumer)
@@ -144,12 +152,19 @@ export function serveEventLog(log: EventLog, channel: Channel): { stop(): Promis
 
   const run = async (h: number): Promise<void> => {
     const consumer = get<Consumer>(h)
+    const gate = consumers.get(h)
     await consumer.run(
       (batch, ctx) =>
         new Promise<void>((resolve, reject) => {
           const bid = next++
           batches.set(bid, { ctx, resolve, reject })
           const p = packBatch(batch)
+          // The assignment and membership cross only when they are not those the worker has:
+          // a Map cloned with every batch was most of what posting a batch cost.
+          const assignment = consumer.assignment()
+          const member = consumer.member()
+          const same = gate?.sent?.[0] === assignment && gate.sent[1] === member
+          if (gate && !same) gate.sent = [assignment, member]
           post(
             {
               lt: 'batch',
@@ -157,8 +172,7 @@ export function serveEventLog(log: EventLog, channel: Channel): { stop(): Promis
               bid,
               topic: batch.topic,
               partition: batch.partition,
-              assignment: consumer.assignment(),
-              member: consumer.member(),
+              ...(same ? { same: true } : { assignment, member }),
               ...p,
             },
             [p.packed, p.offsets.buffer as ArrayBuffer],
@@ -509,8 +523,10 @@ class ThreadConsumer implements Consumer {
   }
 
   batch(m: Extract<ToWorker, { lt: 'batch' }>): void {
-    this.current = m.assignment
-    this.membership = m.member
+    if (!('same' in m)) {
+      this.current = m.assignment
+      this.membership = m.member
+    }
     const done = (error?: WireError) => this.log.post({ lt: 'batchDone', bid: m.bid, error })
     const ctx: BatchContext = {
       commit: (offsets) => this.log.call('batchCommit', undefined, [m.bid, offsets]),

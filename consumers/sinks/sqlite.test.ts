@@ -1,11 +1,15 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
+import { LocalSchemaRegistry } from '../../core/envelope/registry'
+import { createTelemetryCodec } from '../../core/envelope/telemetry'
+import type { Telemetry } from '../../schemas/types.generated'
 import { SinkWriteError } from './sink'
 import {
   openSqlite,
   sqliteExecutor,
   sqliteRequestLoop,
+  sqliteSink,
   sqliteWorkerExecutor,
   type SqliteReply,
 } from './sqlite'
@@ -139,5 +143,79 @@ describe('consumers > sinks > sqlite writer loop: bulks that arrive together com
     ])
     expect(keys()).toBe('a,c')
     db.close()
+  })
+})
+
+describe('consumers > sinks > sqlite: telemetry still in Avro, read on the writer thread', () => {
+  const file = () => path.join(mkdtempSync(path.join(tmpdir(), 'fs-sqlite-avro-')), 'x.db')
+  const readings: Telemetry[] = [
+    {
+      deviceId: 'dev-ü',
+      tenant: 'acme',
+      ts: 1_790_000_000_000,
+      receivedAt: 1_790_000_000_005,
+      seq: 7,
+      metrics: { temp: 21.5, on: true, mode: 'a "quoted" \\ line\n', big: 1e21, neg: -0 },
+      meta: { fw: '1.2', site: 'Zürich 😀' },
+      source: 'mqtt',
+    },
+    {
+      deviceId: 'dev-ü',
+      tenant: null,
+      ts: 1_789_999_999_000,
+      receivedAt: 1_790_000_000_006,
+      seq: null,
+      metrics: { temp: NaN },
+      meta: {},
+      source: 'http',
+    },
+    {
+      deviceId: 'dev-2',
+      tenant: null,
+      ts: 1_790_000_000_100,
+      receivedAt: 1_790_000_000_101,
+      seq: 0,
+      metrics: {},
+      meta: {},
+      source: 'bridge',
+    },
+  ]
+  const dump = (f: string) => {
+    const db = openSqlite(f)
+    const out = {
+      telemetry: db.prepare('SELECT * FROM telemetry ORDER BY device_id, ts, seq').all(),
+      devices: db.prepare('SELECT * FROM devices ORDER BY device_id').all(),
+    }
+    db.close()
+    return out
+  }
+
+  it('stores what the general path stores (rows, JSON text, last-seen), all of a batch or none', async () => {
+    const codec = await createTelemetryCodec(new LocalSchemaRegistry())
+    const [fa, fb] = [file(), file()]
+    const general = sqliteSink({ file: fa })
+    const fast = sqliteSink({ file: fb })
+    try {
+      await general.connect()
+      await fast.connect()
+      await general.writeTelemetry(readings)
+      expect(fast.writeTelemetryAvro).toBeDefined()
+      expect(await fast.writeTelemetryAvro!(readings.map((r) => codec.encode(r)))).toBe(true)
+      const stored = dump(fb)
+      expect(stored).toEqual(dump(fa))
+      expect(stored.telemetry).toHaveLength(3)
+      expect(stored.devices).toEqual([
+        expect.objectContaining({ device_id: 'dev-2', last_seen: 1_790_000_000_100 }),
+        expect.objectContaining({ device_id: 'dev-ü', last_seen: 1_790_000_000_000 }),
+      ])
+      // A batch with a reading the transcoder leaves to the general path: false, and none of it stored.
+      const digitKey = codec.encode({ ...readings[2]!, deviceId: 'dev-3', meta: { '1': 'x' } })
+      const more = codec.encode({ ...readings[2]!, deviceId: 'dev-4' })
+      expect(await fast.writeTelemetryAvro!([more, digitKey])).toBe(false)
+      expect(dump(fb)).toEqual(stored)
+    } finally {
+      await general.close()
+      await fast.close()
+    }
   })
 })

@@ -5,6 +5,7 @@ import Database from 'better-sqlite3'
 import { SinkWriteError, type Sink } from './sink'
 import { sqliteDialect } from './sql/dialect'
 import { sqlSink, type SqlExecutor } from './sql/sql-sink'
+import { telemetryRows, TranscodeError } from './sql/telemetry-copy'
 
 /** SQLite result codes worth retrying: the database is busy or locked by another connection. */
 const RETRIABLE = new Set(['SQLITE_BUSY', 'SQLITE_LOCKED', 'SQLITE_IOERR'])
@@ -51,6 +52,13 @@ export function sqliteExecutor(db: Database.Database): SqliteExecutor {
       for (const r of b.rows) st.run(r)
     }
   })
+  const runTogether = (bulks: Bulk[]) => {
+    try {
+      together(bulks)
+    } catch (err) {
+      throw sqliteError(err)
+    }
+  }
   return {
     async query(text, params) {
       try {
@@ -69,26 +77,77 @@ export function sqliteExecutor(db: Database.Database): SqliteExecutor {
         throw sqliteError(err)
       }
     },
-    bulkTogether(bulks) {
-      try {
-        together(bulks)
-      } catch (err) {
-        throw sqliteError(err)
-      }
-    },
+    bulkTogether: runTogether,
+    telemetryAvro: async (insert, lastSeen, values) => runTogether(telemetryBulks(insert, lastSeen, values)),
     close: async () => void db.close(),
   }
+}
+
+/** One bulk statement and its rows. */
+interface Bulk {
+  text: string
+  rows: unknown[][]
+}
+
+/**
+ * Readings still in Avro as the bulks that write them: their rows (telemetryRows) with
+ * `insert`, their devices' last-seen (sorted by device, as the general path writes them) with
+ * `lastSeen`. A payload the transcoder cannot take is a SinkWriteError, not retriable: the sink
+ * then writes the batch through its general path.
+ */
+function telemetryBulks(insert: string, lastSeen: string, values: Buffer[]): Bulk[] {
+  let t: ReturnType<typeof telemetryRows>
+  try {
+    t = telemetryRows(values)
+  } catch (err) {
+    if (err instanceof TranscodeError || err instanceof RangeError)
+      throw new SinkWriteError(`sqlite: cannot transcode a reading: ${err.message}`, false, err)
+    throw err
+  }
+  t.lastSeen.sort((a, b) => (a.deviceId < b.deviceId ? -1 : a.deviceId > b.deviceId ? 1 : 0))
+  return [
+    { text: insert, rows: t.rows },
+    { text: lastSeen, rows: t.lastSeen.map((s) => [s.deviceId, s.tenant, s.ts]) },
+  ]
 }
 
 /** The SQL executor of one SQLite connection, with bulks of several callers in one transaction. */
 export interface SqliteExecutor extends SqlExecutor {
   /** Runs several bulks in one transaction (one commit, one fsync): all of them or none. */
-  bulkTogether(bulks: { text: string; rows: unknown[][] }[]): void
+  bulkTogether(bulks: Bulk[]): void
+  telemetryAvro(insert: string, lastSeen: string, values: Buffer[]): Promise<void>
 }
 
-/** A request to the SQLite writer thread (sqlite-thread.ts). */
+/** A request to the SQLite writer thread (sqlite-thread.ts). `telemetry`: readings in Avro,
+ * each value `u32 length + bytes` in `packed` (one buffer, transferred). */
 export type SqliteRequest =
-  { id: number; kind: 'bulk' | 'query'; text: string; params: unknown[] } | { id: number; kind: 'close' }
+  | { id: number; kind: 'bulk' | 'query'; text: string; params: unknown[] }
+  | { id: number; kind: 'telemetry'; insert: string; lastSeen: string; packed: ArrayBuffer }
+  | { id: number; kind: 'close' }
+
+/** Values as one transferable buffer, each `u32 length + bytes`. */
+function packValues(values: Buffer[]): ArrayBuffer {
+  let size = 0
+  for (const v of values) size += 4 + v.length
+  const buf = Buffer.from(new ArrayBuffer(size))
+  let at = 0
+  for (const v of values) {
+    at = buf.writeUInt32LE(v.length, at)
+    at += v.copy(buf, at)
+  }
+  return buf.buffer as ArrayBuffer
+}
+
+function unpackValues(packed: ArrayBuffer): Buffer[] {
+  const buf = Buffer.from(packed)
+  const out: Buffer[] = []
+  for (let at = 0; at < buf.length;) {
+    const n = buf.readUInt32LE(at)
+    out.push(buf.subarray(at + 4, at + 4 + n))
+    at += 4 + n
+  }
+  return out
+}
 
 /** The writer thread's answer to request `id`: its rows, or why it failed. */
 export interface SqliteReply {
@@ -122,16 +181,30 @@ export function sqliteRequestLoop(
   exec: SqliteExecutor,
   reply: (r: SqliteReply) => void,
 ): (m: SqliteRequest) => void {
+  /** A request as the loop runs it: a query or close alone, or bulks (one request's) to commit. */
+  type Work = { m: SqliteRequest; bulks?: Bulk[] }
   const queue: SqliteRequest[] = []
   let scheduled = false
   const fail = (id: number, err: unknown) => {
     const e = err as { message: string; retriable?: boolean }
     reply({ id, error: { message: e.message, retriable: e.retriable === true } })
   }
-  const one = async (m: SqliteRequest) => {
+  /** A request's work (with its bulks when it writes); undefined for one it cannot take, answered here. */
+  const prepare = (m: SqliteRequest): Work | undefined => {
     try {
-      if (m.kind === 'bulk') {
-        await exec.bulk(m.text, asBuffers(m.params))
+      if (m.kind === 'bulk') return { m, bulks: [{ text: m.text, rows: asBuffers(m.params) as unknown[][] }] }
+      if (m.kind === 'telemetry')
+        return { m, bulks: telemetryBulks(m.insert, m.lastSeen, unpackValues(m.packed)) }
+      return { m }
+    } catch (err) {
+      fail(m.id, err)
+      return undefined
+    }
+  }
+  const alone = async ({ m, bulks }: Work) => {
+    try {
+      if (bulks) {
+        exec.bulkTogether(bulks)
         reply({ id: m.id, rows: [], together: 1 })
       } else if (m.kind === 'query') reply({ id: m.id, rows: await exec.query(m.text, asBuffers(m.params)) })
       else {
@@ -143,25 +216,25 @@ export function sqliteRequestLoop(
     }
   }
   const drain = async () => {
-    const batch = queue.splice(0)
+    const batch = queue.splice(0).flatMap((m) => prepare(m) ?? [])
     for (let i = 0; i < batch.length;) {
       let j = i
-      while (j < batch.length && batch[j]!.kind === 'bulk') j++
-      const bulks = batch.slice(i, j) as Extract<SqliteRequest, { kind: 'bulk' | 'query' }>[]
-      if (bulks.length > 1) {
+      while (j < batch.length && batch[j]!.bulks) j++
+      const writes = batch.slice(i, j)
+      if (writes.length > 1) {
         let done = false
         try {
-          exec.bulkTogether(bulks.map((b) => ({ text: b.text, rows: asBuffers(b.params) as unknown[][] })))
+          exec.bulkTogether(writes.flatMap((w) => w.bulks!))
           done = true
         } catch {
           // one of them failed: each alone below, so that each hears of its own outcome
         }
-        if (done) for (const b of bulks) reply({ id: b.id, rows: [], together: bulks.length })
-        else for (const b of bulks) await one(b)
+        if (done) for (const w of writes) reply({ id: w.m.id, rows: [], together: writes.length })
+        else for (const w of writes) await alone(w)
         i = j
         continue
       }
-      await one(batch[i]!)
+      await alone(batch[i]!)
       i++
     }
     scheduled = false
@@ -219,16 +292,23 @@ export function sqliteWorkerExecutor(file: string): SqlExecutor {
     return w
   }
   let nextId = 0
-  const call = (req: Omit<Extract<SqliteRequest, { kind: 'bulk' | 'query' }>, 'id'> | { kind: 'close' }) =>
+  type Unsent<R> = R extends SqliteRequest ? Omit<R, 'id'> : never
+  const call = (req: Unsent<SqliteRequest>, transfer: ArrayBuffer[] = []) =>
     new Promise<Record<string, unknown>[]>((resolve, reject) => {
       if (closed) return reject(new SinkWriteError('sqlite thread: closed', false))
       const id = ++nextId
       pending.set(id, { resolve, reject })
-      ;(worker ??= start()).postMessage({ ...req, id })
+      ;(worker ??= start()).postMessage({ ...req, id }, transfer)
     })
   return {
     query: (text, params) => call({ kind: 'query', text, params }),
     bulk: async (text, params) => void (await call({ kind: 'bulk', text, params })),
+    // The readings cross as their Avro bytes in one transferred buffer, and are read there:
+    // rows built here would be copied to the thread value by value (structured clone).
+    telemetryAvro: async (insert, lastSeen, values) => {
+      const packed = packValues(values)
+      await call({ kind: 'telemetry', insert, lastSeen, packed }, [packed])
+    },
     close: async () => {
       const w = worker
       if (w) await call({ kind: 'close' }).catch(() => undefined)

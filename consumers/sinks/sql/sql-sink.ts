@@ -17,6 +17,13 @@ export interface SqlExecutor {
    * when it cannot (a key already stored, a value refused).
    */
   copy?<T>(spec: TableSpec<T>, stream: Buffer): Promise<void>
+  /**
+   * Optional fast path for telemetry still in Avro (SQLite: telemetryRows, on its writer
+   * thread): writes the readings of `values` (the bundled telemetry schema, wire framed) with
+   * `insert` and their devices' last-seen with `lastSeen`, in one transaction; throws
+   * SinkWriteError, not retriable, for a payload it cannot take.
+   */
+  telemetryAvro?(insert: string, lastSeen: string, values: Buffer[]): Promise<void>
   close(): Promise<void>
 }
 
@@ -62,28 +69,42 @@ export function sqlSink(name: string, d: SqlDialect, x: SqlExecutor): Sink {
     await x.bulk(lastSeenSql, d.bulk === 'rows' ? rows : [0, 1, 2].map((i) => rows.map((r) => r[i])))
   }
   const copy = x.copy?.bind(x)
-  /** Readings still in Avro straight into COPY (telemetry-copy.ts); false when the general path must decide. */
-  const writeTelemetryAvro =
-    copy && TELEMETRY_SCHEMA_SUPPORTED
+  const telemetryAvro = x.telemetryAvro?.bind(x)
+  const insertTelemetry = d.upsert(TELEMETRY)
+  /** Readings still in Avro straight into COPY or rows (telemetry-copy.ts); false when the general path must decide. */
+  const writeTelemetryAvro = !TELEMETRY_SCHEMA_SUPPORTED
+    ? undefined
+    : telemetryAvro
       ? async (values: Buffer[]): Promise<boolean> => {
           if (values.length === 0) return true
-          let t: ReturnType<typeof telemetryCopy>
           try {
-            t = telemetryCopy(values)
+            await telemetryAvro(insertTelemetry, lastSeenSql, values)
+            return true
           } catch (err) {
-            if (err instanceof TranscodeError || err instanceof RangeError) return false
+            if (err instanceof SinkWriteError && !err.retriable) return false
             throw err
           }
-          try {
-            await copy(TELEMETRY, t.copy)
-          } catch (err) {
-            if (err instanceof SinkWriteError && !err.retriable) return false // e.g. keys already stored
-            throw err
-          }
-          await writeLastSeen(t.lastSeen)
-          return true
         }
-      : undefined
+      : copy
+        ? async (values: Buffer[]): Promise<boolean> => {
+            if (values.length === 0) return true
+            let t: ReturnType<typeof telemetryCopy>
+            try {
+              t = telemetryCopy(values)
+            } catch (err) {
+              if (err instanceof TranscodeError || err instanceof RangeError) return false
+              throw err
+            }
+            try {
+              await copy(TELEMETRY, t.copy)
+            } catch (err) {
+              if (err instanceof SinkWriteError && !err.retriable) return false // e.g. keys already stored
+              throw err
+            }
+            await writeLastSeen(t.lastSeen)
+            return true
+          }
+        : undefined
   return {
     name,
     writeTelemetryAvro,

@@ -3,9 +3,16 @@ import { LocalSchemaRegistry } from '../../../core/envelope/registry'
 import { createTelemetryCodec } from '../../../core/envelope/telemetry'
 import { encodeWire } from '../../../core/envelope/wire'
 import type { Telemetry } from '../../../schemas/types.generated'
+import { bulkParams, sqliteDialect } from './dialect'
 import { binaryCopy } from './pg-binary-copy'
 import { TELEMETRY } from './tables'
-import { TELEMETRY_COPY_COLUMNS, TELEMETRY_SCHEMA_SUPPORTED, telemetryCopy } from './telemetry-copy'
+import {
+  TELEMETRY_COPY_COLUMNS,
+  TELEMETRY_SCHEMA_SUPPORTED,
+  telemetryCopy,
+  telemetryRows,
+  TranscodeError,
+} from './telemetry-copy'
 
 // The fast path must store exactly what the general path (avsc decode, then binaryCopy of the
 // objects) stores: compared here byte for byte on random readings, and on the real PostgreSQL in
@@ -188,5 +195,62 @@ describe('consumers > sinks > telemetry Avro straight into COPY', () => {
     const withProto = codec.encode({ ...(await codec.decode(good)), metrics: JSON.parse('{"__proto__":1}') })
     expect((await codec.decode(withProto)).metrics).toEqual({})
     expect(() => telemetryCopy([withProto])).toThrow(/__proto__/)
+  })
+})
+
+describe('consumers > sinks > telemetry Avro straight into SQLite rows', () => {
+  it('makes the rows the general path binds (avsc decode, then the dialect), JSON text included', async () => {
+    const codec = await codecP
+    let taken = 0
+    await fc.assert(
+      fc.asyncProperty(fc.array(reading, { minLength: 1, maxLength: 8 }), async (rs) => {
+        const values = rs.map((r) => codec.encode(r))
+        const decoded = await Promise.all(values.map((v) => codec.decode(v)))
+        // A key JavaScript may order first, or that starts like an index: the general path decides.
+        const digitKey = decoded.some((r) =>
+          [...Object.keys(r.metrics), ...Object.keys(r.meta)].some((k) => /^[0-9]/.test(k)),
+        )
+        if (digitKey) {
+          expect(() => telemetryRows(values)).toThrow(TranscodeError)
+          return
+        }
+        taken++
+        const fast = telemetryRows(values)
+        expect(fast.rows).toEqual(bulkParams(sqliteDialect, TELEMETRY, decoded))
+        const expected = new Map<string, { ts: number; tenant: string | null }>()
+        for (const r of decoded)
+          expected.set(r.deviceId, {
+            ts: Math.max(r.ts, expected.get(r.deviceId)?.ts ?? -Infinity),
+            tenant: r.tenant,
+          })
+        expect(new Map(fast.lastSeen.map((s) => [s.deviceId, { ts: s.ts, tenant: s.tenant }]))).toEqual(
+          expected,
+        )
+      }),
+      { numRuns: 400 },
+    )
+    expect(taken).toBeGreaterThan(200)
+  })
+
+  it('leaves to the general path a map with a key twice (the object keeps the last value) or one that starts with a digit', async () => {
+    const codec = await codecP
+    const twice = encodeWire(
+      codec.schemaId,
+      Buffer.from([...str('d'), 0, 2, 2, 0, ...long(2), ...str('a'), 2, 1, ...str('a'), 2, 0, 0, 0, 0]),
+    )
+    expect((await codec.decode(twice)).metrics).toEqual({ a: false })
+    expect(() => telemetryRows([twice])).toThrow(/twice/)
+    const digit = codec.encode({
+      deviceId: 'd',
+      tenant: null,
+      ts: 1,
+      receivedAt: 2,
+      seq: null,
+      metrics: { t: 1 },
+      meta: { '2': 'x' },
+      source: 'mqtt',
+    })
+    expect(() => telemetryRows([digit])).toThrow(/digit/)
+    expect(() => telemetryRows([digit.subarray(0, digit.length - 1)])).toThrow()
   })
 })

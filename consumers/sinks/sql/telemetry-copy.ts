@@ -57,13 +57,15 @@ export const TELEMETRY_SCHEMA_SUPPORTED =
 
 /** avsc's largest long (it refuses ±2^53 − 1 too). */
 const MAX_SAFE_LONG = 9_007_199_254_740_990
-const SOURCES = ['mqtt', 'http', 'bridge'].map((s) => Buffer.from(s))
+/** The Source enum's symbols, by index. */
+export const SOURCE_NAMES = ['mqtt', 'http', 'bridge'] as const
+const SOURCES = SOURCE_NAMES.map((s) => Buffer.from(s))
 
 /** A payload this transcoder cannot take (the general path decides what it is). */
 export class TranscodeError extends Error {}
 
 /** Reads Avro's binary encoding from one payload. */
-class AvroReader {
+export class AvroReader {
   constructor(
     readonly buf: Buffer,
     public at: number,
@@ -114,7 +116,7 @@ class AvroReader {
 }
 
 /** Writes the JSON string of bytes [s, e) of `src` (a key or a string value). */
-function jsonString(w: CopyWriter, src: Buffer, s: number, e: number): void {
+export function jsonString(w: CopyWriter, src: Buffer, s: number, e: number): void {
   for (let i = s; i < e; i++) {
     const c = src[i]!
     if (c < 0x20 || c === 0x22 || c === 0x5c) {
@@ -131,8 +133,21 @@ function jsonString(w: CopyWriter, src: Buffer, s: number, e: number): void {
 function mapField(w: CopyWriter, r: AvroReader, values: 'union' | 'string'): void {
   const lengthAt = w.beginField()
   w.byte(1)
+  mapJson(w, r, values)
+  w.endField(lengthAt)
+}
+
+/**
+ * Writes an Avro map as JSON text, its entries in the order they were written. `asText`: the
+ * text is stored as it is (SQLite), so it must be the text JSON.stringify makes of the object
+ * avsc decodes: a map with a key JavaScript orders before the others (one that starts with a
+ * digit, as an array index may) or a key twice (the object keeps the last value) throws, for the
+ * general path to decide. jsonb (PostgreSQL) orders keys and keeps the last value itself.
+ */
+export function mapJson(w: CopyWriter, r: AvroReader, values: 'union' | 'string', asText = false): void {
   w.byte(0x7b) // {
   let first = true
+  const keys: string[] | undefined = asText ? [] : undefined
   for (let n = r.block(); n > 0; n = r.block()) {
     for (let k = 0; k < n; k++) {
       if (!first) w.byte(0x2c) // ,
@@ -140,6 +155,14 @@ function mapField(w: CopyWriter, r: AvroReader, values: 'union' | 'string'): voi
       const ks = r.string()
       if (r.at - ks === 9 && r.buf.toString('latin1', ks, r.at) === '__proto__')
         throw new TranscodeError('a __proto__ key (avsc drops it from the object: the general path decides)')
+      if (keys) {
+        const c = r.buf[ks]
+        if (c !== undefined && c >= 0x30 && c <= 0x39)
+          throw new TranscodeError('a key that starts with a digit')
+        const key = r.buf.toString('utf8', ks, r.at)
+        if (keys.includes(key)) throw new TranscodeError('a key twice in one map')
+        keys.push(key)
+      }
       jsonString(w, r.buf, ks, r.at)
       w.byte(0x3a) // :
       const branch = values === 'string' ? 2 : r.long()
@@ -159,7 +182,48 @@ function mapField(w: CopyWriter, r: AvroReader, values: 'union' | 'string'): voi
     }
   }
   w.byte(0x7d) // }
-  w.endField(lengthAt)
+}
+
+/** The fields before the maps: the device id and tenant as byte ranges (tenant -1: null). */
+interface Head {
+  ds: number
+  de: number
+  tenantAt: number
+  tenantEnd: number
+  ts: number
+  receivedAt: number
+  /** -1: none (as the table stores it). */
+  seq: number
+}
+
+function readHead(r: AvroReader): Head {
+  const ds = r.string()
+  const de = r.at
+  if (de === ds) throw new TranscodeError('empty device id')
+  let tenantAt = -1
+  let tenantEnd = -1
+  const tb = r.long()
+  if (tb === 1) {
+    tenantAt = r.string()
+    tenantEnd = r.at
+  } else if (tb !== 0) throw new TranscodeError('bad union branch')
+  const ts = r.long()
+  const receivedAt = r.long()
+  const sb = r.long()
+  let seq = -1
+  if (sb === 1) seq = r.long()
+  else if (sb !== 0) throw new TranscodeError('bad union branch')
+  return { ds, de, tenantAt, tenantEnd, ts, receivedAt, seq }
+}
+
+/** As the general path: the latest time per device, and the tenant of its last reading. */
+function noteSeen(seen: Map<string, LastSeen>, deviceId: string, tenant: string | null, ts: number): void {
+  const prev = seen.get(deviceId)
+  if (prev === undefined) seen.set(deviceId, { deviceId, tenant, ts })
+  else {
+    if (ts > prev.ts) prev.ts = ts
+    prev.tenant = tenant
+  }
 }
 
 /**
@@ -175,30 +239,13 @@ export function telemetryCopy(values: Buffer[]): { copy: Buffer; lastSeen: LastS
   for (const p of values) {
     const r = new AvroReader(p, WIRE_HEADER_LENGTH)
     w.int16(TELEMETRY_COPY_COLUMNS.length)
-    const ds = r.string()
-    if (r.at === ds) throw new TranscodeError('empty device id')
-    const deviceId = p.toString('utf8', ds, r.at)
-    w.bytesField(p, ds, r.at)
-    let tenant: string | null = null
-    let tenantAt = -1
-    let tenantEnd = -1
-    const tb = r.long()
-    if (tb === 1) {
-      tenantAt = r.string()
-      tenantEnd = r.at
-      tenant = p.toString('utf8', tenantAt, tenantEnd)
-    } else if (tb !== 0) throw new TranscodeError('bad union branch')
-    const ts = r.long()
-    const receivedAt = r.long()
-    const sb = r.long()
-    let seq = -1
-    if (sb === 1) seq = r.long()
-    else if (sb !== 0) throw new TranscodeError('bad union branch')
-    w.timestampField(ts)
-    w.int64Field(seq)
-    if (tenantAt < 0) w.int32(-1)
-    else w.bytesField(p, tenantAt, tenantEnd)
-    w.timestampField(receivedAt)
+    const h = readHead(r)
+    w.bytesField(p, h.ds, h.de)
+    w.timestampField(h.ts)
+    w.int64Field(h.seq)
+    if (h.tenantAt < 0) w.int32(-1)
+    else w.bytesField(p, h.tenantAt, h.tenantEnd)
+    w.timestampField(h.receivedAt)
     // metrics and meta come before source on the wire but after it in the table.
     maps.at = 0
     mapField(maps, r, 'union')
@@ -208,14 +255,42 @@ export function telemetryCopy(values: Buffer[]): { copy: Buffer; lastSeen: LastS
     w.bytesField(source, 0, source.length)
     w.slice(maps.buf, 0, maps.at)
     if (r.at !== p.length) throw new TranscodeError('trailing bytes')
-    // As the general path: the latest time per device, and the tenant of its last reading.
-    const prev = seen.get(deviceId)
-    if (prev === undefined) seen.set(deviceId, { deviceId, tenant, ts })
-    else {
-      if (ts > prev.ts) prev.ts = ts
-      prev.tenant = tenant
-    }
+    const tenant = h.tenantAt < 0 ? null : p.toString('utf8', h.tenantAt, h.tenantEnd)
+    noteSeen(seen, p.toString('utf8', h.ds, h.de), tenant, h.ts)
   }
   w.int16(-1)
   return { copy: w.done(), lastSeen: [...seen.values()] }
+}
+
+/**
+ * Transcodes `values` (as telemetryCopy) into rows of the `telemetry` table as SQLite stores
+ * them (the columns of TELEMETRY in order; timestamps as epoch ms, the maps as JSON text, the
+ * text JSON.stringify makes of them), and each device's latest reading. The embedded store's
+ * fast path: on the SQLite writer thread, from the Avro bytes, with no object per reading and
+ * no JSON.stringify (which, with avsc's decoding and the rows' copy to that thread, was most of
+ * what the sink cost `up`). Throws TranscodeError on anything the general path should judge.
+ */
+export function telemetryRows(values: Buffer[]): { rows: unknown[][]; lastSeen: LastSeen[] } {
+  const json = new CopyWriter(1 << 12)
+  const seen = new Map<string, LastSeen>()
+  const rows: unknown[][] = new Array<unknown[]>(values.length)
+  for (let i = 0; i < values.length; i++) {
+    const p = values[i]!
+    const r = new AvroReader(p, WIRE_HEADER_LENGTH)
+    const h = readHead(r)
+    const deviceId = p.toString('utf8', h.ds, h.de)
+    const tenant = h.tenantAt < 0 ? null : p.toString('utf8', h.tenantAt, h.tenantEnd)
+    json.at = 0
+    mapJson(json, r, 'union', true)
+    const metrics = json.buf.toString('utf8', 0, json.at)
+    json.at = 0
+    mapJson(json, r, 'string', true)
+    const meta = json.buf.toString('utf8', 0, json.at)
+    const source = SOURCE_NAMES[r.long()]
+    if (!source) throw new TranscodeError('bad enum index')
+    if (r.at !== p.length) throw new TranscodeError('trailing bytes')
+    rows[i] = [deviceId, h.ts, h.seq, tenant, h.receivedAt, source, metrics, meta]
+    noteSeen(seen, deviceId, tenant, h.ts)
+  }
+  return { rows, lastSeen: [...seen.values()] }
 }

@@ -133,6 +133,17 @@ export interface EmbeddedLogOptions {
   logger: Logger
 }
 
+/** A record as msgpack entries hold it: [topic, partition, key, value, headers, timestamp]. */
+type RecTuple = [string, number, string | null, Buffer | null, Record<string, Buffer>, number]
+const fromTuple = ([topic, partition, key, value, headers, timestamp]: RecTuple): OutRecord => ({
+  topic,
+  partition,
+  key,
+  value,
+  headers,
+  timestamp,
+})
+
 /** First byte of a binary batch entry; msgpack entries (maps) never start with it. */
 const BINARY_BATCH = 0x01
 const NO_RECORDS = packRecords([])
@@ -161,17 +172,7 @@ function entryCodec(): JournalCodec<Entry> {
         const e = msgpack.decode(payload) as
           Exclude<Entry, { k: 'batch' }> | { k: 'batch'; recs: unknown[][]; offs: JOff[] }
         if (e.k !== 'batch') return e
-        const recs = (
-          e.recs as [string, number, string | null, Buffer | null, Record<string, Buffer>, number][]
-        ).map(([topic, partition, key, value, headers, timestamp]) => ({
-          topic,
-          partition,
-          key,
-          value,
-          headers,
-          timestamp,
-        }))
-        return { k: 'batch', packed: packRecords(recs), offs: e.offs }
+        return { k: 'batch', packed: packRecords((e.recs as RecTuple[]).map(fromTuple)), offs: e.offs }
       }
       const n = payload.readUInt32LE(1)
       // A copy: a view would keep the whole segment file read on open alive for as long as any
@@ -254,16 +255,7 @@ export class EmbeddedEventLog implements EventLog {
         // A checkpoint's records are older than the entries of the segments before it (it holds
         // what was live in the segments deleted at its roll): merged in by offset.
         const byPartition = new Map<Partition, Rec[]>()
-        const packed = packRecords(
-          e.recs.map(([topic, partition, , key, value, headers, timestamp]) => ({
-            topic,
-            partition,
-            key,
-            value,
-            headers,
-            timestamp,
-          })),
-        )
+        const packed = packRecords(e.recs.map(([t, p, , k, v, h, ts]) => fromTuple([t, p, k, v, h, ts])))
         const l = layoutOf(packed)
         e.recs.forEach(([t, pi, offset], i) => {
           const p = this.topics.get(t)?.partitions[pi]

@@ -5,7 +5,7 @@ import { encodeWire } from '../../../core/envelope/wire'
 import type { Telemetry } from '../../../schemas/types.generated'
 import { bulkParams, sqliteDialect } from './dialect'
 import { binaryCopy } from './pg-binary-copy'
-import { TELEMETRY } from './tables'
+import { TELEMETRY, type LastSeen } from './tables'
 import {
   TELEMETRY_COPY_COLUMNS,
   TELEMETRY_SCHEMA_SUPPORTED,
@@ -58,6 +58,17 @@ const str = (s: string): number[] => {
   return [...long(b.length), ...b]
 }
 
+/** Last-seen: each device's latest time and the tenant of its last reading. */
+function expectLastSeen(got: LastSeen[], decoded: Telemetry[]): void {
+  const expected = new Map<string, { ts: number; tenant: string | null }>()
+  for (const r of decoded)
+    expected.set(r.deviceId, {
+      ts: Math.max(r.ts, expected.get(r.deviceId)?.ts ?? -Infinity),
+      tenant: r.tenant,
+    })
+  expect(new Map(got.map((s) => [s.deviceId, { ts: s.ts, tenant: s.tenant }]))).toEqual(expected)
+}
+
 /** The tuples of a binary COPY stream, each as its fields (null for NULL). */
 function tuples(b: Buffer): (Buffer | null)[][] {
   const out: (Buffer | null)[][] = []
@@ -90,16 +101,7 @@ describe('consumers > sinks > telemetry Avro straight into COPY', () => {
         const decoded = await Promise.all(values.map((v) => codec.decode(v)))
         const fast = telemetryCopy(values)
         expect(fast.copy.equals(binaryCopy(TELEMETRY, decoded))).toBe(true)
-        // Last-seen: each device's latest time and the tenant of its last reading.
-        const expected = new Map<string, { ts: number; tenant: string | null }>()
-        for (const r of decoded)
-          expected.set(r.deviceId, {
-            ts: Math.max(r.ts, expected.get(r.deviceId)?.ts ?? -Infinity),
-            tenant: r.tenant,
-          })
-        expect(new Map(fast.lastSeen.map((s) => [s.deviceId, { ts: s.ts, tenant: s.tenant }]))).toEqual(
-          expected,
-        )
+        expectLastSeen(fast.lastSeen, decoded)
       }),
       { numRuns: 400 },
     )
@@ -217,15 +219,7 @@ describe('consumers > sinks > telemetry Avro straight into SQLite rows', () => {
         taken++
         const fast = telemetryRows(values)
         expect(fast.rows).toEqual(bulkParams(sqliteDialect, TELEMETRY, decoded))
-        const expected = new Map<string, { ts: number; tenant: string | null }>()
-        for (const r of decoded)
-          expected.set(r.deviceId, {
-            ts: Math.max(r.ts, expected.get(r.deviceId)?.ts ?? -Infinity),
-            tenant: r.tenant,
-          })
-        expect(new Map(fast.lastSeen.map((s) => [s.deviceId, { ts: s.ts, tenant: s.tenant }]))).toEqual(
-          expected,
-        )
+        expectLastSeen(fast.lastSeen, decoded)
       }),
       { numRuns: 400 },
     )

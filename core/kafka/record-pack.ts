@@ -204,19 +204,22 @@ export function unpackInRecords(buf: Buffer, offsets: Float64Array): InRecord[] 
     const partition = buf.readInt32LE(at + 2)
     readBody(buf, at + 6, body, true)
     at = body.end
-    records[i] = {
-      topic,
-      partition,
-      offset: String(offsets[i]),
-      key: body.key,
-      value: body.value,
-      headers: (body.headers as Record<string, Buffer> | undefined) ?? NO_HEADERS,
-      timestamp: body.timestamp,
-    }
+    records[i] = consumed(body, topic, partition, offsets[i]!)
   }
   checkEnd(at, buf)
   return records
 }
+
+/** A body read with headers as Buffers, as a consumed record. */
+const consumed = (body: Body, topic: string, partition: number, offset: number): InRecord => ({
+  topic,
+  partition,
+  offset: String(offset),
+  key: body.key,
+  value: body.value,
+  headers: (body.headers as Record<string, Buffer> | undefined) ?? NO_HEADERS,
+  timestamp: body.timestamp,
+})
 
 /** Where each record of a packed buffer is: its topic's index, and the byte where it starts
  * (its u16 topic index; its i32 partition follows, then its body) and ends. */
@@ -264,15 +267,7 @@ export function keyRange(r: PackedRef): [number, number] {
 export function readInRecord(r: PackedRef, topic: string, offset: number): InRecord {
   const body: Body = { key: null, value: null, headers: undefined, timestamp: NaN, end: 0 }
   readBody(r.buf, r.at + 6, body, true)
-  return {
-    topic,
-    partition: r.buf.readInt32LE(r.at + 2),
-    offset: String(offset),
-    key: body.key,
-    value: body.value,
-    headers: (body.headers as Record<string, Buffer> | undefined) ?? NO_HEADERS,
-    timestamp: body.timestamp,
-  }
+  return consumed(body, topic, r.buf.readInt32LE(r.at + 2), offset)
 }
 
 /**

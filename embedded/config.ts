@@ -29,6 +29,14 @@ export const upConfig = z.strictObject({
    */
   fetchLingerMs: z.number().int().min(0).max(1_000).default(20),
   /**
+   * The embedded log's group commit: a journal sync starts no sooner than this long after the
+   * one before it started, and every append that arrives meanwhile shares it (0: sync as soon
+   * as the one before ends). Each fsync costs the machine CPU however little it writes, and
+   * every produce, transaction and offset commit of every stage waits for one; each durable
+   * step may wait up to this much longer.
+   */
+  groupCommitMs: z.number().min(0).max(100).default(2),
+  /**
    * Worker threads for the stream jobs and the sink, beside the bridge and the embedded log on
    * the main thread (embedded/jobs-thread.ts). 2 (default): enrich and the sink — the path from
    * a device to its row — on one, rollup and rules on the other, so that neither waits behind

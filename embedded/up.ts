@@ -102,6 +102,7 @@ export async function startUp(config: UpRoleConfig, logger: Logger): Promise<Run
     : new EmbeddedEventLog({
         dir: path.join(cfg.up.dataDir, 'log'),
         fetchLingerMs: cfg.up.fetchLingerMs,
+        groupCommitMs: cfg.up.groupCommitMs,
         logger: logger.child({ component: 'log' }),
       })
   const closers: (() => Promise<void>)[] = []

@@ -89,22 +89,24 @@ describe('bridge > ingest > sequence accounting', () => {
 
   it('tells readings with the same seq and another ts apart (a restarted count), within the window', () => {
     const t = new SequenceTracker(3)
-    expect([t.observe('d', 10, 1), t.observe('d', 20, 1), t.observe('d', 30, 1)]).toEqual([
+    const w = Promise.resolve()
+    expect([t.observe('d', 10, 1), t.observe('d', 20, 1, w), t.observe('d', 30, 1)]).toEqual([
       'first',
       'reorder',
       'reorder',
     ])
     expect([t.observe('d', 20, 1), t.observe('d', 10, 1)]).toEqual(['duplicate', 'duplicate'])
-    t.forget('d', 20, 1)
+    t.forget('d', 1, w) // (20, 1)'s slot
     expect(t.observe('d', 20, 1)).toBe('reorder') // taken again; (10, 1) leaves the window
     expect([t.observe('d', 10, 1), t.observe('d', 30, 1)]).toEqual(['reorder', 'duplicate'])
   })
 
   it('takes a forgotten reading again, and keeps its resend for a whole window', () => {
     const t = new SequenceTracker(3)
-    t.observe('d', 1, 1)
+    const w = Promise.resolve()
+    t.observe('d', 1, 1, w)
     t.observe('d', 2, 2)
-    t.forget('d', 1, 1) // its write failed: the device resends it
+    t.forget('d', 0, w) // (1, 1)'s write failed: the device resends it
     expect(t.observe('d', 1, 1)).toBe('reorder')
     t.observe('d', 3, 3)
     t.observe('d', 4, 4) // 2 leaves the window; the resend of 1 is still in it
@@ -121,23 +123,23 @@ class ReferenceWindow {
   private find(ts: number, seq: number) {
     return this.ring.find((r) => r?.ts === ts && r.seq === seq)
   }
-  /** Whether (ts, seq) is in the window; remembered if not. */
-  seen(ts: number, seq: number, write: Promise<unknown> | null): boolean {
-    if (this.find(ts, seq)) return true
-    this.ring[this.next] = { ts, seq, write }
+  /** The entry (ts, seq) is at if it is in the window (-1); else the one it is remembered at. */
+  seen(ts: number, seq: number, write: Promise<unknown> | null): number {
+    if (this.find(ts, seq)) return -1
+    const at = this.next
+    this.ring[at] = { ts, seq, write }
     this.next = (this.next + 1) % this.window
-    return false
+    return at
   }
   firstCopy(ts: number, seq: number) {
     return this.find(ts, seq)?.write ?? null
   }
-  written(ts: number, seq: number, write: Promise<unknown>) {
-    const r = this.find(ts, seq)
+  written(at: number, write: Promise<unknown>) {
+    const r = this.ring[at]
     if (r?.write === write) r.write = null
   }
-  forget(ts: number, seq: number) {
-    const i = this.ring.findIndex((r) => r?.ts === ts && r.seq === seq)
-    if (i !== -1) this.ring[i] = undefined
+  forget(at: number, write: Promise<unknown>) {
+    if (this.ring[at]?.write === write) this.ring[at] = undefined
   }
 }
 
@@ -151,22 +153,28 @@ describe('bridge > ingest > duplicate window', () => {
       const t = new SequenceTracker(window)
       const ref = new ReferenceWindow(window)
       const writes = [Promise.resolve(1), Promise.resolve(2), Promise.resolve(3)]
+      /** Slots readings were put in, lately: written and forgotten by them, some long after. */
+      const slots: number[] = []
       for (let i = 0; i < 3000; i++) {
         // Few distinct seqs and ts: restarted counts, resends and chains of the same seq.
         const seq = rand(8)
         const ts = 1000 + rand(8)
         const op = rand(10)
+        const w = writes[rand(3)]!
+        const slot = slots.length > 0 ? slots[rand(slots.length)]! : 0
         if (op < 7) {
-          const w = writes[rand(3)]!
           const verdict = t.observe('d', ts, seq, w)
-          expect(verdict === 'duplicate').toBe(ref.seen(ts, seq, w))
+          const at = ref.seen(ts, seq, w)
+          expect(verdict === 'duplicate').toBe(at === -1)
+          expect(t.slot).toBe(at)
+          if (at !== -1) slots.push(at)
+          if (slots.length > 2 * window) slots.shift()
         } else if (op === 7) {
-          t.forget('d', ts, seq)
-          ref.forget(ts, seq)
+          t.forget('d', slot, w)
+          ref.forget(slot, w)
         } else if (op === 8) {
-          const w = writes[rand(3)]!
-          t.written('d', ts, seq, w)
-          ref.written(ts, seq, w)
+          t.written('d', slot, w)
+          ref.written(slot, w)
         } else expect(t.firstCopy('d', ts, seq)).toBe(ref.firstCopy(ts, seq))
       }
     },

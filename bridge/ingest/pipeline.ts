@@ -132,16 +132,16 @@ export class IngestPipeline {
     }
     // While this message's write is pending, resends of its readings wait for it (see build()).
     const durable = slot.done
-    /** (ts, seq) of the readings this message writes. */
-    const keys: { ts: number; seq: number }[] = []
+    /** The duplicate window's slots of the readings this message writes. */
+    const slots: number[] = []
     let processed: Processed
     try {
       const topicVars: Record<string, string> = {}
       // Synchronous but for Avro with a registry lookup: no promise to wait for otherwise.
       const d = this.decode(req, topicVars)
-      processed = this.build(req, d instanceof Promise ? await d : d, topicVars, durable, keys)
+      processed = this.build(req, d instanceof Promise ? await d : d, topicVars, durable, slots)
     } catch (err) {
-      for (const k of keys) this.seq.forget(req.deviceId, k.ts, k.seq)
+      for (const s of slots) this.seq.forget(req.deviceId, s, durable)
       slot.cancel()
       throw err
     }
@@ -153,7 +153,7 @@ export class IngestPipeline {
       await (waits.length ? Promise.all([filled, ...waits]) : filled)
     } catch (err) {
       // Not acknowledged: the device will resend, and the resend must be written, not dropped.
-      for (const k of keys) this.seq.forget(req.deviceId, k.ts, k.seq)
+      for (const s of slots) this.seq.forget(req.deviceId, s, durable)
       metrics.pushback.inc({ source: req.source })
       this.log.warn('message not acknowledged: Kafka write failed or timed out', {
         deviceId: req.deviceId,
@@ -164,7 +164,7 @@ export class IngestPipeline {
         ? err
         : new PushbackError(`Kafka write failed: ${(err as Error).message}`, 5)
     } finally {
-      for (const k of keys) this.seq.written(req.deviceId, k.ts, k.seq, durable)
+      for (const s of slots) this.seq.written(req.deviceId, s, durable)
     }
     metrics.count.accepted[req.source] += outcome.accepted
     metrics.ackLatency.observe(SOURCE_LABELS[req.source], (Date.now() - req.receivedAt) / 1000)
@@ -254,7 +254,7 @@ export class IngestPipeline {
     decoded: DecodeResult,
     topicVars: Record<string, string>,
     durable: Promise<unknown>,
-    keys: { ts: number; seq: number }[],
+    slots: number[],
   ): Processed {
     const outcome: IngestOutcome = { accepted: 0, duplicates: 0, diverted: 0, rejected: [] }
     const records: OutRecord[] = []
@@ -277,7 +277,7 @@ export class IngestPipeline {
         if (first) waits.push(first)
         continue
       }
-      if (reading.seq !== null) keys.push({ ts: reading.ts, seq: reading.seq })
+      if (this.seq.slot !== -1) slots.push(this.seq.slot)
       const drift = this.drift.check(req.deviceId, reading.metrics)
       if (drift) {
         const policy = this.deps.config.drift

@@ -19,7 +19,8 @@ interface DeviceSeq {
   highest: number
   /** The ring, by slot: event time and seq (NaN: an empty slot) of a recent reading, and the
    * slot of an older one with the same seq and another ts (a device restarted its count; -1: none).
-   * It grows, doubling, up to the window; once full, `next` wraps and evicts the oldest. */
+   * All three are views of one buffer. It grows, doubling, up to the window; once full, `next`
+   * wraps and evicts the oldest. */
   ts: Float64Array
   seq: Float64Array
   same: Int32Array
@@ -42,12 +43,15 @@ const FIRST_SLOTS = 16
 export class SequenceTracker {
   private readonly devices = new Map<string, DeviceSeq>()
   readonly counts: SeqCounts = { gaps: 0, missing: 0, reorders: 0, duplicates: 0 }
+  /** The slot the last `observe` put its reading in (-1: none, a duplicate or no seq): what
+   * `written` and `forget` take, so that they need not look the reading up again. */
+  slot = -1
 
   constructor(private readonly window = 1024) {}
 
   /**
    * Classifies a reading and remembers it (unless it is a duplicate), with `write`, the
-   * write in progress that carries it, until `written` is called.
+   * write in progress that carries it, until `written` is called. Its slot is then in `slot`.
    */
   observe(
     deviceId: string,
@@ -55,15 +59,13 @@ export class SequenceTracker {
     seq: number | null,
     write: Promise<unknown> | null = null,
   ): SeqVerdict {
+    this.slot = -1
     if (seq === null) return 'none'
     let d = this.devices.get(deviceId)
     if (!d) {
-      const slots = Math.min(this.window, FIRST_SLOTS)
       d = {
         highest: seq,
-        ts: new Float64Array(slots),
-        seq: new Float64Array(slots).fill(NaN),
-        same: new Int32Array(slots),
+        ...ring(Math.min(this.window, FIRST_SLOTS)),
         next: 0,
         bySeq: new Map(),
         writes: undefined,
@@ -72,7 +74,8 @@ export class SequenceTracker {
       this.remember(d, ts, seq, write)
       return 'first'
     }
-    if (find(d, ts, seq) !== -1) {
+    // Above the highest seq ever seen it cannot be in the window: no lookup (the usual case).
+    if (seq <= d.highest && find(d, ts, seq) !== -1) {
       this.counts.duplicates++
       return 'duplicate'
     }
@@ -104,31 +107,28 @@ export class SequenceTracker {
     d.bySeq.set(seq, s)
     if (write) (d.writes ??= new Map()).set(s, write)
     d.next = s + 1
+    this.slot = s
   }
 
   /** The write in progress of a reading's first copy, if there is one. */
   firstCopy(deviceId: string, ts: number, seq: number): Promise<unknown> | null {
-    const at = this.locate(deviceId, ts, seq)
-    return (at && at.d.writes?.get(at.s)) || null
-  }
-
-  /** The write of a reading is over (durable): its resends need not wait any more. */
-  written(deviceId: string, ts: number, seq: number, write: Promise<unknown>): void {
-    const at = this.locate(deviceId, ts, seq)
-    if (at && at.d.writes?.get(at.s) === write) at.d.writes.delete(at.s)
-  }
-
-  /** Forgets a reading whose write failed, so that the device's resend is not taken for a duplicate. */
-  forget(deviceId: string, ts: number, seq: number): void {
-    const at = this.locate(deviceId, ts, seq)
-    if (at) evict(at.d, at.s)
-  }
-
-  /** The device and slot of the reading (ts, seq), if it is in the device's window. */
-  private locate(deviceId: string, ts: number, seq: number): { d: DeviceSeq; s: number } | undefined {
     const d = this.devices.get(deviceId)
     const s = d ? find(d, ts, seq) : -1
-    return s === -1 ? undefined : { d: d!, s }
+    return (s !== -1 && d!.writes?.get(s)) || null
+  }
+
+  /** The write of the reading `observe` put in `slot` is over (durable): its resends need not
+   * wait any more. Nothing if the slot has since been taken by another write. */
+  written(deviceId: string, slot: number, write: Promise<unknown>): void {
+    const writes = this.devices.get(deviceId)?.writes
+    if (writes?.get(slot) === write) writes.delete(slot)
+  }
+
+  /** Forgets the reading `observe` put in `slot` with `write`, which failed, so that the
+   * device's resend is not taken for a duplicate. Nothing if the slot has since been taken. */
+  forget(deviceId: string, slot: number, write: Promise<unknown>): void {
+    const d = this.devices.get(deviceId)
+    if (d?.writes?.get(slot) === write) evict(d, slot)
   }
 }
 
@@ -156,15 +156,23 @@ function evict(d: DeviceSeq, s: number): void {
   d.seq[s] = NaN
 }
 
+/** A ring of `slots` empty slots: its three arrays in one buffer (one allocation, not three). */
+function ring(slots: number): Pick<DeviceSeq, 'ts' | 'seq' | 'same'> {
+  const buf = new ArrayBuffer(slots * 20)
+  return {
+    ts: new Float64Array(buf, 0, slots),
+    seq: new Float64Array(buf, slots * 8, slots).fill(NaN),
+    same: new Int32Array(buf, slots * 16, slots),
+  }
+}
+
 /** Grows a ring that has not wrapped yet (its slots are in arrival order) to `slots`. */
 function grow(d: DeviceSeq, slots: number): void {
-  const ts = new Float64Array(slots)
-  ts.set(d.ts)
-  const seq = new Float64Array(slots).fill(NaN)
-  seq.set(d.seq)
-  const same = new Int32Array(slots)
-  same.set(d.same)
-  d.ts = ts
-  d.seq = seq
-  d.same = same
+  const r = ring(slots)
+  r.ts.set(d.ts)
+  r.seq.set(d.seq)
+  r.same.set(d.same)
+  d.ts = r.ts
+  d.seq = r.seq
+  d.same = r.same
 }

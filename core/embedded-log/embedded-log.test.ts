@@ -491,3 +491,48 @@ describe('core > embedded log: fetch linger', () => {
     expect(await batchSizes(0, 100, true)).toEqual([1, 1, 1, 1])
   })
 })
+
+describe('core > embedded log: group commit', () => {
+  /** Appends one entry, then four more 10 ms apart; when each of the four was durable (ms after the first append began). */
+  async function durableAfter(
+    groupCommitMs: number,
+  ): Promise<{ first: number; four: number[]; read: number[] }> {
+    const d = dir()
+    const j = new Journal<{ n: number }>(d, { segmentBytes: 1 << 20, fsync: true, groupCommitMs })
+    j.open(() => {})
+    const t0 = performance.now()
+    await j.append({ n: 0 })
+    const first = performance.now() - t0
+    const four: Promise<number>[] = []
+    for (let n = 1; n <= 4; n++) {
+      four.push(j.append({ n }).then(() => performance.now() - t0))
+      await new Promise((r) => setTimeout(r, 10))
+    }
+    const times = await Promise.all(four)
+    await j.close()
+    const read: number[] = []
+    const again = new Journal<{ n: number }>(d, { segmentBytes: 1 << 20, fsync: true })
+    again.open((e) => read.push(e.n))
+    await again.close()
+    return { first, four: times, read }
+  }
+
+  it('an append after a quiet moment is synced at once; those within the interval share the next sync', async () => {
+    const grouped = await durableAfter(300)
+    expect(grouped.first).toBeLessThan(250)
+    // The four waited for the sync 300 ms after the first one began, and shared it.
+    expect(Math.min(...grouped.four)).toBeGreaterThanOrEqual(295)
+    expect(Math.max(...grouped.four) - Math.min(...grouped.four)).toBeLessThan(25)
+    expect(grouped.read).toEqual([0, 1, 2, 3, 4])
+    // Without it, none waits for such a sync.
+    const eager = await durableAfter(0)
+    expect(Math.max(...eager.four)).toBeLessThan(295)
+    expect(eager.read).toEqual([0, 1, 2, 3, 4])
+  })
+})
+
+describe('core > event-log contract on the embedded log with group commit', () => {
+  eventLogContract(
+    () => new EmbeddedEventLog({ dir: dir(), groupCommitMs: 5, logger: testLogger('embedded-log') }),
+  )
+})

@@ -39,7 +39,10 @@ export function msgpackCodec<E>(): JournalCodec<E> {
  * a codec) — written whole or not at all: on open, a torn or corrupt tail (a crash mid-write)
  * is cut off, so every entry read back was complete. Appends are grouped: `append` resolves
  * after the entry is written **and fsync'ed**, and entries that arrive while a sync is under
- * way share the next one (one `writev` of their pieces, then one sync).
+ * way share the next one (one `writev` of their pieces, then one sync). With `groupCommitMs`, a
+ * sync also starts no sooner than that long after the one before it started, so that appends
+ * arriving meanwhile share it too (PostgreSQL's commit_delay, Kafka's linger.ms): an append
+ * after a quiet moment is written at once.
  */
 export class Journal<E> {
   private fh: FileHandle | undefined
@@ -48,10 +51,12 @@ export class Journal<E> {
   private pending: { chunks: Buffer[]; bytes: number; resolve: () => void; reject: (e: Error) => void }[] = []
   private flushing = false
   private closed = false
+  /** When the last write and sync started (performance.now()). */
+  private lastSync = Number.NEGATIVE_INFINITY
 
   constructor(
     private readonly dir: string,
-    private readonly opts: { segmentBytes: number; fsync: boolean },
+    private readonly opts: { segmentBytes: number; fsync: boolean; groupCommitMs?: number },
     private readonly codec: JournalCodec<E> = msgpackCodec<E>(),
   ) {}
 
@@ -150,6 +155,10 @@ export class Journal<E> {
     this.flushing = true
     try {
       while (this.pending.length > 0) {
+        const spacing = this.opts.fsync ? (this.opts.groupCommitMs ?? 0) : 0
+        const wait = this.lastSync + spacing - performance.now()
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait))
+        this.lastSync = performance.now()
         const batch = this.pending
         this.pending = []
         try {

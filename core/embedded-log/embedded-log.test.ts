@@ -12,7 +12,7 @@ import {
   type PackedSender,
 } from '../kafka/record-pack'
 import { Journal } from './journal'
-import { EmbeddedEventLog } from './log'
+import { EmbeddedEventLog, Partition, type Rec } from './log'
 import { tempDir } from '../../test/tmp'
 
 const dir = () => tempDir('fs-embedded-log-')
@@ -535,4 +535,68 @@ describe('core > event-log contract on the embedded log with group commit', () =
   eventLogContract(
     () => new EmbeddedEventLog({ dir: dir(), groupCommitMs: 5, logger: testLogger('embedded-log') }),
   )
+})
+
+describe('core > embedded log: a partition’s records in columns', () => {
+  it('answers as a plain list of records would, through pushes, drops, replacements and merges (random runs)', () => {
+    const bufs = [Buffer.from('a'), Buffer.from('b'), Buffer.from('c')]
+    for (let run = 0; run < 30; run++) {
+      let seed = run + 7
+      const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), (seed >>> 8) % n)
+      const p = new Partition()
+      let model: Rec[] = []
+      let next = 0
+      const rec = (offset: number): Rec => ({
+        buf: bufs[rand(3)]!,
+        at: rand(1000),
+        end: 1000 + rand(1000),
+        offset,
+        seg: rand(50),
+      })
+      for (let step = 0; step < 400; step++) {
+        const op = rand(20)
+        if (op < 12) {
+          // Pushes: most steps, in bursts past the columns' size.
+          for (let n = 1 + rand(op < 2 ? 300 : 20); n > 0; n--) {
+            const r = rec((next += 1 + rand(3)))
+            p.push(r.buf, r.at, r.end, r.offset, r.seg)
+            model.push(r)
+          }
+        } else if (op < 15) {
+          const n = rand(model.length + 2)
+          p.drop(n)
+          model = model.slice(n)
+        } else if (op === 15) {
+          const kept = model.filter(() => rand(3) > 0)
+          p.replace(kept)
+          model = kept
+        } else if (op === 16 && model.length > 0) {
+          // Merged in by offset: some new, some held already (the held one is kept).
+          const offs = [...new Set(Array.from({ length: 1 + rand(10) }, () => rand(next + 5)))].sort(
+            (a, b) => a - b,
+          )
+          const rs = offs.map(rec)
+          p.merge(rs)
+          const held = new Set(model.map((r) => r.offset))
+          model = [...model, ...rs.filter((r) => !held.has(r.offset))].sort((a, b) => a.offset - b.offset)
+          next = Math.max(next, ...offs)
+        } else if (op === 17 && model.length > 0) {
+          const i = rand(model.length)
+          const seg = 100 + rand(10)
+          p.setSeg(i, seg)
+          model[i] = { ...model[i]!, seg }
+        }
+        expect(p.length).toBe(model.length)
+        const probe = rand(next + 2)
+        const want = model.findIndex((r) => r.offset >= probe)
+        expect(p.indexOf(probe)).toBe(want === -1 ? model.length : want)
+        if (model.length > 0) {
+          const i = rand(model.length)
+          expect([p.offsetAt(i), p.segAt(i)]).toEqual([model[i]!.offset, model[i]!.seg])
+        }
+      }
+      expect(p.slice(0, p.length)).toEqual(model)
+      expect(p.slice(3, 10)).toEqual(model.slice(3, 10))
+    }
+  })
 })

@@ -144,11 +144,23 @@ class ReferenceWindow {
 }
 
 describe('bridge > ingest > duplicate window', () => {
-  it.each([1, 5, 16, 40, 100])(
-    'answers as a plain list of the last %i readings would, through growth and wrap-around',
-    (window) => {
+  it.each([
+    [1, 8, 0],
+    [5, 8, 0],
+    [16, 8, 0],
+    [40, 8, 0],
+    [100, 8, 0],
+    // Many distinct seqs: the index's collisions, runs and deletions; numbers past 2^32.
+    [100, 300, 0],
+    [5, 300, 0],
+    [16, 60, 2 ** 33],
+    [64, 1000, 2 ** 40],
+    [300, 400, 2 ** 32 - 150],
+  ])(
+    'answers as a plain list of the last %i readings would (seqs: %i from %d), through growth and wrap-around',
+    (window, seqs, base) => {
       // A small LCG: the same "random" readings each run.
-      let x = 12345 + window
+      let x = 12345 + window + seqs
       const rand = (n: number) => ((x = (x * 1103515245 + 12345) % 2 ** 31), (x >>> 16) % n)
       const t = new SequenceTracker(window)
       const ref = new ReferenceWindow(window)
@@ -157,7 +169,7 @@ describe('bridge > ingest > duplicate window', () => {
       const slots: number[] = []
       for (let i = 0; i < 3000; i++) {
         // Few distinct seqs and ts: restarted counts, resends and chains of the same seq.
-        const seq = rand(8)
+        const seq = base + rand(seqs)
         const ts = 1000 + rand(8)
         const op = rand(10)
         const w = writes[rand(3)]!

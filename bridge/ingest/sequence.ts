@@ -25,9 +25,13 @@ interface DeviceSeq {
   seq: Float64Array
   same: Int32Array
   next: number
-  /** The newest slot of each seq in the ring. Keyed by the number itself: a `${ts}:${seq}`
-   * string key cost a number-to-text conversion and a fresh string hash per reading, 7% of the bridge. */
-  bySeq: Map<number, number>
+  /** The newest slot of each seq in the ring: a hash table (linear probing, at most half full)
+   * of slot + 1 (0: empty), keyed by the seq its slot holds; in the ring's buffer too. A
+   * Map<number, number> per device was ~25 MB of the bridge's heap at 10,000 devices after 100
+   * readings each (~250 MB once their windows fill), marked again by every full GC and grown
+   * by rehashing on the heap; before it, a `${ts}:${seq}` string key cost a number-to-text
+   * conversion and a fresh string hash per reading, 7% of the bridge. */
+  index: Int32Array
   /** The writes in progress of first copies, by slot (a resend waits for them), until written. */
   writes: Map<number, Promise<unknown>> | undefined
 }
@@ -67,7 +71,6 @@ export class SequenceTracker {
         highest: seq,
         ...ring(Math.min(this.window, FIRST_SLOTS)),
         next: 0,
-        bySeq: new Map(),
         writes: undefined,
       }
       this.devices.set(deviceId, d)
@@ -103,8 +106,8 @@ export class SequenceTracker {
     if (!Number.isNaN(d.seq[s])) evict(d, s)
     d.ts[s] = ts
     d.seq[s] = seq
-    d.same[s] = d.bySeq.get(seq) ?? -1
-    d.bySeq.set(seq, s)
+    d.same[s] = headOf(d, seq)
+    setHead(d, seq, s)
     if (write) (d.writes ??= new Map()).set(s, write)
     d.next = s + 1
     this.slot = s
@@ -134,19 +137,67 @@ export class SequenceTracker {
 
 /** The slot of the reading (ts, seq) in the device's ring, or -1. */
 function find(d: DeviceSeq, ts: number, seq: number): number {
-  for (let s = d.bySeq.get(seq) ?? -1; s !== -1; s = d.same[s]!) if (d.ts[s] === ts) return s
+  // A chain is at most the ring long; the bound only guards against a bug (a loop).
+  for (let s = headOf(d, seq), n = 0; s !== -1 && n < d.same.length; s = d.same[s]!, n++)
+    if (d.ts[s] === ts) return s
   return -1
+}
+
+/** Where a seq's search starts in the index: a hash of both halves of the number. */
+function home(seq: number, mask: number): number {
+  return (Math.imul((seq >>> 0) ^ ((seq / 4294967296) >>> 0), 0x9e3779b1) >>> 0) & mask
+}
+
+/** The index position holding `seq`, or the empty one where it would go (as -1 - position). */
+function probe(d: DeviceSeq, seq: number): number {
+  const mask = d.index.length - 1
+  // At most half full, so an empty position is always ahead; the bound only guards against a bug.
+  for (let i = home(seq, mask), n = 0; n <= mask; i = (i + 1) & mask, n++) {
+    const e = d.index[i]!
+    if (e === 0) return -1 - i
+    if (d.seq[e - 1] === seq) return i
+  }
+  throw new Error('duplicate window: the seq index is full')
+}
+
+/** The newest slot holding `seq`, or -1. */
+function headOf(d: DeviceSeq, seq: number): number {
+  const i = probe(d, seq)
+  return i < 0 ? -1 : d.index[i]! - 1
+}
+
+/** Makes `s` the newest slot of `seq` (its ring slot holds `seq` already, or did until evicted). */
+function setHead(d: DeviceSeq, seq: number, s: number): void {
+  const i = probe(d, seq)
+  d.index[i < 0 ? -1 - i : i] = s + 1
+}
+
+/** Takes `seq` out of the index; the entries after it in its run move back (no tombstones). */
+function dropHead(d: DeviceSeq, seq: number): void {
+  let hole = probe(d, seq)
+  if (hole < 0) return
+  const mask = d.index.length - 1
+  d.index[hole] = 0
+  for (let j = (hole + 1) & mask; d.index[j] !== 0; j = (j + 1) & mask) {
+    const h = home(d.seq[d.index[j]! - 1]!, mask)
+    // The entry at j may fill the hole unless its home lies cyclically in (hole, j].
+    if (hole < j ? h <= hole || h > j : h <= hole && h > j) {
+      d.index[hole] = d.index[j]!
+      d.index[j] = 0
+      hole = j
+    }
+  }
 }
 
 /** Empties slot `s`: out of its seq's chain, its write forgotten. */
 function evict(d: DeviceSeq, s: number): void {
   const seq = d.seq[s]!
-  const head = d.bySeq.get(seq) ?? -1
+  const head = headOf(d, seq)
   if (head === s) {
-    if (d.same[s] !== -1) d.bySeq.set(seq, d.same[s]!)
-    else d.bySeq.delete(seq)
+    if (d.same[s] !== -1) setHead(d, seq, d.same[s]!)
+    else dropHead(d, seq)
   } else {
-    for (let p = head; p !== -1; p = d.same[p]!)
+    for (let p = head, n = 0; p !== -1 && n < d.same.length; p = d.same[p]!, n++)
       if (d.same[p] === s) {
         d.same[p] = d.same[s]!
         break
@@ -156,18 +207,21 @@ function evict(d: DeviceSeq, s: number): void {
   d.seq[s] = NaN
 }
 
-/** A ring of `slots` empty slots: its three arrays in one buffer (one allocation, not three). */
-function ring(slots: number): Pick<DeviceSeq, 'ts' | 'seq' | 'same'> {
-  const buf = new ArrayBuffer(slots * 20)
+/** A ring of `slots` empty slots and its index: four arrays in one buffer (one allocation). */
+function ring(slots: number): Pick<DeviceSeq, 'ts' | 'seq' | 'same' | 'index'> {
+  const size = 2 ** Math.ceil(Math.log2(2 * slots))
+  const buf = new ArrayBuffer(slots * 20 + size * 4)
   return {
     ts: new Float64Array(buf, 0, slots),
     seq: new Float64Array(buf, slots * 8, slots).fill(NaN),
     same: new Int32Array(buf, slots * 16, slots),
+    index: new Int32Array(buf, slots * 20, size),
   }
 }
 
 /** Grows a ring that has not wrapped yet (its slots are in arrival order) to `slots`. */
 function grow(d: DeviceSeq, slots: number): void {
+  const old = d.index
   const r = ring(slots)
   r.ts.set(d.ts)
   r.seq.set(d.seq)
@@ -175,4 +229,6 @@ function grow(d: DeviceSeq, slots: number): void {
   d.ts = r.ts
   d.seq = r.seq
   d.same = r.same
+  d.index = r.index
+  for (const e of old) if (e !== 0) setHead(d, d.seq[e - 1]!, e - 1)
 }

@@ -9,6 +9,7 @@ import {
   packRecords,
   takesPacked,
   unpackInRecords,
+  type PackableBatch,
   type PackedSender,
 } from '../kafka/record-pack'
 import { Journal } from './journal'
@@ -437,6 +438,22 @@ describe('core > embedded log: records packed as they cross threads', () => {
       const { packed, offsets } = b.pack()
       expect(unpackInRecords(Buffer.from(packed), offsets)).toEqual(b.records)
       expect(b.records.every((r) => r.topic === 'in' && r.partition === b.partition)).toBe(true)
+    }
+    // Packed first (as for a worker thread), a batch lets go of its records: none is read after.
+    const packedFirst: { b: RecordBatch; n: number }[] = []
+    let done2!: () => void
+    const all2 = new Promise<void>((r) => (done2 = r))
+    const c2 = await log.consumer({ groupId: 'g2', topics: ['in'], fromBeginning: true, concurrency: 2 })
+    void c2.run(async (b) => {
+      if (!isPackable(b)) throw new Error('not packable')
+      packedFirst.push({ b, n: b.pack().offsets.length })
+      if (packedFirst.reduce((n, x) => n + x.n, 0) === 4) done2()
+    })
+    await all2
+    await c2.close()
+    for (const { b } of packedFirst) {
+      expect(() => b.records).toThrow(/handed over packed/)
+      expect(() => (b as RecordBatch & PackableBatch).pack()).toThrow(/packed already/)
     }
     await log.close()
   })

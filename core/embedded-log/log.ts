@@ -739,17 +739,26 @@ class EmbeddedBatch implements RecordBatch, PackableBatch {
   constructor(
     readonly topic: string,
     readonly partition: number,
-    private readonly recs: Rec[],
+    /** Undefined once packed: the records went to a worker thread as bytes. */
+    private recs: Rec[] | undefined,
   ) {}
 
   get records(): InRecord[] {
-    return (this.read ??= this.recs.map((r) => readInRecord(r, this.topic, r.offset)))
+    if (this.read) return this.read
+    if (!this.recs)
+      throw new LogError('this batch was handed over packed: its records are not here', { retriable: false })
+    return (this.read = this.recs.map((r) => readInRecord(r, this.topic, r.offset)))
   }
 
+  /** The records as bytes for a worker thread; the batch lets go of them (it is held until
+   * the worker is done with it). */
   pack(): { packed: ArrayBuffer; offsets: Float64Array } {
-    const offsets = new Float64Array(this.recs.length)
-    for (let i = 0; i < this.recs.length; i++) offsets[i] = this.recs[i]!.offset
-    return { packed: packRefs(this.topic, this.recs).buffer as ArrayBuffer, offsets }
+    const recs = this.recs
+    if (!recs) throw new LogError('this batch was handed over packed already', { retriable: false })
+    this.recs = undefined
+    const offsets = new Float64Array(recs.length)
+    for (let i = 0; i < recs.length; i++) offsets[i] = recs[i]!.offset
+    return { packed: packRefs(this.topic, recs).buffer as ArrayBuffer, offsets }
   }
 }
 
@@ -843,11 +852,13 @@ class Member {
           const recs = this.log.fetch(t, p, pos, this.log.maxBatch)
           if (recs.length === 0) continue
           started = true
-          const batch = new EmbeddedBatch(t, p, recs)
-          const run = this.handler(batch, ctx).then(
+          // Only the next position is kept for after the batch, not its records (a worker's
+          // batch can take a second or more: records kept that long are promoted, then marked).
+          const after = recs[recs.length - 1]!.offset + 1
+          const run = this.handler(new EmbeddedBatch(t, p, recs), ctx).then(
             () => {
               this.failures.delete(tp)
-              if (this.positions.has(tp)) this.positions.set(tp, recs[recs.length - 1]!.offset + 1)
+              if (this.positions.has(tp)) this.positions.set(tp, after)
             },
             async (err: unknown) => {
               // As Kafka clients do after a failed batch: start again from the committed offset.

@@ -163,11 +163,17 @@ describe('bridge > ingest > duplicate window', () => {
       let x = 12345 + window + seqs
       const rand = (n: number) => ((x = (x * 1103515245 + 12345) % 2 ** 31), (x >>> 16) % n)
       const t = new SequenceTracker(window)
-      const ref = new ReferenceWindow(window)
+      // Three devices in one tracker (their writes share one table), each against its own list.
+      const devices = ['d', 'e', 'f']
+      const refs = devices.map(() => new ReferenceWindow(window))
       const writes = [Promise.resolve(1), Promise.resolve(2), Promise.resolve(3)]
-      /** Slots readings were put in, lately: written and forgotten by them, some long after. */
-      const slots: number[] = []
+      /** Slots readings were put in, lately, by device: written and forgotten by them, some long after. */
+      const slotsOf = devices.map((): number[] => [])
       for (let i = 0; i < 3000; i++) {
+        const di = rand(10) < 6 ? 0 : 1 + rand(2)
+        const dev = devices[di]!
+        const ref = refs[di]!
+        const slots = slotsOf[di]!
         // Few distinct seqs and ts: restarted counts, resends and chains of the same seq.
         const seq = base + rand(seqs)
         const ts = 1000 + rand(8)
@@ -175,19 +181,19 @@ describe('bridge > ingest > duplicate window', () => {
         const w = writes[rand(3)]!
         const slot = slots.length > 0 ? slots[rand(slots.length)]! : 0
         if (op < 7) {
-          const verdict = t.observe('d', ts, seq, w)
+          const verdict = t.observe(dev, ts, seq, w)
           const at = ref.seen(ts, seq, w)
           expect(verdict === 'duplicate').toBe(at === -1)
           expect(t.slot).toBe(at)
           if (at !== -1) slots.push(at)
           if (slots.length > 2 * window) slots.shift()
         } else if (op === 7) {
-          t.forget('d', slot, w)
+          t.forget(dev, slot, w)
           ref.forget(slot, w)
         } else if (op === 8) {
-          t.written('d', slot, w)
+          t.written(dev, slot, w)
           ref.written(slot, w)
-        } else expect(t.firstCopy('d', ts, seq)).toBe(ref.firstCopy(ts, seq))
+        } else expect(t.firstCopy(dev, ts, seq)).toBe(ref.firstCopy(ts, seq))
       }
     },
   )

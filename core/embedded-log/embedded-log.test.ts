@@ -548,6 +548,42 @@ describe('core > embedded log: group commit', () => {
   })
 })
 
+describe('core > embedded log: segments deleted off the thread', () => {
+  it('a removed segment is left out at once, gone when its removal resolves, and read back by no one', async () => {
+    const d = dir()
+    const j = new Journal<{ n: number }>(d, { segmentBytes: 1 << 20, fsync: false })
+    j.open(() => {})
+    await j.append({ n: 1 })
+    const first = j.current()
+    const second = await j.roll({ n: 2 })
+    await j.append({ n: 3 })
+    expect(j.segments()).toEqual([first, second])
+    const removal = j.remove(first)
+    expect(j.remove(first)).toBe(removal) // asked twice: one unlink
+    expect(j.segments()).toEqual([second]) // before the removal has resolved
+    await removal
+    expect(readdirSync(d).filter((f) => f.endsWith('.seg'))).toEqual([
+      `${String(second).padStart(16, '0')}.seg`,
+    ])
+    await j.remove(second) // the segment being written is never deleted
+    expect(j.segments()).toEqual([second])
+    // A removal still under way when the journal closes is finished by close (the unlink runs on
+    // libuv's pool and is often done already: this checks the outcome, not the wait).
+    await j.append({ n: 4 })
+    const third = await j.roll({ n: 5 })
+    void j.remove(second)
+    await j.close()
+    expect(readdirSync(d).filter((f) => f.endsWith('.seg'))).toEqual([
+      `${String(third).padStart(16, '0')}.seg`,
+    ])
+    const read: number[] = []
+    const again = new Journal<{ n: number }>(d, { segmentBytes: 1 << 20, fsync: false })
+    again.open((e) => read.push(e.n))
+    await again.close()
+    expect(read).toEqual([5])
+  })
+})
+
 describe('core > event-log contract on the embedded log with group commit', () => {
   eventLogContract(
     () => new EmbeddedEventLog({ dir: dir(), groupCommitMs: 5, logger: testLogger('embedded-log') }),

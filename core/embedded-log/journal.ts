@@ -7,9 +7,8 @@ import {
   readdirSync,
   readFileSync,
   statSync,
-  unlinkSync,
 } from 'node:fs'
-import { open as openAsync, type FileHandle } from 'node:fs/promises'
+import { open as openAsync, unlink, type FileHandle } from 'node:fs/promises'
 import path from 'node:path'
 import { crc32 } from 'node:zlib'
 import { Packr } from 'msgpackr'
@@ -51,6 +50,8 @@ export class Journal<E> {
   private pending: { chunks: Buffer[]; bytes: number; resolve: () => void; reject: (e: Error) => void }[] = []
   private flushing = false
   private closed = false
+  /** Segments being deleted (an unlink of a full segment took 12-15 ms of the thread). */
+  private readonly removing = new Map<number, Promise<void>>()
   /** When the last write and sync started (performance.now()). */
   private lastSync = Number.NEGATIVE_INFINITY
 
@@ -65,6 +66,7 @@ export class Journal<E> {
     return readdirSync(this.dir)
       .filter((f) => /^\d{16}\.seg$/.test(f))
       .map((f) => Number(f.slice(0, 16)))
+      .filter((seg) => !this.removing.has(seg))
       .sort((a, b) => a - b)
   }
 
@@ -127,9 +129,16 @@ export class Journal<E> {
     return this.segment
   }
 
-  /** Deletes a segment the owner no longer needs. */
-  remove(seg: number): void {
-    if (seg !== this.segment) unlinkSync(this.file(seg))
+  /** Deletes a segment the owner no longer needs, off the thread; from now on `segments` leaves
+   * it out. Resolves once it is gone. */
+  remove(seg: number): Promise<void> {
+    if (seg === this.segment) return Promise.resolve()
+    let done = this.removing.get(seg)
+    if (!done) {
+      done = unlink(this.file(seg)).finally(() => this.removing.delete(seg))
+      this.removing.set(seg, done)
+    }
+    return done
   }
 
   append(entry: E): Promise<void> {
@@ -191,6 +200,7 @@ export class Journal<E> {
 
   async close(): Promise<void> {
     await this.drain()
+    await Promise.allSettled(this.removing.values())
     this.closed = true
     await this.fh?.close()
     this.fh = undefined

@@ -51,6 +51,9 @@ export interface Rec extends PackedRef {
  * readings/s). The live records are at [head, tail) of the columns.
  */
 export class Partition {
+  /** Sized as the typed columns (allocated only when they are): a JS array left to grow by
+   * itself, and sliced at each compaction, made a large array in the old generation every few
+   * thousand records of a partition, most of what `apply` left for the full GCs. */
   private bufs: (Buffer | undefined)[] = []
   private at = new Int32Array(0)
   private end = new Int32Array(0)
@@ -129,7 +132,14 @@ export class Partition {
     this.end = move(this.end, (c) => new Int32Array(c))
     this.offsets = move(this.offsets, (c) => new Float64Array(c))
     this.segs = move(this.segs, (c) => new Float64Array(c))
-    this.bufs = this.bufs.slice(this.head, this.tail)
+    if (cap === this.bufs.length) {
+      this.bufs.copyWithin(0, this.head, this.tail)
+      this.bufs.fill(undefined, live, this.tail) // their buffers may go
+    } else {
+      const bufs = new Array<Buffer | undefined>(cap).fill(undefined)
+      for (let k = this.head; k < this.tail; k++) bufs[k - this.head] = this.bufs[k]
+      this.bufs = bufs
+    }
     this.head = 0
     this.tail = live
   }
@@ -461,7 +471,16 @@ export class EmbeddedEventLog implements EventLog {
       recs,
     })
     for (const [p, at] of moved) p.setSeg(at, seg)
-    for (const s of this.journal.segments()) if (s < oldest) this.journal.remove(s)
+    for (const s of this.journal.segments())
+      if (s < oldest)
+        this.journal
+          .remove(s)
+          .catch((err: Error) =>
+            this.o.logger.warn('embedded log: an old segment could not be deleted', {
+              segment: s,
+              error: err.message,
+            }),
+          )
     for (const t of topics)
       if (!t.compacted)
         for (const p of t.partitions) {

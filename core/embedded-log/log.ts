@@ -339,15 +339,16 @@ export class EmbeddedEventLog implements EventLog {
     })
   }
 
-  /** Applies a journal entry to memory (on open, and after each durable append). */
-  private apply(e: Entry, seg: number): RecordMeta[] {
+  /** Applies a journal entry to memory (on open, and after each durable append); where each
+   * record went goes to `metas`, when asked (a producer's send: not a transaction's commit). */
+  private apply(e: Entry, seg: number, metas?: RecordMeta[]): void {
     switch (e.k) {
       case 'topic':
         this.createTopic(e.name, e.partitions, e.compacted)
-        return []
+        return
       case 'delete':
         for (const n of e.names) this.topics.delete(n)
-        return []
+        return
       case 'checkpoint': {
         for (const t of e.topics) {
           this.createTopic(t.name, t.next.length, t.compacted)
@@ -370,13 +371,11 @@ export class EmbeddedEventLog implements EventLog {
         })
         for (const [p, rs] of byPartition) p.merge(rs)
         for (const [g, t, p, off] of e.offs) this.setCommitted(g, t, p, off)
-        return []
+        return
       }
       case 'batch': {
-        const metas: RecordMeta[] = []
         const buf = e.packed
         const l = buf && (e.layout ?? layoutOf(buf))
-        const touched = new Set<Partition>()
         for (let i = 0; l && i < l.count; i++) {
           const t = l.topics[l.topic[i]!]!
           const at = l.start[i]!
@@ -385,12 +384,12 @@ export class EmbeddedEventLog implements EventLog {
           if (!p) continue
           const offset = p.next++
           p.push(buf, at, l.end[i]!, offset, seg)
-          touched.add(p)
-          metas.push({ topic: t, partition: pi, offset: String(offset) })
+          // Its waiters go on once this entry is applied (they resume in a later microtask).
+          if (this.opened && p.waiters.size > 0) p.wake()
+          metas?.push({ topic: t, partition: pi, offset: String(offset) })
         }
         for (const [g, t, p, off] of e.offs) this.setCommitted(g, t, p, off)
-        if (this.opened) for (const p of touched) p.wake()
-        return metas
+        return
       }
     }
   }
@@ -406,11 +405,12 @@ export class EmbeddedEventLog implements EventLog {
   }
 
   /** Appends an entry durably, then applies it; rolls the segment when it is full. */
-  private async write(e: Entry): Promise<RecordMeta[]> {
+  private async write(e: Entry, withMetas = false): Promise<RecordMeta[]> {
     this.open()
     if (this.rolling) await this.rolling
     await this.journal.append(e)
-    const metas = this.apply(e, this.journal.current())
+    const metas: RecordMeta[] = []
+    this.apply(e, this.journal.current(), withMetas ? metas : undefined)
     if (this.journal.full() && !this.rolling)
       this.rolling = this.roll().finally(() => (this.rolling = undefined))
     return metas
@@ -473,14 +473,12 @@ export class EmbeddedEventLog implements EventLog {
     for (const [p, at] of moved) p.setSeg(at, seg)
     for (const s of this.journal.segments())
       if (s < oldest)
-        this.journal
-          .remove(s)
-          .catch((err: Error) =>
-            this.o.logger.warn('embedded log: an old segment could not be deleted', {
-              segment: s,
-              error: err.message,
-            }),
-          )
+        this.journal.remove(s).catch((err: Error) =>
+          this.o.logger.warn('embedded log: an old segment could not be deleted', {
+            segment: s,
+            error: err.message,
+          }),
+        )
     for (const t of topics)
       if (!t.compacted)
         for (const p of t.partitions) {
@@ -549,9 +547,13 @@ export class EmbeddedEventLog implements EventLog {
   }
 
   /** Writes packed records (and offsets) as one journal entry: all or none. */
-  private async writePacked(packed: Buffer | undefined, offs: JOff[]): Promise<RecordMeta[]> {
+  private async writePacked(
+    packed: Buffer | undefined,
+    offs: JOff[],
+    withMetas = false,
+  ): Promise<RecordMeta[]> {
     const layout = packed && (await this.prepare(packed))
-    return this.write({ k: 'batch', packed, offs, layout })
+    return this.write({ k: 'batch', packed, offs, layout }, withMetas)
   }
 
   private async ensure(specs: TopicSpec[]): Promise<string[]> {
@@ -573,8 +575,8 @@ export class EmbeddedEventLog implements EventLog {
   async producer(): Promise<Producer> {
     this.open()
     return {
-      send: async (records) => (records.length ? this.writePacked(packRecords(records), []) : []),
-      sendPacked: (packed: Buffer) => this.writePacked(packed, []),
+      send: async (records) => (records.length ? this.writePacked(packRecords(records), [], true) : []),
+      sendPacked: (packed: Buffer) => this.writePacked(packed, [], true),
       close: async () => {},
     } as Producer
   }

@@ -137,16 +137,18 @@ export class SequenceTracker {
    * wait any more. Nothing if the slot has since been taken by another write. */
   written(deviceId: string, slot: number, write: Promise<unknown>): void {
     const d = this.devices.get(deviceId)
-    if (d && this.writes.get(this.key(d, slot)) === write) this.writes.delete(this.key(d, slot))
+    const k = d ? this.key(d, slot) : -1
+    if (d && this.writes.get(k) === write) this.writes.delete(k)
   }
 
   /** Forgets the reading `observe` put in `slot` with `write`, which failed, so that the
    * device's resend is not taken for a duplicate. Nothing if the slot has since been taken. */
   forget(deviceId: string, slot: number, write: Promise<unknown>): void {
     const d = this.devices.get(deviceId)
-    if (d && this.writes.get(this.key(d, slot)) === write) {
+    const k = d ? this.key(d, slot) : -1
+    if (d && this.writes.get(k) === write) {
       evict(d, slot)
-      this.writes.delete(this.key(d, slot))
+      this.writes.delete(k)
     }
   }
 }

@@ -12,10 +12,11 @@ import type { EventLog } from '../core/kafka/log'
 import { ThreadEventLog } from '../core/kafka/log-thread'
 import { createLogger } from '../core/logging/logger'
 import { ToMainThread } from '../core/logging/thread-transport'
+import { lowerThreadPriority } from '../core/threads'
 import { JobMetrics } from '../stream-jobs/runtime/metrics'
 import type { UpRoleConfig } from './config'
 import type { FromJobs, ToJobs } from './jobs-thread'
-import { startUpJobs, startUpSink, type Started, type UpRole } from './roles'
+import { offRowPath, startUpJobs, startUpSink, type Started, type UpRole } from './roles'
 
 const port = parentPort!
 const { cfg, roles } = workerData as { cfg: UpRoleConfig; roles: UpRole[] }
@@ -47,6 +48,10 @@ port.on('message', (m: ToJobs & { lt?: string }) => {
 })
 
 async function start(): Promise<void> {
+  if (cfg.up.analyticsNice > 0 && offRowPath(roles)) {
+    const failed = lowerThreadPriority(cfg.up.analyticsNice)
+    if (failed) logger.warn('jobs thread priority left as it is', { roles, reason: failed })
+  }
   const onFatal = (job: string) => post({ type: 'fatal', job })
   running.push(...(await startUpJobs(cfg, log, logger, jobMetrics, onFatal, roles)))
   if (roles.includes('sink'))

@@ -31,6 +31,12 @@ export const THREAD_ROLES: Record<1 | 2, UpRole[][]> = {
   ],
 }
 
+/** The roles on the path from a device to its row in the store. */
+const ROW_PATH: readonly UpRole[] = ['enrich', 'sink']
+
+/** Whether a thread running `roles` can yield the CPU to the rest (`up.analyticsNice`). */
+export const offRowPath = (roles: readonly UpRole[]): boolean => !roles.some((r) => ROW_PATH.includes(r))
+
 /** Starts `up`'s stream jobs among `roles` over `log`, each as `fleetstream job <name>` would. */
 export async function startUpJobs(
   cfg: UpRoleConfig,

@@ -1,3 +1,4 @@
+import { readdirSync, readFileSync } from 'node:fs'
 import { connectMqtt } from '../test/mqtt'
 import { serverEnv, uniqueName } from '../test/servers'
 import { startUp, type Up } from '../test/up-process'
@@ -5,17 +6,26 @@ import { tempDir } from '../test/tmp'
 
 const MIN = 60_000
 
+/** The nice value of each thread of process `pid` (Linux: field 19 of /proc/<pid>/task/<tid>/stat). */
+const threadNices = (pid: number): number[] =>
+  readdirSync(`/proc/${pid}/task`).map((tid) => {
+    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16])
+  })
+
 // `fleetstream up` on its embedded defaults — no Kafka, no database server: the embedded log
 // and SQLite, in one process — and the same roles on the real Kafka (`--kafka`): one contract,
 // two transports. Readings in over HTTP and MQTT → rows out of the query API.
 // The jobs and the sink run on two threads of their own by default (`up.jobsThreads`); the last
 // rows run them on one, and on the main thread.
+// The last column: how many of `up`'s threads run at a lower priority (`up.analyticsNice`, 10):
+// the rollup and rules thread, when there is one apart from the path from a device to its row.
 describe.each([
-  ['the embedded log', () => undefined, {}],
-  ['Kafka [kafka]', () => ({ brokers: serverEnv().FS_KAFKA_BROKERS, prefix: uniqueName('up') }), {}],
-  ['the embedded log, one jobs thread', () => undefined, { FLEETSTREAM_UP__JOBS_THREADS: '1' }],
-  ['the embedded log, jobs on the main thread', () => undefined, { FLEETSTREAM_UP__JOBS_THREADS: '0' }],
-])('embedded > fleetstream up on %s, SQLite store', (_title, kafka, env: Record<string, string>) => {
+  ['the embedded log', () => undefined, {}, 1],
+  ['Kafka [kafka]', () => ({ brokers: serverEnv().FS_KAFKA_BROKERS, prefix: uniqueName('up') }), {}, 1],
+  ['the embedded log, one jobs thread', () => undefined, { FLEETSTREAM_UP__JOBS_THREADS: '1' }, 0],
+  ['the embedded log, jobs on the main thread', () => undefined, { FLEETSTREAM_UP__JOBS_THREADS: '0' }, 0],
+])('embedded > fleetstream up on %s, SQLite store', (_title, kafka, env: Record<string, string>, niced) => {
   const dataDir = tempDir('fs-up-')
   const transport = kafka()
   const T0 = Math.floor(Date.now() / MIN) * MIN - 10 * MIN
@@ -44,6 +54,11 @@ describe.each([
 
   it('stores what devices send over HTTP and MQTT, rolls it up, and keeps it across a restart', async () => {
     up = await startUp(dataDir, transport, env)
+    if (process.platform === 'linux') {
+      const nices = threadNices(up.proc.pid!)
+      expect(nices.filter((n) => n === 10)).toHaveLength(niced)
+      expect(nices.filter((n) => n !== 10 && n !== 0)).toEqual([])
+    }
     const auth = `Basic ${Buffer.from(`${up.demo.deviceId}:${up.demo.token}`).toString('base64')}`
     // 120 readings over HTTP, one per 5 s of event time (10 minutes), in batches of 20.
     for (let b = 0; b < 6; b++) {

@@ -47,14 +47,15 @@ export const upConfig = z.strictObject({
    */
   jobsThreads: z.union([z.literal(0), z.literal(1), z.literal(2)]).default(2),
   /**
-   * The nice value (Linux) of a jobs thread with no role on the path from a device to its row
-   * (enrich, the sink): with `up.jobsThreads` 2, the rollup and rules thread. When the cores
-   * are busy the kernel then runs the bridge, the log and the sink first, and rollups and rules
-   * catch up in the time left (their consumer lag shows how far behind they are). bench:up,
-   * eight alternating pairs (0 → 10): one reading per message, where the bridge's thread is
-   * the bound, 7,541–11,000 → 8,741–12,389 readings/s, higher in seven pairs (median ratio
-   * 1.10); at 20,000/s in messages of 10 p99 no different beyond the noise (lower in four
-   * pairs, higher in four). 0: the same priority as the rest.
+   * How many nice levels (Linux) below the rest of `up` a jobs thread runs when it has no role
+   * on the path from a device to its row (enrich, the sink): with `up.jobsThreads` 2, the
+   * rollup and rules thread (at most nice 19). When the cores are busy the kernel then runs the
+   * bridge, the log and the sink first, and rollups and rules catch up in the time left (their
+   * consumer lag shows how far behind they are). bench:up, eight alternating pairs (0 → 10):
+   * one reading per message, where the bridge's thread is the bound, 7,541–11,000 →
+   * 8,741–12,389 readings/s, higher in seven pairs (median ratio 1.10); at 20,000/s in
+   * messages of 10 p99 no different beyond the noise (lower in four pairs, higher in four). 0:
+   * the same priority as the rest.
    */
   analyticsNice: z.number().int().min(0).max(19).default(10),
 })

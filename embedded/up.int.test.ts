@@ -6,19 +6,18 @@ import { tempDir } from '../test/tmp'
 
 const MIN = 60_000
 
-/** The nice value of each thread of process `pid` (Linux: field 19 of /proc/<pid>/task/<tid>/stat). */
-const threadNices = (pid: number): number[] =>
-  readdirSync(`/proc/${pid}/task`).map((tid) => {
-    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16])
-  })
+/** The nice value of thread `tid` of process `pid` (Linux: field 19 of /proc/<pid>/task/<tid>/stat). */
+const niceOf = (pid: number, tid: number | string): number => {
+  const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16])
+}
 
 // `fleetstream up` on its embedded defaults — no Kafka, no database server: the embedded log
 // and SQLite, in one process — and the same roles on the real Kafka (`--kafka`): one contract,
 // two transports. Readings in over HTTP and MQTT → rows out of the query API.
 // The jobs and the sink run on two threads of their own by default (`up.jobsThreads`); the last
 // rows run them on one, and on the main thread.
-// The last column: how many of `up`'s threads run at a lower priority (`up.analyticsNice`, 10):
+// The last column: how many of `up`'s threads run at a lower priority (`up.analyticsNice`, 10 below):
 // the rollup and rules thread, when there is one apart from the path from a device to its row.
 describe.each([
   ['the embedded log', () => undefined, {}, 1],
@@ -55,9 +54,12 @@ describe.each([
   it('stores what devices send over HTTP and MQTT, rolls it up, and keeps it across a restart', async () => {
     up = await startUp(dataDir, transport, env)
     if (process.platform === 'linux') {
-      const nices = threadNices(up.proc.pid!)
-      expect(nices.filter((n) => n === 10)).toHaveLength(niced)
-      expect(nices.filter((n) => n !== 10 && n !== 0)).toEqual([])
+      const pid = up.proc.pid!
+      const nices = readdirSync(`/proc/${pid}/task`).map((tid) => niceOf(pid, tid))
+      const base = niceOf(pid, pid) // the main thread's (its id is the process's)
+      const lower = Math.min(19, base + 10)
+      expect(nices.filter((n) => n === lower && n !== base)).toHaveLength(niced)
+      expect(nices.filter((n) => n !== lower && n !== base)).toEqual([])
     }
     const auth = `Basic ${Buffer.from(`${up.demo.deviceId}:${up.demo.token}`).toString('base64')}`
     // 120 readings over HTTP, one per 5 s of event time (10 minutes), in batches of 20.

@@ -46,6 +46,8 @@ const FIRST_SLOTS = 16
  */
 export class SequenceTracker {
   private readonly devices = new Map<string, DeviceSeq>()
+  /** The next device's number (counted, not the Map's size: numbers stay unique if devices are ever dropped). */
+  private nextId = 0
   /** The writes in progress of first copies (a resend waits for them), until written, keyed by
    * device number × window + slot. One Map for all devices: a Map per device grew and shrank its
    * table with every message, and each table lived until the device's next message (seconds at
@@ -77,7 +79,7 @@ export class SequenceTracker {
         highest: seq,
         ...ring(Math.min(this.window, FIRST_SLOTS)),
         next: 0,
-        id: this.devices.size,
+        id: this.nextId++,
       }
       this.devices.set(deviceId, d)
       this.remember(d, ts, seq, write)

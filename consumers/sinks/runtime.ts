@@ -152,23 +152,33 @@ export async function runSink(
     concurrency: o.concurrency ?? 1,
   })
   /**
-   * The sink's fast path for telemetry still in Avro (PostgreSQL: straight into COPY), taken
-   * when every record is framed with the current telemetry schema id; false when the general
-   * path must write the batch (a record it cannot take, keys already stored, any error: the
-   * general path retries, splits and dead-letters).
+   * The sink's fast paths for records still in Avro (telemetry: PostgreSQL straight into COPY,
+   * SQLite read on its writer thread; rollups: SQLite), taken when every record is framed with
+   * the current schema id of its kind; false when the general path must write the batch (a
+   * record it cannot take, keys already stored, any error: the general path retries, splits and
+   * dead-letters).
    */
-  const telemetryId = o.codecs.telemetry.schemaId
-  const fast = async (records: InRecord[]): Promise<boolean> => {
-    if (!sink.writeTelemetryAvro) return false
+  const fastPaths = new Map<SinkKind, { schemaId: number; write: (values: Buffer[]) => Promise<boolean> }>()
+  if (sink.writeTelemetryAvro)
+    fastPaths.set('telemetry', {
+      schemaId: o.codecs.telemetry.schemaId,
+      write: sink.writeTelemetryAvro.bind(sink),
+    })
+  if (sink.writeRollupsAvro)
+    fastPaths.set('rollups', { schemaId: o.codecs.rollup.schemaId, write: sink.writeRollupsAvro.bind(sink) })
+  const fast = async (kind: SinkKind, records: InRecord[]): Promise<boolean> => {
+    const path = fastPaths.get(kind)
+    if (!path) return false
     const values: Buffer[] = []
     for (const r of records) {
-      if (wireSchemaId(r.value) !== telemetryId) return false
+      if (wireSchemaId(r.value) !== path.schemaId) return false
       values.push(r.value!)
     }
     try {
-      return await sink.writeTelemetryAvro(values)
+      return await path.write(values)
     } catch (err) {
-      logger.debug('fast telemetry write failed; writing through the general path', {
+      logger.debug('fast write failed; writing through the general path', {
+        kind,
         error: (err as Error).message,
       })
       return false
@@ -178,7 +188,7 @@ export async function runSink(
   await consumer.run(async (batch, ctx) => {
     const kind = kindOf.get(batch.topic)!
     const started = process.hrtime.bigint()
-    if (kind === 'telemetry' && (await fast(batch.records))) {
+    if (await fast(kind, batch.records)) {
       o.metrics?.rows.inc({ store: sink.name, kind }, batch.records.length)
     } else {
       const items: Item[] = []

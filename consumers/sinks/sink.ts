@@ -38,6 +38,12 @@ export interface Sink {
    * decoded form. Resolves false when it cannot take them (then `writeTelemetry` decides).
    */
   writeTelemetryAvro?(values: Buffer[]): Promise<boolean>
+  /**
+   * Optional: rollups still in Avro (framed with the bundled rollup schema's id), with the same
+   * result as `writeRollups` of their decoded form, without decoding them on the caller's
+   * thread. Resolves false when it cannot take them (then `writeRollups` decides).
+   */
+  writeRollupsAvro?(values: Buffer[]): Promise<boolean>
   writeRollups(rollups: Rollup[]): Promise<void>
   writeAlerts(alerts: Alert[]): Promise<void>
   writeDevices(changes: DeviceChange[]): Promise<void>

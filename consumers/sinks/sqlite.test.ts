@@ -1,9 +1,10 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
+import { AvroCodec } from '../../core/envelope/codec'
 import { LocalSchemaRegistry } from '../../core/envelope/registry'
 import { createTelemetryCodec } from '../../core/envelope/telemetry'
-import type { Telemetry } from '../../schemas/types.generated'
+import type { Rollup, Telemetry } from '../../schemas/types.generated'
 import { SinkWriteError } from './sink'
 import {
   openSqlite,
@@ -212,6 +213,96 @@ describe('consumers > sinks > sqlite: telemetry still in Avro, read on the write
       const digitKey = codec.encode({ ...readings[2]!, deviceId: 'dev-3', meta: { '1': 'x' } })
       const more = codec.encode({ ...readings[2]!, deviceId: 'dev-4' })
       expect(await fast.writeTelemetryAvro!([more, digitKey])).toBe(false)
+      expect(dump(fb)).toEqual(stored)
+    } finally {
+      await general.close()
+      await fast.close()
+    }
+  })
+})
+
+describe('consumers > sinks > sqlite: rollups still in Avro, read on the writer thread', () => {
+  const file = () => path.join(mkdtempSync(path.join(tmpdir(), 'fs-sqlite-rollups-')), 'x.db')
+  const rollup = (
+    deviceId: string,
+    metric: string,
+    windowStart: number,
+    over: Partial<Rollup> = {},
+  ): Rollup => ({
+    deviceId,
+    metric,
+    windowStart,
+    windowEnd: windowStart + 60_000,
+    count: 3,
+    min: 1.25,
+    max: 9.5,
+    sum: 12,
+    avg: 4,
+    first: 1.25,
+    last: 9.5,
+    kind: 'final',
+    ...over,
+  })
+  const dump = (f: string) => {
+    const db = openSqlite(f)
+    const rows = db.prepare('SELECT * FROM rollups ORDER BY device_id, metric, window_ms, window_start').all()
+    db.close()
+    return rows
+  }
+
+  it('applies what writeRollups applies (last record per key, retractions deleted), all of a batch or none', async () => {
+    const codec = await AvroCodec.bundled<Rollup>(new LocalSchemaRegistry(), 'rollup.avsc')
+    const t0 = 1_790_000_040_000
+    const first: Rollup[] = [
+      rollup('dev-ü', 'temp', t0),
+      rollup('dev-ü', 'temp', t0 + 60_000, { count: 1, min: -0.5, max: -0.5, sum: -0.5, avg: -0.5 }),
+      rollup('dev-2', 'hum', t0, { kind: 'update' }),
+      rollup('dev-2', 'hum', t0 - 60_000),
+    ]
+    const second: Rollup[] = [
+      // A correction, then another of the same key in the same batch: only the last counts.
+      rollup('dev-ü', 'temp', t0, { count: 4, kind: 'update' }),
+      rollup('dev-ü', 'temp', t0, { count: 5, max: 11, kind: 'update' }),
+      rollup('dev-2', 'hum', t0 - 60_000, { kind: 'retract' }),
+      // Corrected, then retracted in the same batch: deleted (the retraction is the last record).
+      rollup('dev-2', 'hum', t0, { count: 9, kind: 'update' }),
+      rollup('dev-2', 'hum', t0, { kind: 'retract' }),
+      // An hour's window of the same device, metric and start: a key of its own.
+      rollup('dev-ü', 'temp', t0, { windowEnd: t0 + 3_600_000, count: 40 }),
+    ]
+    const [fa, fb] = [file(), file()]
+    const general = sqliteSink({ file: fa })
+    const fast = sqliteSink({ file: fb })
+    try {
+      await general.connect()
+      await fast.connect()
+      expect(fast.writeRollupsAvro).toBeDefined()
+      for (const batch of [first, second]) {
+        await general.writeRollups(batch)
+        expect(await fast.writeRollupsAvro!(batch.map((r) => codec.encode(r)))).toBe(true)
+      }
+      const stored = dump(fb)
+      expect(stored).toEqual(dump(fa))
+      expect(stored).toEqual([
+        expect.objectContaining({
+          device_id: 'dev-ü',
+          window_ms: 60_000,
+          window_start: t0,
+          count: 5,
+          max: 11,
+        }),
+        expect.objectContaining({
+          device_id: 'dev-ü',
+          window_ms: 60_000,
+          window_start: t0 + 60_000,
+          min: -0.5,
+        }),
+        expect.objectContaining({ device_id: 'dev-ü', window_ms: 3_600_000, window_start: t0, count: 40 }),
+      ])
+      // A batch with a payload that does not decode: false, and none of it stored.
+      const good = codec.encode(rollup('dev-3', 'temp', t0))
+      const truncated = codec.encode(rollup('dev-4', 'temp', t0)).subarray(0, 12)
+      expect(await fast.writeRollupsAvro!([good, truncated])).toBe(false)
       expect(dump(fb)).toEqual(stored)
     } finally {
       await general.close()

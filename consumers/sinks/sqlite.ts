@@ -1,10 +1,15 @@
 import { mkdirSync } from 'node:fs'
 import path from 'node:path'
 import { Worker } from 'node:worker_threads'
+import avro from 'avsc'
 import Database from 'better-sqlite3'
+import { loadBundledSchema } from '../../core/envelope/registry'
+import { WIRE_HEADER_LENGTH } from '../../core/envelope/wire'
+import type { Rollup } from '../../schemas/types.generated'
 import { SinkWriteError, type Sink } from './sink'
-import { sqliteDialect } from './sql/dialect'
+import { bulkParams, sqliteDialect } from './sql/dialect'
 import { sqlSink, type SqlExecutor } from './sql/sql-sink'
+import { lastPerKey, rollupKey, ROLLUPS } from './sql/tables'
 import { telemetryRows, TranscodeError } from './sql/telemetry-copy'
 
 /** SQLite result codes worth retrying: the database is busy or locked by another connection. */
@@ -79,6 +84,7 @@ export function sqliteExecutor(db: Database.Database): SqliteExecutor {
     },
     bulkTogether: runTogether,
     telemetryAvro: async (insert, lastSeen, values) => runTogether(telemetryBulks(insert, lastSeen, values)),
+    rollupsAvro: async (upsert, remove, values) => runTogether(rollupBulks(upsert, remove, values)),
     close: async () => void db.close(),
   }
 }
@@ -111,18 +117,48 @@ function telemetryBulks(insert: string, lastSeen: string, values: Buffer[]): Bul
   ]
 }
 
+/** The bundled rollup schema, which the sink's rollup fast path is given (runtime.ts checks the id). */
+let rollupType: avro.Type | undefined
+
+/**
+ * Rollups still in Avro as the bulks that apply them, as sqlSink's writeRollups does: the last
+ * record of each key, retractions deleted with `remove`, the rest upserted with `upsert`. A
+ * payload that does not decode is a SinkWriteError, not retriable: the sink then takes its
+ * general path, which dead-letters it with avsc's own error.
+ */
+function rollupBulks(upsert: string, remove: string, values: Buffer[]): Bulk[] {
+  rollupType ??= avro.Type.forSchema(loadBundledSchema('rollup.avsc'))
+  const rs: Rollup[] = []
+  for (const v of values) {
+    try {
+      rs.push(rollupType.fromBuffer(v.subarray(WIRE_HEADER_LENGTH)) as Rollup)
+    } catch (err) {
+      throw new SinkWriteError(`sqlite: cannot decode a rollup: ${(err as Error).message}`, false, err)
+    }
+  }
+  const last = lastPerKey(rs, rollupKey)
+  const retract = last.filter((r) => r.kind === 'retract')
+  const keep = last.filter((r) => r.kind !== 'retract')
+  return [
+    { text: remove, rows: bulkParams(sqliteDialect, ROLLUPS, retract, ROLLUPS.key) as unknown[][] },
+    { text: upsert, rows: bulkParams(sqliteDialect, ROLLUPS, keep) as unknown[][] },
+  ].filter((b) => b.rows.length > 0)
+}
+
 /** The SQL executor of one SQLite connection, with bulks of several callers in one transaction. */
 export interface SqliteExecutor extends SqlExecutor {
   /** Runs several bulks in one transaction (one commit, one fsync): all of them or none. */
   bulkTogether(bulks: Bulk[]): void
   telemetryAvro(insert: string, lastSeen: string, values: Buffer[]): Promise<void>
+  rollupsAvro(upsert: string, remove: string, values: Buffer[]): Promise<void>
 }
 
-/** A request to the SQLite writer thread (sqlite-thread.ts). `telemetry`: readings in Avro,
- * each value `u32 length + bytes` in `packed` (one buffer, transferred). */
+/** A request to the SQLite writer thread (sqlite-thread.ts). `telemetry`, `rollups`: records
+ * in Avro, each value `u32 length + bytes` in `packed` (one buffer, transferred), and the two
+ * statements that write them (telemetry: insert, last-seen; rollups: upsert, remove). */
 export type SqliteRequest =
   | { id: number; kind: 'bulk' | 'query'; text: string; params: unknown[] }
-  | { id: number; kind: 'telemetry'; insert: string; lastSeen: string; packed: ArrayBuffer }
+  | { id: number; kind: 'telemetry' | 'rollups'; statements: [string, string]; packed: ArrayBuffer }
   | { id: number; kind: 'close' }
 
 /** Values as one transferable buffer, each `u32 length + bytes`. */
@@ -193,8 +229,14 @@ export function sqliteRequestLoop(
   const prepare = (m: SqliteRequest): Work | undefined => {
     try {
       if (m.kind === 'bulk') return { m, bulks: [{ text: m.text, rows: asBuffers(m.params) as unknown[][] }] }
-      if (m.kind === 'telemetry')
-        return { m, bulks: telemetryBulks(m.insert, m.lastSeen, unpackValues(m.packed)) }
+      if (m.kind === 'telemetry' || m.kind === 'rollups')
+        return {
+          m,
+          bulks: (m.kind === 'telemetry' ? telemetryBulks : rollupBulks)(
+            ...m.statements,
+            unpackValues(m.packed),
+          ),
+        }
       return { m }
     } catch (err) {
       fail(m.id, err)
@@ -300,15 +342,19 @@ export function sqliteWorkerExecutor(file: string): SqlExecutor {
       pending.set(id, { resolve, reject })
       ;(worker ??= start()).postMessage({ ...req, id }, transfer)
     })
+  const avroCall = async (kind: 'telemetry' | 'rollups', statements: [string, string], values: Buffer[]) => {
+    const packed = packValues(values)
+    await call({ kind, statements, packed }, [packed])
+  }
   return {
     query: (text, params) => call({ kind: 'query', text, params }),
     bulk: async (text, params) => void (await call({ kind: 'bulk', text, params })),
-    // The readings cross as their Avro bytes in one transferred buffer, and are read there:
-    // rows built here would be copied to the thread value by value (structured clone).
-    telemetryAvro: async (insert, lastSeen, values) => {
-      const packed = packValues(values)
-      await call({ kind: 'telemetry', insert, lastSeen, packed }, [packed])
-    },
+    // Readings and rollups cross as their Avro bytes in one transferred buffer, and are read
+    // there: decoded here, and their rows copied to the thread value by value (structured clone),
+    // the 40,000 rollups of 10,000 devices' minute took ~150 ms of the sink's thread, which
+    // enriches readings too (packed: ~4 ms).
+    telemetryAvro: (insert, lastSeen, values) => avroCall('telemetry', [insert, lastSeen], values),
+    rollupsAvro: (upsert, remove, values) => avroCall('rollups', [upsert, remove], values),
     close: async () => {
       const w = worker
       if (w) await call({ kind: 'close' }).catch(() => undefined)

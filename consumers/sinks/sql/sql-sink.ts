@@ -1,9 +1,18 @@
-import type { Alert, Rollup } from '../../../schemas/types.generated'
+import type { Alert } from '../../../schemas/types.generated'
 import { ALERT_EVENT_RANK, lastSeenByDevice, SinkWriteError, type DeviceChange, type Sink } from '../sink'
 import { bulkParams, type SqlDialect } from './dialect'
 import { binaryCopy } from './pg-binary-copy'
 import { TELEMETRY_SCHEMA_SUPPORTED, telemetryCopy, TranscodeError } from './telemetry-copy'
-import { ALERTS, DEVICES, lastPerKey, ROLLUPS, TELEMETRY, type LastSeen, type TableSpec } from './tables'
+import {
+  ALERTS,
+  DEVICES,
+  lastPerKey,
+  rollupKey,
+  ROLLUPS,
+  TELEMETRY,
+  type LastSeen,
+  type TableSpec,
+} from './tables'
 
 /** How a SQL sink reaches its database: one statement with parameters, or one bulk statement. */
 export interface SqlExecutor {
@@ -24,8 +33,32 @@ export interface SqlExecutor {
    * SinkWriteError, not retriable, for a payload it cannot take.
    */
   telemetryAvro?(insert: string, lastSeen: string, values: Buffer[]): Promise<void>
+  /**
+   * Optional fast path for rollups still in Avro (SQLite: read on its writer thread): applies
+   * `values` (the bundled rollup schema, wire framed) as `writeRollups` does — the last record
+   * of each key, retractions with `remove`, the rest with `upsert` — in one transaction; throws
+   * SinkWriteError, not retriable, for a payload it cannot decode.
+   */
+  rollupsAvro?(upsert: string, remove: string, values: Buffer[]): Promise<void>
   close(): Promise<void>
 }
+
+/**
+ * A sink's Avro fast path over an executor's: true when written, false when the general path
+ * must decide (a payload the executor refuses, not retriable); a retriable error is thrown.
+ */
+const avroFastPath =
+  (write: (values: Buffer[]) => Promise<void>) =>
+  async (values: Buffer[]): Promise<boolean> => {
+    if (values.length === 0) return true
+    try {
+      await write(values)
+      return true
+    } catch (err) {
+      if (err instanceof SinkWriteError && !err.retriable) return false
+      throw err
+    }
+  }
 
 const TABLES: TableSpec<never>[] = [TELEMETRY, ROLLUPS, ALERTS, DEVICES] as TableSpec<never>[]
 
@@ -34,8 +67,6 @@ export function sqlMigrations(d: SqlDialect): string[] {
   return TABLES.flatMap((t) => d.createTable(t))
 }
 
-const rollupKey = (r: Rollup) =>
-  `${r.deviceId}\u0000${r.metric}\u0000${r.windowEnd - r.windowStart}\u0000${r.windowStart}`
 const alertNewer = (a: Alert, b: Alert) =>
   a.ts > b.ts || (a.ts === b.ts && ALERT_EVENT_RANK[a.event] >= ALERT_EVENT_RANK[b.event])
 
@@ -70,21 +101,14 @@ export function sqlSink(name: string, d: SqlDialect, x: SqlExecutor): Sink {
   }
   const copy = x.copy?.bind(x)
   const telemetryAvro = x.telemetryAvro?.bind(x)
+  const rollupsAvro = x.rollupsAvro?.bind(x)
   const insertTelemetry = d.upsert(TELEMETRY)
+  const [upsertRollups, removeRollups] = [d.upsert(ROLLUPS), d.deleteByKey(ROLLUPS)]
   /** Readings still in Avro straight into COPY or rows (telemetry-copy.ts); false when the general path must decide. */
   const writeTelemetryAvro = !TELEMETRY_SCHEMA_SUPPORTED
     ? undefined
     : telemetryAvro
-      ? async (values: Buffer[]): Promise<boolean> => {
-          if (values.length === 0) return true
-          try {
-            await telemetryAvro(insertTelemetry, lastSeenSql, values)
-            return true
-          } catch (err) {
-            if (err instanceof SinkWriteError && !err.retriable) return false
-            throw err
-          }
-        }
+      ? avroFastPath((values) => telemetryAvro(insertTelemetry, lastSeenSql, values))
       : copy
         ? async (values: Buffer[]): Promise<boolean> => {
             if (values.length === 0) return true
@@ -108,6 +132,8 @@ export function sqlSink(name: string, d: SqlDialect, x: SqlExecutor): Sink {
   return {
     name,
     writeTelemetryAvro,
+    writeRollupsAvro:
+      rollupsAvro && avroFastPath((values) => rollupsAvro(upsertRollups, removeRollups, values)),
     async connect() {
       for (const m of sqlMigrations(d)) await x.query(m, [])
     },

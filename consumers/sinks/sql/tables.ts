@@ -69,6 +69,10 @@ export const ROLLUPS: TableSpec<Rollup> = {
   },
 }
 
+/** A rollup's key in the table: a later record of the same key corrects (or retracts) it. */
+export const rollupKey = (r: Rollup): string =>
+  `${r.deviceId}\u0000${r.metric}\u0000${r.windowEnd - r.windowStart}\u0000${r.windowStart}`
+
 /** Alert state: `open` until a `cleared` event. */
 export const alertState = (a: Alert): 'open' | 'cleared' => (a.event === 'cleared' ? 'cleared' : 'open')
 

@@ -5,7 +5,7 @@ import { AvroCodec } from '../../core/envelope/codec'
 import { LocalSchemaRegistry } from '../../core/envelope/registry'
 import { createTelemetryCodec } from '../../core/envelope/telemetry'
 import type { Rollup, Telemetry } from '../../schemas/types.generated'
-import { SinkWriteError } from './sink'
+import { SinkWriteError, type Sink } from './sink'
 import {
   openSqlite,
   sqliteExecutor,
@@ -14,6 +14,24 @@ import {
   sqliteWorkerExecutor,
   type SqliteReply,
 } from './sqlite'
+
+/** Two SQLite sinks, connected, on files of their own: one to write through the general path, one through a fast path. */
+async function generalAndFast(
+  file: () => string,
+  run: (general: Sink, fast: Sink, files: { general: string; fast: string }) => Promise<void>,
+): Promise<void> {
+  const files = { general: file(), fast: file() }
+  const general = sqliteSink({ file: files.general })
+  const fast = sqliteSink({ file: files.fast })
+  try {
+    await general.connect()
+    await fast.connect()
+    await run(general, fast, files)
+  } finally {
+    await general.close()
+    await fast.close()
+  }
+}
 
 describe('consumers > sinks > sqlite on its writer thread', () => {
   const file = () => path.join(mkdtempSync(path.join(tmpdir(), 'fs-sqlite-thread-')), 'x.db')
@@ -193,12 +211,7 @@ describe('consumers > sinks > sqlite: telemetry still in Avro, read on the write
 
   it('stores what the general path stores (rows, JSON text, last-seen), all of a batch or none', async () => {
     const codec = await createTelemetryCodec(new LocalSchemaRegistry())
-    const [fa, fb] = [file(), file()]
-    const general = sqliteSink({ file: fa })
-    const fast = sqliteSink({ file: fb })
-    try {
-      await general.connect()
-      await fast.connect()
+    await generalAndFast(file, async (general, fast, { general: fa, fast: fb }) => {
       await general.writeTelemetry(readings)
       expect(fast.writeTelemetryAvro).toBeDefined()
       expect(await fast.writeTelemetryAvro!(readings.map((r) => codec.encode(r)))).toBe(true)
@@ -214,10 +227,7 @@ describe('consumers > sinks > sqlite: telemetry still in Avro, read on the write
       const more = codec.encode({ ...readings[2]!, deviceId: 'dev-4' })
       expect(await fast.writeTelemetryAvro!([more, digitKey])).toBe(false)
       expect(dump(fb)).toEqual(stored)
-    } finally {
-      await general.close()
-      await fast.close()
-    }
+    })
   })
 })
 
@@ -270,12 +280,7 @@ describe('consumers > sinks > sqlite: rollups still in Avro, read on the writer 
       // An hour's window of the same device, metric and start: a key of its own.
       rollup('dev-ü', 'temp', t0, { windowEnd: t0 + 3_600_000, count: 40 }),
     ]
-    const [fa, fb] = [file(), file()]
-    const general = sqliteSink({ file: fa })
-    const fast = sqliteSink({ file: fb })
-    try {
-      await general.connect()
-      await fast.connect()
+    await generalAndFast(file, async (general, fast, { general: fa, fast: fb }) => {
       expect(fast.writeRollupsAvro).toBeDefined()
       for (const batch of [first, second]) {
         await general.writeRollups(batch)
@@ -304,9 +309,6 @@ describe('consumers > sinks > sqlite: rollups still in Avro, read on the writer 
       const truncated = codec.encode(rollup('dev-4', 'temp', t0)).subarray(0, 12)
       expect(await fast.writeRollupsAvro!([good, truncated])).toBe(false)
       expect(dump(fb)).toEqual(stored)
-    } finally {
-      await general.close()
-      await fast.close()
-    }
+    })
   })
 })
